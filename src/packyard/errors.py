@@ -1,0 +1,78 @@
+"""The domain errors of packyard.
+
+Components raise these, never HTTP errors; one table at the HTTP edge
+(`routes/errors.py`) maps each class to a status code. Every message is
+written for a person: it says what went wrong and, where it can, what to do.
+"""
+
+
+class PackyardError(Exception):
+    """Base of every error packyard raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(PackyardError):
+    """The thing asked for does not exist here."""
+
+
+class ProjectNotFound(NotFound):
+    """No source knows this project."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Project {name!r} was not found.")
+        self.name = name
+
+
+class FileNotFound(NotFound):
+    """The project exists but has no file of that name."""
+
+    def __init__(self, name: str, filename: str) -> None:
+        super().__init__(f"File {filename!r} was not found in project {name!r}.")
+        self.name = name
+        self.filename = filename
+
+
+class InvalidName(PackyardError):
+    """A project name that is not valid under the name-normalization spec."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name!r} is not a valid project name: names are ASCII letters, digits, "
+            "'.', '_' and '-', and start and end with a letter or digit."
+        )
+        self.name = name
+
+
+class UpstreamError(PackyardError):
+    """An upstream index answered with something unusable (a 502 at the edge)."""
+
+    def __init__(self, upstream: str, message: str) -> None:
+        super().__init__(f"Upstream {upstream}: {message}")
+        self.upstream = upstream
+
+
+class UpstreamUnavailable(UpstreamError):
+    """An upstream index could not be reached or timed out (a 503 at the edge)."""
+
+
+class NotAcceptable(PackyardError):
+    """No representation matches the client's Accept header (406)."""
+
+
+class RangeNotSatisfiable(PackyardError):
+    """A byte range lies outside the file (416)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"The requested range is not satisfiable: the file has {size} bytes.")
+        self.size = size
+
+
+class InvalidDistribution(PackyardError):
+    """A wheel or sdist that cannot be read or is inconsistent with its name."""
+
+
+class ConfigurationError(PackyardError):
+    """The configuration file, environment or flags are not valid."""

@@ -1,0 +1,1 @@
+"""The HTTP edge: each module answers one family of URLs (DESIGN §1, §4)."""

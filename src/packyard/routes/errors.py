@@ -1,0 +1,47 @@
+"""The one table that maps domain errors to HTTP status codes (STYLE §5)."""
+
+from __future__ import annotations
+
+from packyard.errors import (
+    InvalidDistribution,
+    InvalidName,
+    NotAcceptable,
+    NotFound,
+    PackyardError,
+    RangeNotSatisfiable,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from packyard.routes.asgi import Headers
+
+# Checked in order: the first class that matches wins, so subclasses come first.
+STATUS_BY_ERROR: tuple[tuple[type[PackyardError], int], ...] = (
+    (InvalidName, 404),
+    (NotFound, 404),
+    (UpstreamUnavailable, 503),
+    (UpstreamError, 502),
+    (NotAcceptable, 406),
+    (RangeNotSatisfiable, 416),
+    (InvalidDistribution, 400),
+)
+
+
+def status_for(error: PackyardError) -> int:
+    for kind, status in STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 500
+
+
+def error_parts(error: PackyardError) -> tuple[int, Headers, bytes]:
+    """Status, headers and a plain-text body that a person can act on."""
+    status = status_for(error)
+    headers: Headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"cache-control", b"no-store"),
+    ]
+    if isinstance(error, RangeNotSatisfiable):
+        headers.append((b"content-range", f"bytes */{error.size}".encode()))
+    if isinstance(error, UpstreamUnavailable):
+        headers.append((b"retry-after", b"30"))
+    return status, headers, (error.message + "\n").encode()

@@ -1,0 +1,145 @@
+"""Configuration: a TOML file, `PACKYARD_*` environment variables and flags.
+
+Precedence, lowest first: built-in defaults, the TOML file, the environment,
+command-line flags. Everything is validated here, once, with pydantic; the
+rest of the code receives a frozen `Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from packyard.errors import ConfigurationError
+
+DEFAULT_UPSTREAM = "https://pypi.org/simple/"
+ENV_PREFIX = "PACKYARD_"
+
+
+class UpstreamSettings(BaseModel):
+    """One upstream index, in priority order after the local store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str
+    name: str = ""
+    timeout: float = Field(default=30.0, gt=0)
+    # How long a fetched project page is served without asking the upstream again.
+    page_ttl: float = Field(default=600.0, ge=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"upstream URL must start with http:// or https://, got {url!r}")
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def label(self) -> str:
+        """The name used in messages and pages: `name`, else the URL."""
+        return self.name or self.url
+
+
+class Settings(BaseModel):
+    """Every setting of a packyard process."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    data_dir: Path = Path("packyard-data")
+    database_url: str | None = None
+    upstreams: tuple[UpstreamSettings, ...] = (UpstreamSettings(url=DEFAULT_UPSTREAM, name="pypi"),)
+    # Extra components, `module:callable`, applied in order around the built chain.
+    components: tuple[str, ...] = ()
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """`database_url`, or SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'packyard.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "files"
+
+
+def _upstreams_from_urls(urls: list[str]) -> list[dict[str, Any]]:
+    """`--upstream none` means no upstream at all; otherwise one entry per URL."""
+    if [u.lower() for u in urls] == ["none"]:
+        return []
+    return [{"url": url} for url in urls]
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in ("host", "port", "workers", "data_dir", "database_url", "log_level"):
+        raw = environ.get(ENV_PREFIX + key.upper())
+        if raw:
+            values[key] = raw
+    upstream = environ.get(ENV_PREFIX + "UPSTREAM")
+    if upstream:
+        values["upstreams"] = _upstreams_from_urls(upstream.split())
+    return values
+
+
+def load_settings(
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from the file, the environment and the flags.
+
+    Args:
+        config_file: a TOML file; None reads `PACKYARD_CONFIG` if set.
+        overrides: values from command-line flags; None values are ignored.
+            `upstreams` may be given as a list of URLs (`["none"]` for none).
+        environ: the environment (defaults to `os.environ`).
+
+    Raises:
+        ConfigurationError: the file is missing or malformed, or a value is invalid.
+    """
+    env = os.environ if environ is None else environ
+    if config_file is None and env.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(env[ENV_PREFIX + "CONFIG"])
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(_read_toml(config_file))
+    values.update(_from_environment(env))
+    for key, value in (overrides or {}).items():
+        if value is None or value == ():
+            continue
+        if key == "upstreams":
+            value = _upstreams_from_urls(list(value))
+        values[key] = value
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc)) from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"configuration file {str(path)!r} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        message = f"configuration file {str(path)!r} is not valid TOML: {exc}"
+        raise ConfigurationError(message) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "configuration"
+        problems.append(f"{where}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(problems)
