@@ -51,7 +51,7 @@ class Repository(ABC):
             UpstreamError, UpstreamUnavailable: an upstream failed.
         """
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, sources without resources keep it
+    async def aclose(self) -> None:
         """Release clients and connections; called once when the app stops."""
         return
 
