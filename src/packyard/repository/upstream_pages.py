@@ -1,0 +1,509 @@
+"""Readers of an upstream index's pages: PEP 691 JSON and PEP 503 HTML.
+
+Pure functions, bytes or text in, model values out; no I/O, so the HTTP and
+caching side (`upstream.py`) stays small. The upstream is not trusted: a bad
+file entry or field is dropped (with one warning per page), never an error;
+only a page that cannot be read at all, or that speaks a newer major API
+version, raises `InvalidPage`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import TypeVar
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+from packaging.utils import parse_sdist_filename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from packyard.model import (
+    ACTIVE,
+    DistFile,
+    ProjectDetail,
+    ProjectEntry,
+    ProjectList,
+    ProjectStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+# SRA §Versioning: clients MUST refuse a higher major and SHOULD warn about a
+# higher minor than they know; 1.4 is the current version (PEP 792).
+SUPPORTED_MAJOR = 1
+KNOWN_MINOR = 4
+# What distribution files look like (the suffixes PyPI ever accepted that
+# packaging tools still read); anything else on a page is not a file to serve.
+DIST_SUFFIXES = (
+    ".whl",
+    ".tar.gz",
+    ".zip",
+    ".tar.bz2",
+    ".tar.xz",
+    ".tgz",
+    ".egg",
+    ".exe",
+    ".msi",
+    ".rpm",
+)
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_HASH_NAME = re.compile(r"[a-z0-9_]{1,32}")
+_API_VERSION = re.compile(r"(\d+)\.(\d+)")
+# NN: a valid project name (the project list keeps names as given).
+_PROJECT_NAME = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])", re.IGNORECASE)
+_UNSAFE_CHAR = re.compile(r"[\x00-\x20\x7f/\\]")
+_Raw = TypeVar("_Raw")
+
+
+class InvalidPage(ValueError):
+    """A page that cannot be read at all, or of an unsupported API version."""
+
+
+# --- the four readers -------------------------------------------------------
+
+
+def parse_json_page(body: bytes, page_url: str, name: str, source: str) -> ProjectDetail:
+    """Read a PEP 691 project page (SRA §JSON Project Detail).
+
+    Args:
+        body: the response body.
+        page_url: the final URL of the page (after redirects); relative file
+            URLs resolve against it.
+        name: the normalised project name; the page is for it whatever the
+            upstream's `name` key says.
+        source: the upstream's label, stored in `ProjectDetail.source`.
+
+    Raises:
+        InvalidPage: the body is not a JSON object with a `files` list, or its
+            `meta.api-version` has a major version other than 1.
+    """
+    page = _json_object(body)
+    _check_meta(page.get("meta"), source)
+    raw_files = page.get("files")
+    if not isinstance(raw_files, list):
+        raise InvalidPage("the JSON page has no list of files")
+    declared = page.get("name")
+    if isinstance(declared, str) and declared != name:
+        logger.warning("upstream %s: page for %r names itself %r", source, name, declared)
+    files = _keep_files(raw_files, lambda raw: _json_file(raw, page_url), source, name)
+    return ProjectDetail(
+        name=name,
+        files=files,
+        versions=_versions(_strings(page.get("versions")), files),
+        status=_json_status(page.get("project-status")),
+        source=source,
+    )
+
+
+def parse_html_page(text: str, page_url: str, name: str, source: str) -> ProjectDetail:
+    """Read a PEP 503 project page (SRA §Project Detail, frozen by PEP 833).
+
+    Arguments as for `parse_json_page`; `<base href>` is honoured.
+
+    Raises:
+        InvalidPage: the text is not HTML that can be read, or its
+            `pypi:repository-version` has a major version other than 1.
+    """
+    html = _read_html(text)
+    _check_api_version(html.meta.get("pypi:repository-version"), source)
+    base = urljoin(page_url, html.base) if html.base else page_url
+    files = _keep_files(html.anchors, lambda anchor: _html_file(*anchor, base), source, name)
+    return ProjectDetail(
+        name=name,
+        files=files,
+        versions=_versions((), files),
+        status=_status(
+            html.meta.get("pypi:project-status"), html.meta.get("pypi:project-status-reason")
+        ),
+        source=source,
+    )
+
+
+def parse_json_list(body: bytes, source: str) -> ProjectList:
+    """Read a PEP 691 project list; names are kept as given (SRA §Project List).
+
+    Raises:
+        InvalidPage: not a JSON object with a `projects` list, or API major != 1.
+    """
+    page = _json_object(body)
+    _check_meta(page.get("meta"), source)
+    raw = page.get("projects")
+    if not isinstance(raw, list):
+        raise InvalidPage("the JSON project list has no list of projects")
+    names = [entry.get("name") if isinstance(entry, dict) else None for entry in raw]
+    return _project_list(names, source)
+
+
+def parse_html_list(text: str, source: str) -> ProjectList:
+    """Read a PEP 503 project list: the text of each anchor is a project name.
+
+    Raises:
+        InvalidPage: not readable HTML, or API major != 1.
+    """
+    html = _read_html(text)
+    _check_api_version(html.meta.get("pypi:repository-version"), source)
+    return _project_list([anchor_text for _, anchor_text in html.anchors], source)
+
+
+# --- shared page-level helpers -------------------------------------------------
+
+
+def _json_object(body: bytes) -> dict[str, object]:
+    try:
+        page = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidPage(f"the JSON page cannot be read: {exc}") from exc
+    # SRA §JSON Serialization: responses are always objects.
+    if not isinstance(page, dict):
+        raise InvalidPage(f"the JSON page is a {type(page).__name__}, not an object")
+    return page
+
+
+def _check_meta(meta: object, source: str) -> None:
+    _check_api_version(meta.get("api-version") if isinstance(meta, dict) else None, source)
+
+
+def _check_api_version(version: object, source: str) -> None:
+    """PEP 629: a missing version means 1.0; a higher major MUST fail."""
+    if version is None:
+        return
+    match = _API_VERSION.fullmatch(version.strip()) if isinstance(version, str) else None
+    if match is None:
+        raise InvalidPage(f"its API version {version!r} is not of the form 'major.minor'")
+    major, minor = int(match[1]), int(match[2])
+    if major != SUPPORTED_MAJOR:
+        raise InvalidPage(
+            f"it speaks simple API version {version}, and packyard reads only 1.x "
+            "(PEP 629: a client must refuse another major version)"
+        )
+    if minor > KNOWN_MINOR:
+        logger.warning("upstream %s speaks API %s, newer than 1.%d", source, version, KNOWN_MINOR)
+
+
+def _keep_files(
+    raw: Iterable[_Raw], build: Callable[[_Raw], DistFile | str], source: str, name: str
+) -> tuple[DistFile, ...]:
+    """Build every entry; drop bad ones and repeated filenames, with one warning."""
+    files: dict[str, DistFile] = {}
+    dropped: list[str] = []
+    for entry in raw:
+        built = build(entry)
+        if isinstance(built, str):
+            dropped.append(built)
+        elif built.filename in files:
+            dropped.append(f"{built.filename!r} is listed twice")
+        else:
+            files[built.filename] = built
+    if dropped:
+        logger.warning(
+            "upstream %s: dropped %d bad file entries of %r, e.g. %s",
+            source,
+            len(dropped),
+            name,
+            dropped[0],
+        )
+    return tuple(files.values())
+
+
+def _project_list(names: Iterable[object], source: str) -> ProjectList:
+    projects = []
+    dropped = 0
+    for name in names:
+        if isinstance(name, str) and _PROJECT_NAME.fullmatch(name.strip()):
+            projects.append(ProjectEntry(name.strip()))
+        else:
+            dropped += 1
+    if dropped:
+        logger.warning("upstream %s: dropped %d invalid project names", source, dropped)
+    return ProjectList(tuple(projects))
+
+
+def _versions(declared: Iterable[str], files: Sequence[DistFile]) -> tuple[str, ...]:
+    """SRA §JSON Project Detail: `versions` is a set holding every file's version."""
+    found: dict[object, str] = {}
+    from_files = (_file_version(file.filename) for file in files)
+    for text in (*declared, *(v for v in from_files if v is not None)):
+        try:
+            key: object = Version(text)
+        except InvalidVersion:
+            key = text
+        found.setdefault(key, text)
+    return tuple(sorted(found.values(), key=_version_order))
+
+
+def _version_order(text: str) -> tuple[int, Version, str]:
+    try:
+        return (0, Version(text), "")
+    except InvalidVersion:
+        return (1, _ZERO, text)
+
+
+_ZERO = Version("0")
+
+
+def _file_version(filename: str) -> str | None:
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[1])
+        if filename.endswith((".tar.gz", ".zip")):
+            return str(parse_sdist_filename(filename)[1])
+    except ValueError:  # InvalidWheelFilename, InvalidSdistFilename
+        return None
+    return None
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list):
+        return []
+    return [item for item in value if isinstance(item, str) and item.strip()]
+
+
+def _json_status(value: object) -> ProjectStatus:
+    if not isinstance(value, dict):
+        return ACTIVE
+    return _status(value.get("status"), value.get("reason"))
+
+
+def _status(status: object, reason: object) -> ProjectStatus:
+    """PEP 792 status, passed through intact (DESIGN §2); missing means active."""
+    if not isinstance(status, str) or not status.strip():
+        return ACTIVE
+    reason = reason if isinstance(reason, str) and reason.strip() else None
+    if status.strip() == "active" and reason is None:
+        return ACTIVE
+    return ProjectStatus(status.strip(), reason)
+
+
+# --- HTML ------------------------------------------------------------------------
+
+Attributes = Mapping[str, str | None]
+
+
+class _SimpleHTML(HTMLParser):
+    """Collects what PEP 503 pages carry: anchors, `<base href>` and `pypi:` meta tags."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base: str | None = None
+        self.meta: dict[str, str] = {}
+        self.anchors: list[tuple[Attributes, str]] = []
+        self._anchor: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        first: dict[str, str | None] = {}
+        for key, value in attrs:  # HTML: the first of repeated attributes wins
+            first.setdefault(key, value)
+        if tag == "a":
+            self._close_anchor()
+            self._anchor, self._text = first, []
+        elif tag == "base" and self.base is None and first.get("href"):
+            # HTML §4.2.3: only the first <base href> counts.
+            self.base = first["href"]
+        elif tag == "meta" and first.get("name") and first.get("content") is not None:
+            self.meta.setdefault(str(first["name"]).lower(), str(first["content"]))
+
+    def handle_data(self, data: str) -> None:
+        if self._anchor is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._close_anchor()
+
+    def close(self) -> None:
+        super().close()
+        self._close_anchor()
+
+    def _close_anchor(self) -> None:
+        if self._anchor is not None:
+            self.anchors.append((self._anchor, "".join(self._text).strip()))
+            self._anchor = None
+
+
+def _read_html(text: str) -> _SimpleHTML:
+    html = _SimpleHTML()
+    try:
+        html.feed(text)
+        html.close()
+    except (AssertionError, ValueError) as exc:  # html.parser's rare hard failures
+        raise InvalidPage(f"the HTML page cannot be read: {exc}") from exc
+    return html
+
+
+def _html_file(attrs: Attributes, text: str, base: str) -> DistFile | str:
+    located = _locate(attrs.get("href"), base)
+    if located is None:
+        return f"an anchor has no usable http(s) href: {attrs.get('href')!r}"
+    url, fragment = located
+    # SRA: the anchor text MUST be the filename; fall back to the URL's last segment.
+    filename = text or unquote(urlsplit(url).path.rpartition("/")[2])
+    if not _is_dist_filename(filename):
+        return f"{filename!r} is not a distribution filename"
+    core = _html_core_metadata(attrs.get("data-core-metadata"))
+    if core is None:  # PEP 714: fall back to the older attribute name
+        core = _html_core_metadata(attrs.get("data-dist-info-metadata"))
+    return DistFile(
+        filename=filename,
+        url=url,
+        hashes=_fragment_hashes(fragment),
+        requires_python=_text_value(attrs.get("data-requires-python")),
+        core_metadata=core or False,
+        yanked=_html_yanked(attrs),
+        size=_size(attrs.get("data-size")),
+        upload_time=_upload_time(attrs.get("data-upload-time")),
+        provenance=_text_value(attrs.get("data-provenance")),
+        gpg_sig=_flag(attrs.get("data-gpg-sig")),
+    )
+
+
+def _html_yanked(attrs: Attributes) -> bool | str:
+    """PEP 592: `data-yanked` present = yanked; its value, if any, is the reason."""
+    if "data-yanked" not in attrs:
+        return False
+    return _text_value(attrs["data-yanked"]) or True
+
+
+def _html_core_metadata(value: str | None) -> bool | Mapping[str, str] | None:
+    """PEP 658: `true` or `<hashname>=<hex>`; None when absent or unreadable."""
+    if value is None:
+        return None
+    if value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return _fragment_hashes(value) or None
+
+
+# --- JSON ------------------------------------------------------------------------
+
+
+def _json_file(entry: object, page_url: str) -> DistFile | str:
+    if not isinstance(entry, dict):
+        return f"a file entry is a {type(entry).__name__}, not an object"
+    filename = entry.get("filename")
+    if not isinstance(filename, str) or not _is_dist_filename(filename):
+        return f"{filename!r} is not a distribution filename"
+    located = _locate(entry.get("url"), page_url)
+    if located is None:
+        return f"{filename!r} has no usable http(s) url"
+    core = _json_core_metadata(entry.get("core-metadata"))
+    if core is None:  # PEP 714: fall back to the deprecated key
+        core = _json_core_metadata(entry.get("dist-info-metadata"))
+    return DistFile(
+        filename=filename,
+        url=located[0],
+        hashes=_json_hashes(entry.get("hashes")) or _fragment_hashes(located[1]),
+        requires_python=_text_value(entry.get("requires-python")),
+        core_metadata=core or False,
+        yanked=_json_yanked(entry.get("yanked")),
+        size=_size(entry.get("size")),
+        upload_time=_upload_time(entry.get("upload-time")),
+        provenance=_text_value(entry.get("provenance")),
+        gpg_sig=_flag(entry.get("gpg-sig")),
+    )
+
+
+def _json_yanked(value: object) -> bool | str:
+    """PEP 592/691: a bool or a reason; an empty reason still means yanked (as pip reads it)."""
+    if isinstance(value, str):
+        return value if value.strip() else True
+    if isinstance(value, bool | int | float):
+        return bool(value)
+    return False
+
+
+def _json_core_metadata(value: object) -> bool | Mapping[str, str] | None:
+    """PEP 691/714: a bool or `{hashname: hex}`; None when absent or unreadable."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, dict):
+        return _json_hashes(value) or True
+    return None
+
+
+def _json_hashes(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    hashes = {}
+    for algorithm, digest in value.items():
+        if isinstance(algorithm, str) and isinstance(digest, str):
+            if _HASH_NAME.fullmatch(algorithm.lower()) and _HEX.fullmatch(digest):
+                hashes[algorithm.lower()] = digest.lower()
+    return hashes
+
+
+# --- fields, shared by both formats ---------------------------------------------
+
+
+def _is_dist_filename(filename: str) -> bool:
+    """A bare filename of a distribution: no path, no control characters, no `..`."""
+    return (
+        0 < len(filename) <= 255
+        and not _UNSAFE_CHAR.search(filename)
+        and ".." not in filename
+        and not filename.startswith(".")
+        and filename.lower().endswith(DIST_SUFFIXES)
+    )
+
+
+def _locate(href: object, base: str) -> tuple[str, str] | None:
+    """The absolute http(s) URL without its fragment, and the fragment (SRA: URLs may be relative)."""
+    if not isinstance(href, str) or not href.strip():
+        return None
+    try:
+        parts = urlsplit(urljoin(base, href.strip()))
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return urlunsplit(parts._replace(fragment="")), parts.fragment
+
+
+def _fragment_hashes(fragment: str) -> dict[str, str]:
+    """PEP 503: `#<hashname>=<hex>` (any other fragment is ignored)."""
+    algorithm, sep, digest = fragment.strip().partition("=")
+    algorithm = algorithm.lower()
+    if sep and _HASH_NAME.fullmatch(algorithm) and _HEX.fullmatch(digest):
+        return {algorithm: digest.lower()}
+    return {}
+
+
+def _text_value(value: object) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _flag(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def _size(value: object) -> int | None:
+    """SRA: `size` is an int; an integral float or a digit string is accepted too."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit() and len(value) < 20:
+        return int(value.strip())
+    return None
+
+
+def _upload_time(value: object) -> datetime | None:
+    """SRA: ISO 8601 in UTC (`...Z`); a time without zone is taken as UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -1,0 +1,37 @@
+"""Running the ASGI application under uvicorn, with one or many workers."""
+
+from __future__ import annotations
+
+import os
+
+import uvicorn
+
+from packyard.settings import Settings
+
+SETTINGS_VARIABLE = "PACKYARD_SETTINGS_JSON"
+"""How the parent process hands the validated settings to each worker."""
+
+
+def run(settings: Settings) -> None:
+    """Prepare the state (directories, database schema), then serve until stopped.
+
+    Migrations run once here, in the parent, before any worker starts, so that
+    workers never race each other on the schema.
+    """
+    from packyard.compose import prepare_state
+
+    prepare_state(settings)
+    os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+    uvicorn.run(
+        "packyard.compose:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        # httptools and uvloop: the fastest parser and loop uvicorn offers (bench/RESULTS.md).
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        server_header=False,
+    )
