@@ -102,10 +102,19 @@ def serve(
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @reports_errors
 def import_command(config_file: Path | None, data_dir: Path | None, directory: Path) -> None:
-    """Add every wheel and sdist in DIRECTORY to the in-house store."""
-    from packyard.importing import run_import
+    """Add every wheel and sdist in DIRECTORY (recursively) to the in-house store.
 
-    settings = settings_from(config_file, data_dir=data_dir)
-    failed = run_import(settings, directory)
-    if failed:
+    Each file is added whole or not at all; a bad file is reported on one line
+    and skipped. Exits 1 if any file was refused.
+    """
+    from packyard.importing import import_with_progress
+
+    report = import_with_progress(settings_from(config_file, data_dir=data_dir), directory)
+    for result in [*report.conflicts, *report.errors]:
+        click.echo(f"error: {result.line}", err=True)
+    click.echo(
+        f"{len(report.added)} added, {len(report.skipped)} already present, "
+        f"{len(report.conflicts) + len(report.errors)} refused"
+    )
+    if not report.ok:
         sys.exit(1)

@@ -44,7 +44,7 @@ def prepare_state(settings: Settings) -> Engine:
 def build_chain(settings: Settings, engine: Engine) -> Repository:
     """The read path, from the configuration."""
     store = FilesystemBlobStore(settings.blob_dir)
-    local = LocalRepository(session_factory_for(engine), store, database_url=settings.resolved_database_url)
+    local = LocalRepository(session_factory_for(engine), store)
     upstreams = [
         UpstreamRepository(upstream, make_upstream_client(upstream))
         for upstream in settings.upstreams

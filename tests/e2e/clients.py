@@ -14,27 +14,69 @@ def run(argv: list[str], timeout: float = 180) -> subprocess.CompletedProcess[st
     )
 
 
-def pip_install(index_url: str, target: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
+def pip_install(
+    index_url: str, target: Path, *requirements: str
+) -> subprocess.CompletedProcess[str]:
     """`pip install --isolated` into a target folder, with no cache and only this index."""
     return run(
-        [PYTHON, "-m", "pip", "install", "--isolated", "--disable-pip-version-check",
-         "--no-cache-dir", "--index-url", index_url, "--target", str(target), *requirements]
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "--isolated",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+            "--index-url",
+            index_url,
+            "--target",
+            str(target),
+            *requirements,
+        ]
     )
 
 
-def pip_download(index_url: str, dest: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
+def pip_download(
+    index_url: str, dest: Path, *requirements: str
+) -> subprocess.CompletedProcess[str]:
     return run(
-        [PYTHON, "-m", "pip", "download", "--isolated", "--disable-pip-version-check",
-         "--no-cache-dir", "--no-deps", "--index-url", index_url, "--dest", str(dest),
-         *requirements]
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "download",
+            "--isolated",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+            "--no-deps",
+            "--index-url",
+            index_url,
+            "--dest",
+            str(dest),
+            *requirements,
+        ]
     )
 
 
-def uv_install(index_url: str, target: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
+def uv_install(
+    index_url: str, target: Path, *requirements: str
+) -> subprocess.CompletedProcess[str]:
     """`uv pip install` into a target folder, with no cache, no config and only this index."""
     return run(
-        [str(BIN / "uv"), "pip", "install", "--no-cache", "--no-config", "--python", PYTHON,
-         "--index-url", index_url, "--target", str(target), *requirements]
+        [
+            str(BIN / "uv"),
+            "pip",
+            "install",
+            "--no-cache",
+            "--no-config",
+            "--python",
+            PYTHON,
+            "--index-url",
+            index_url,
+            "--target",
+            str(target),
+            *requirements,
+        ]
     )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from hashlib import sha256
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
@@ -84,7 +85,7 @@ class ServerProcess:
             self.process.wait()
         self.process = None
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

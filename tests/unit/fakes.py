@@ -54,7 +54,9 @@ class MemoryRepository(Repository):
             raise ProjectNotFound(name)
         if name not in self._details:
             files = tuple(
-                DistFile(filename, hashes={"sha256": sha256(content).hexdigest()}, size=len(content))
+                DistFile(
+                    filename, hashes={"sha256": sha256(content).hexdigest()}, size=len(content)
+                )
                 for filename, content in self.projects[name].items()
             )
             self._details[name] = ProjectDetail(name, files, source=self.label)

@@ -41,8 +41,10 @@ def test_the_config_file_can_come_from_the_environment(tmp_path: Path) -> None:
     [
         (["none"], []),
         (["NONE"], []),
-        (["http://a.example/simple", "http://b.example/simple/"],
-         ["http://a.example/simple/", "http://b.example/simple/"]),
+        (
+            ["http://a.example/simple", "http://b.example/simple/"],
+            ["http://a.example/simple/", "http://b.example/simple/"],
+        ),
     ],
 )
 def test_upstream_flags_in_priority_order(urls: list[str], expected: list[str]) -> None:

@@ -8,9 +8,9 @@ release of an in-house name is never offered, whatever its version.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing_extensions import override
 
 from packaging.utils import canonicalize_name
+from typing_extensions import override
 
 from packyard.errors import ProjectNotFound
 from packyard.model import ProjectDetail, ProjectEntry, ProjectList, RequestContext, Resource

@@ -18,7 +18,7 @@ from html.parser import HTMLParser
 from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from packaging.utils import parse_sdist_filename, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from packyard.model import (
@@ -36,23 +36,15 @@ logger = logging.getLogger(__name__)
 # higher minor than they know; 1.4 is the current version (PEP 792).
 SUPPORTED_MAJOR = 1
 KNOWN_MINOR = 4
-# What distribution files look like (the suffixes PyPI ever accepted that
-# packaging tools still read); anything else on a page is not a file to serve.
-DIST_SUFFIXES = (
-    ".whl",
-    ".tar.gz",
-    ".zip",
-    ".tar.bz2",
-    ".tar.xz",
-    ".tgz",
-    ".egg",
-    ".exe",
-    ".msi",
-    ".rpm",
-)
+# What distribution files look like: wheels and sdists (PEP 427, PEP 625), then
+# the legacy formats PyPI once accepted. Anything else on a page is dropped.
+MODERN_SUFFIXES = (".whl", ".tar.gz", ".zip")
+LEGACY_SUFFIXES = (".tar.bz2", ".tar.xz", ".tgz", ".egg", ".exe", ".msi", ".rpm")
+DIST_SUFFIXES = MODERN_SUFFIXES + LEGACY_SUFFIXES
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _HASH_NAME = re.compile(r"[a-z0-9_]{1,32}")
-_API_VERSION = re.compile(r"(\d+)\.(\d+)")
+_API_VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
+_DIGITS = re.compile(r"[0-9]{1,18}")
 # NN: a valid project name (the project list keeps names as given).
 _PROJECT_NAME = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])", re.IGNORECASE)
 _UNSAFE_CHAR = re.compile(r"[\x00-\x20\x7f/\\]")
@@ -87,7 +79,7 @@ def parse_json_page(body: bytes, page_url: str, name: str, source: str) -> Proje
     if not isinstance(raw_files, list):
         raise InvalidPage("the JSON page has no list of files")
     declared = page.get("name")
-    if isinstance(declared, str) and declared != name:
+    if isinstance(declared, str) and canonicalize_name(declared) != name:
         logger.warning("upstream %s: page for %r names itself %r", source, name, declared)
     files = _keep_files(raw_files, lambda raw: _json_file(raw, page_url), source, name)
     return ProjectDetail(
@@ -429,9 +421,8 @@ def _json_hashes(value: object) -> dict[str, str]:
         return {}
     hashes = {}
     for algorithm, digest in value.items():
-        if isinstance(algorithm, str) and isinstance(digest, str):
-            if _HASH_NAME.fullmatch(algorithm.lower()) and _HEX.fullmatch(digest):
-                hashes[algorithm.lower()] = digest.lower()
+        if isinstance(algorithm, str) and isinstance(digest, str) and _is_hash(algorithm, digest):
+            hashes[algorithm.lower()] = digest.lower()
     return hashes
 
 
@@ -450,14 +441,17 @@ def _is_dist_filename(filename: str) -> bool:
 
 
 def _locate(href: object, base: str) -> tuple[str, str] | None:
-    """The absolute http(s) URL without its fragment, and the fragment (SRA: URLs may be relative)."""
+    """The absolute http(s) URL, without its fragment, and the fragment.
+
+    SRA: URLs may be relative; they resolve against the page (or `<base href>`).
+    """
     if not isinstance(href, str) or not href.strip():
         return None
     try:
         parts = urlsplit(urljoin(base, href.strip()))
-    except ValueError:  # e.g. a malformed IPv6 host
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+            return None
+    except ValueError:  # a malformed IPv6 host or port
         return None
     return urlunsplit(parts._replace(fragment="")), parts.fragment
 
@@ -465,10 +459,11 @@ def _locate(href: object, base: str) -> tuple[str, str] | None:
 def _fragment_hashes(fragment: str) -> dict[str, str]:
     """PEP 503: `#<hashname>=<hex>` (any other fragment is ignored)."""
     algorithm, sep, digest = fragment.strip().partition("=")
-    algorithm = algorithm.lower()
-    if sep and _HASH_NAME.fullmatch(algorithm) and _HEX.fullmatch(digest):
-        return {algorithm: digest.lower()}
-    return {}
+    return {algorithm.lower(): digest.lower()} if sep and _is_hash(algorithm, digest) else {}
+
+
+def _is_hash(algorithm: str, digest: str) -> bool:
+    return bool(_HASH_NAME.fullmatch(algorithm.lower()) and _HEX.fullmatch(digest))
 
 
 def _text_value(value: object) -> str | None:
@@ -491,7 +486,7 @@ def _size(value: object) -> int | None:
         return value if value >= 0 else None
     if isinstance(value, float) and value.is_integer() and value >= 0:
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit() and len(value) < 20:
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
         return int(value.strip())
     return None
 
@@ -502,8 +497,6 @@ def _upload_time(value: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not ISO 8601, or out of datetime's range
         return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)

@@ -86,8 +86,7 @@ def negotiate(accept: bytes | None, query_string: bytes = b"") -> MediaType:
     if chosen is None:
         shown = "none" if accept is None else repr(accept.decode("latin-1"))
         raise NotAcceptable(
-            f"No acceptable representation for Accept: {shown}. "
-            f"This index serves: {SUPPORTED}."
+            f"No acceptable representation for Accept: {shown}. This index serves: {SUPPORTED}."
         )
     return chosen
 

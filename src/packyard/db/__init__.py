@@ -1,0 +1,1 @@
+"""The database: SQLAlchemy models, engines and sessions, Alembic migrations, the serial."""

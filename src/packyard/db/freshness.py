@@ -1,0 +1,135 @@
+"""Watching the serial: is what a reader cached still current? (hot path).
+
+Readers keep built pages in memory and ask a `SerialWatcher` on every request
+whether the store changed since. The question must cost next to nothing, yet
+a write by any process (an upload, `packyard import` while `packyard serve`
+runs) has to be seen at once. Two implementations:
+
+- SQLite: a dedicated read-only-by-use sqlite3 connection and
+  `PRAGMA data_version`, which changes whenever another connection, in this
+  or another process, commits. The check is a few microseconds and runs on the
+  caller's thread; the serial row is re-read only when the value moved.
+- Any other database (PostgreSQL): no such cheap signal exists, so the serial
+  is re-read at most every `poll_interval` seconds (0.5 by default), in a
+  worker thread. Changes become visible within that interval.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from typing import Protocol
+
+import anyio.to_thread
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from packyard.db.serial import SERIAL_ROW, read_serial
+
+DEFAULT_POLL_INTERVAL = 0.5
+
+
+class SerialWatcher(Protocol):
+    """Tells readers the store's current serial (see `db.serial`)."""
+
+    async def current(self) -> int:
+        """The serial as of now (or, when polling, as of at most the poll interval ago).
+
+        Raises:
+            sqlite3.Error, sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
+            LookupError: the database was not migrated.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release the watcher's connection; `current` must not be called afterwards."""
+        ...
+
+
+class SqliteSerialWatcher:
+    """`PRAGMA data_version` on a connection of its own: microseconds per check."""
+
+    def __init__(self, database: str) -> None:
+        # Autocommit (isolation_level=None): an open read transaction would pin
+        # an old snapshot and hide every later commit.
+        self._connection = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+        self._connection.execute("PRAGMA query_only = ON")
+        # Short: the check runs on the event loop, and in WAL mode a reader is
+        # only ever blocked briefly (recovery after a crash).
+        self._connection.execute("PRAGMA busy_timeout = 1000")
+        self._lock = threading.Lock()
+        self._data_version: int | None = None
+        self._serial = 0
+
+    async def current(self) -> int:
+        with self._lock:
+            (version,) = self._connection.execute("PRAGMA data_version").fetchone()
+            if version != self._data_version:
+                # Read the version first, then the serial: a commit landing in
+                # between changes the version again, so it is never missed.
+                self._serial = self._read_serial()
+                self._data_version = version
+            return self._serial
+
+    def _read_serial(self) -> int:
+        row = self._connection.execute(
+            "SELECT serial FROM changes WHERE id = ?", (SERIAL_ROW,)
+        ).fetchone()
+        if row is None:
+            raise LookupError("the changes table has no serial row: run the migrations")
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class PollingSerialWatcher:
+    """Re-reads the serial at most every `interval` seconds (for PostgreSQL)."""
+
+    def __init__(self, engine: Engine, interval: float = DEFAULT_POLL_INTERVAL) -> None:
+        self._sessions = sessionmaker(engine)
+        self._interval = interval
+        self._serial: int | None = None
+        self._checked_at = 0.0
+        self._refreshing = False
+
+    async def current(self) -> int:
+        due = time.monotonic() - self._checked_at >= self._interval
+        # One refresh at a time: while it runs, other requests use the last value.
+        if self._serial is None or (due and not self._refreshing):
+            self._refreshing = True
+            try:
+                self._serial = await anyio.to_thread.run_sync(self._read)
+                self._checked_at = time.monotonic()
+            finally:
+                self._refreshing = False
+        return self._serial
+
+    def _read(self) -> int:
+        with self._sessions() as session:
+            return read_serial(session)
+
+    def close(self) -> None:
+        return
+
+
+def open_serial_watcher(
+    engine: Engine, poll_interval: float = DEFAULT_POLL_INTERVAL
+) -> SerialWatcher:
+    """The cheapest correct watcher for `engine`'s database.
+
+    A SQLite database in a file gets `SqliteSerialWatcher`; in-memory SQLite
+    and every other database get `PollingSerialWatcher(engine, poll_interval)`.
+    The caller owns the watcher and closes it.
+
+    Raises:
+        sqlite3.Error: the SQLite database file cannot be opened.
+    """
+    url = engine.url
+    database = url.database or ""
+    in_file = database not in ("", ":memory:") and not url.query.get("uri")
+    if engine.dialect.name == "sqlite" and in_file:
+        return SqliteSerialWatcher(database)
+    return PollingSerialWatcher(engine, poll_interval)

@@ -1,0 +1,29 @@
+"""Alembic environment: runs migrations on the engine that `db.engine.migrate` passes in.
+
+There is no `alembic.ini`: the configuration is built in code
+(`db.engine.alembic_config`), and the engine travels in
+`config.attributes["engine"]`. Offline (SQL script) mode is not supported.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Engine
+
+from packyard.db.models import Base
+
+engine = context.config.attributes.get("engine")
+if not isinstance(engine, Engine):
+    raise RuntimeError("run migrations through packyard.db.engine.migrate(engine)")
+if context.is_offline_mode():
+    raise RuntimeError("packyard migrations run online only")
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        # SQLite cannot ALTER most things in place; batch mode copies the table.
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,1 @@
+"""Distribution files: their names and the core metadata inside them."""

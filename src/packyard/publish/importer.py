@@ -1,0 +1,294 @@
+"""`packyard import DIR`: add every wheel and sdist found in a directory tree.
+
+Each file is added on its own, all or nothing (DESIGN §3):
+
+1. its filename is checked and its METADATA (wheel) or PKG-INFO (sdist) read,
+   and name and version must match the filename;
+2. its bytes are streamed into the blob store under a temporary name and hashed;
+3. a file already stored under that filename, or with the same blake2_256,
+   stops here: the same bytes are "already present", other bytes a conflict,
+   and the temporary blob is thrown away;
+4. the blob is committed, a wheel's METADATA bytes are stored as their own
+   blob (so pages can advertise their sha256 and `.metadata` is served without
+   opening the wheel), and the project row (created if missing), the file row
+   and the serial bump are committed in ONE transaction;
+5. if that transaction fails, the blobs it would have referenced are removed.
+
+A bad file is reported and skipped; the others are still imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from packyard.db.models import File, Project
+from packyard.db.serial import bump_serial
+from packyard.dists.filenames import DistFilename, parse_filename
+from packyard.dists.metadata import CoreMetadata, read_core_metadata
+from packyard.errors import PackyardError
+from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, StoredBlob
+
+DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
+COPY_CHUNK_SIZE = 1024 * 1024
+# PEP 792: archived and quarantined projects MUST NOT accept new files.
+CLOSED_STATUSES = ("archived", "quarantined")
+
+Outcome = Literal["added", "present", "conflict", "invalid"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What happened to one file: `added`, `present` (the same file was already
+    stored), `conflict` (other bytes are stored under its name) or `invalid`."""
+
+    path: Path
+    outcome: Outcome
+    message: str = ""
+
+    @property
+    def line(self) -> str:
+        """One line for a person: the filename, then what happened to it."""
+        text = self.message or self.outcome
+        return text if self.path.name in text else f"{self.path.name}: {text}"
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """Every file's result, by outcome, in the order the files were imported."""
+
+    added: list[ImportResult] = field(default_factory=list)
+    skipped: list[ImportResult] = field(default_factory=list)  # already present
+    conflicts: list[ImportResult] = field(default_factory=list)
+    errors: list[ImportResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no file was a conflict or an error (a clean exit status)."""
+        return not self.conflicts and not self.errors
+
+    def record(self, result: ImportResult) -> None:
+        by_outcome = {
+            "added": self.added,
+            "present": self.skipped,
+            "conflict": self.conflicts,
+            "invalid": self.errors,
+        }
+        by_outcome[result.outcome].append(result)
+
+
+ProgressCallback = Callable[[ImportResult], None]
+"""Called once per file, right after it was handled, with its result."""
+
+
+def find_distributions(directory: Path) -> list[Path]:
+    """Every `.whl`, `.tar.gz` and `.zip` file under `directory`, recursively, sorted.
+
+    Raises:
+        OSError: the directory cannot be listed.
+    """
+    return sorted(
+        path
+        for path in directory.rglob("*")
+        if path.name.endswith(DIST_SUFFIXES) and path.is_file()
+    )
+
+
+async def import_directory(
+    directory: Path,
+    session_factory: sessionmaker[Session],
+    store: BlobStore,
+    on_progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import every distribution under `directory` (see the module docstring).
+
+    Run it from synchronous code with `anyio.run(import_directory, ...)`. To
+    know the number of files first (for a progress bar), call
+    `find_distributions` and then `import_files`.
+
+    Raises:
+        OSError: the directory cannot be listed. Problems with single files
+            never raise: they are in the report.
+    """
+    paths = await anyio.to_thread.run_sync(find_distributions, directory)
+    return await import_files(paths, session_factory, store, on_progress)
+
+
+async def import_files(
+    paths: Iterable[Path],
+    session_factory: sessionmaker[Session],
+    store: BlobStore,
+    on_progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import each file of `paths` in turn; `on_progress` hears about each one."""
+    report = ImportReport()
+    for path in paths:
+        result = await import_file(path, session_factory, store)
+        report.record(result)
+        if on_progress is not None:
+            on_progress(result)
+    return report
+
+
+async def import_file(
+    path: Path, session_factory: sessionmaker[Session], store: BlobStore
+) -> ImportResult:
+    """Import one file, all or nothing. Never raises for a problem with the file,
+    the blob store or the database: those come back as an `invalid` result."""
+    try:
+        return await _import(path, session_factory, store)
+    except (PackyardError, InvalidBlobKey) as exc:
+        return ImportResult(path, "invalid", str(exc))
+    except OSError as exc:
+        return ImportResult(path, "invalid", f"cannot be read or stored: {exc}")
+    except SQLAlchemyError as exc:
+        return ImportResult(path, "invalid", f"the database refused it: {exc}")
+
+
+async def _import(path: Path, sessions: sessionmaker[Session], store: BlobStore) -> ImportResult:
+    dist = parse_filename(path.name)
+    metadata = await anyio.to_thread.run_sync(read_core_metadata, path, dist)
+    async with store.writer(dist.filename) as writer:
+        await _copy(path, writer)
+        digests = writer.hexdigests()
+        existing = await anyio.to_thread.run_sync(
+            _find_existing, sessions, dist.filename, digests["blake2_256"]
+        )
+        if existing is not None:
+            return _duplicate(path, existing, digests["sha256"])
+        blob = await writer.commit()
+    blobs = [blob]
+    try:
+        if dist.packagetype == "bdist_wheel":
+            blobs.append(await _store_bytes(store, f"{dist.filename}.metadata", metadata.content))
+        now = datetime.now(UTC)
+        await anyio.to_thread.run_sync(_record, sessions, dist, metadata, blobs, now)
+    except IntegrityError:
+        # Most likely another writer added this very file between our check
+        # and our commit: then it is a duplicate, not an error.
+        await _remove_unreferenced(sessions, store, blobs)
+        existing = await anyio.to_thread.run_sync(
+            _find_existing, sessions, dist.filename, blob.blake2_256
+        )
+        if existing is None:
+            raise
+        return _duplicate(path, existing, blob.sha256)
+    except BaseException:
+        await _remove_unreferenced(sessions, store, blobs)
+        raise
+    return ImportResult(path, "added")
+
+
+async def _copy(path: Path, writer: BlobWriter) -> None:
+    async with await anyio.open_file(path, "rb") as source:
+        while chunk := await source.read(COPY_CHUNK_SIZE):
+            await writer.write(chunk)
+
+
+async def _store_bytes(store: BlobStore, filename: str, content: bytes) -> StoredBlob:
+    async with store.writer(filename) as writer:
+        await writer.write(content)
+        return await writer.commit()
+
+
+def _find_existing(sessions: sessionmaker[Session], filename: str, blake2_256: str) -> File | None:
+    """The stored file with this filename, else the one with these bytes, else None."""
+    with sessions() as session:
+        rows = session.scalars(
+            select(File).where(or_(File.filename == filename, File.blake2_256 == blake2_256))
+        ).all()
+    return next((row for row in rows if row.filename == filename), rows[0] if rows else None)
+
+
+def _duplicate(path: Path, existing: File, sha256: str) -> ImportResult:
+    if existing.filename != path.name:
+        message = f"the same file is already stored as {existing.filename!r}"
+        return ImportResult(path, "conflict", f"{path.name}: {message}")
+    if existing.sha256 == sha256:
+        return ImportResult(path, "present", "already present")
+    message = f"a different file is already stored under this name (sha256 {existing.sha256})"
+    return ImportResult(path, "conflict", f"{path.name}: {message}")
+
+
+def _record(
+    sessions: sessionmaker[Session],
+    dist: DistFilename,
+    metadata: CoreMetadata,
+    blobs: list[StoredBlob],
+    now: datetime,
+) -> None:
+    """Insert the project (if new) and the file, and bump the serial: one transaction.
+
+    Raises:
+        PackyardError: the project is archived or quarantined.
+        IntegrityError: the filename or the bytes were stored meanwhile.
+        SQLAlchemyError: the database failed.
+    """
+    blob, metadata_blob = blobs[0], (blobs[1] if len(blobs) > 1 else None)
+    with sessions.begin() as session:
+        project = session.scalar(select(Project).where(Project.name == dist.name))
+        if project is None:
+            project = Project(name=dist.name, display_name=metadata.name, created_at=now)
+            session.add(project)
+        elif project.status in CLOSED_STATUSES:
+            raise PackyardError(
+                f"{dist.filename}: project {dist.name!r} is {project.status}: "
+                "it accepts no new files."
+            )
+        session.add(
+            File(
+                project=project,
+                filename=dist.filename,
+                version=str(dist.version),
+                packagetype=dist.packagetype,
+                python_version=dist.python_version,
+                requires_python=metadata.requires_python,
+                size=blob.size,
+                sha256=blob.sha256,
+                blake2_256=blob.blake2_256,
+                md5=blob.md5,
+                upload_time=now,
+                blob_key=blob.key,
+                metadata_sha256=metadata_blob.sha256 if metadata_blob else None,
+                metadata_blob_key=metadata_blob.key if metadata_blob else None,
+                summary=metadata.summary,
+            )
+        )
+        bump_serial(session)
+
+
+async def _remove_unreferenced(
+    sessions: sessionmaker[Session], store: BlobStore, blobs: list[StoredBlob]
+) -> None:
+    """Remove the blobs this import created, unless a row (another writer's) uses them.
+
+    Shielded from cancellation: a cancelled import must still clean up.
+    """
+    with anyio.CancelScope(shield=True):
+        for blob in blobs:
+            if blob.created and not await anyio.to_thread.run_sync(
+                _is_referenced, sessions, blob.key
+            ):
+                await store.delete(blob.key)
+
+
+def _is_referenced(sessions: sessionmaker[Session], key: str) -> bool:
+    try:
+        with sessions() as session:
+            found = session.scalar(
+                select(File.id).where(or_(File.blob_key == key, File.metadata_blob_key == key))
+            )
+    except SQLAlchemyError:
+        # Can't tell: keep the blob. An orphan blob is never served; a row
+        # whose blob was deleted would be.
+        return True
+    return found is not None

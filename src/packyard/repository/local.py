@@ -1,0 +1,198 @@
+"""The in-house store as a source of the read path: the database and the blob store.
+
+Pages are built once per change of the store and kept in memory: while the
+serial (`db.serial`) stays the same, `get_project` returns the very object it
+returned before, so the HTTP edge reuses the page it rendered; the check is
+the `SerialWatcher`'s, a few microseconds on SQLite. After a change a page is
+rebuilt, and if it came out equal to the old one the old object is kept.
+
+Database calls are synchronous SQLAlchemy, run in worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import anyio.to_thread
+from packaging.version import Version
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+from typing_extensions import override
+
+from packyard.db.freshness import SerialWatcher, open_serial_watcher
+from packyard.db.models import File, Project
+from packyard.errors import FileNotFound, ProjectNotFound
+from packyard.model import (
+    SOURCE_LOCAL,
+    DistFile,
+    ProjectDetail,
+    ProjectEntry,
+    ProjectList,
+    ProjectStatus,
+    RequestContext,
+    Resource,
+    StoredFile,
+)
+from packyard.repository.base import Repository
+from packyard.storage.base import BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    serial: int
+    detail: ProjectDetail
+    files: dict[str, StoredFile]
+
+
+@dataclass(frozen=True, slots=True)
+class _Index:
+    serial: int
+    listing: ProjectList
+    names: frozenset[str]
+
+
+class LocalRepository(Repository):
+    """Projects uploaded or imported here (`SOURCE_LOCAL`).
+
+    `get_file` serves the distribution files themselves; `<wheel>.metadata`
+    is `MetadataRepository`'s (it reads the METADATA blob this store keeps).
+    A quarantined project (PEP 792) keeps its page, with its status and no
+    files, and serves no file: its name stays owned here, so no upstream
+    release of it can appear instead.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        store: BlobStore,
+        *,
+        watcher: SerialWatcher | None = None,
+    ) -> None:
+        """`watcher` defaults to `open_serial_watcher` on the sessions' engine,
+        which this repository then owns and closes in `aclose`.
+
+        Raises:
+            TypeError: no watcher is given and the factory is not bound to an Engine.
+        """
+        self._sessions = session_factory
+        self._store = store
+        self._owns_watcher = watcher is None
+        if watcher is None:
+            engine = session_factory.kw.get("bind")
+            if not isinstance(engine, Engine):
+                raise TypeError("the session factory must be bound to an Engine")
+            watcher = open_serial_watcher(engine)
+        self._watcher = watcher
+        self._index: _Index | None = None
+        self._pages: dict[str, _Page] = {}
+
+    @override
+    async def list_projects(self, ctx: RequestContext) -> ProjectList:
+        """Every project of the store, by display name, sorted by normalised name."""
+        return (await self._current_index()).listing
+
+    @override
+    async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
+        """See `Repository.get_project`. Raises ProjectNotFound."""
+        return (await self._current_page(name)).detail
+
+    @override
+    async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
+        """The stored distribution file. Raises ProjectNotFound, FileNotFound."""
+        page = await self._current_page(name)
+        try:
+            return page.files[filename]
+        except KeyError:
+            raise FileNotFound(name, filename) from None
+
+    @override
+    async def aclose(self) -> None:
+        if self._owns_watcher:
+            self._watcher.close()
+
+    async def _current_index(self) -> _Index:
+        # The serial is read before the data: data newer than its tag only
+        # causes one needless reload, never a stale page.
+        serial = await self._watcher.current()
+        index = self._index
+        if index is None or index.serial != serial:
+            fresh = await anyio.to_thread.run_sync(self._load_index, serial)
+            if index is not None and index.listing == fresh.listing:
+                fresh = _Index(serial, index.listing, index.names)
+            self._index = index = fresh
+        return index
+
+    async def _current_page(self, name: str) -> _Page:
+        serial = await self._watcher.current()
+        page = self._pages.get(name)
+        if page is not None and page.serial == serial:
+            return page
+        # Most names asked for here are upstream projects: answer those from
+        # the cached name set, without a query per name.
+        if name not in (await self._current_index()).names:
+            self._pages.pop(name, None)
+            raise ProjectNotFound(name)
+        fresh = await anyio.to_thread.run_sync(self._load_page, name, serial)
+        if fresh is None:
+            raise ProjectNotFound(name)
+        if page is not None and page.detail == fresh.detail:
+            fresh = _Page(serial, page.detail, page.files)
+        self._pages[name] = fresh
+        return fresh
+
+    def _load_index(self, serial: int) -> _Index:
+        with self._sessions() as session:
+            rows = session.execute(
+                select(Project.name, Project.display_name).order_by(Project.name)
+            ).all()
+        listing = ProjectList(tuple(ProjectEntry(display) for _, display in rows))
+        return _Index(serial, listing, frozenset(name for name, _ in rows))
+
+    def _load_page(self, name: str, serial: int) -> _Page | None:
+        with self._sessions() as session:
+            project = session.scalar(select(Project).where(Project.name == name))
+            if project is None:
+                return None
+            files = session.scalars(select(File).where(File.project_id == project.id)).all()
+        return _build_page(project, files, serial, self._store)
+
+
+def _build_page(project: Project, rows: Sequence[File], serial: int, store: BlobStore) -> _Page:
+    status = ProjectStatus(project.status, project.status_reason)
+    if status.status == "quarantined":
+        rows = []  # PEP 792: a quarantined project MUST NOT offer downloads
+    ordered = sorted(rows, key=lambda row: (Version(row.version), row.filename))
+    detail = ProjectDetail(
+        name=project.name,
+        files=tuple(_dist_file(row) for row in ordered),
+        versions=tuple(sorted({row.version for row in ordered}, key=Version)),
+        status=status,
+        source=SOURCE_LOCAL,
+    )
+    files = {
+        row.filename: StoredFile(
+            filename=row.filename,
+            key=row.blob_key,
+            size=row.size,
+            sha256=row.sha256,
+            store=store,
+            modified=row.upload_time,
+        )
+        for row in ordered
+    }
+    return _Page(serial, detail, files)
+
+
+def _dist_file(row: File) -> DistFile:
+    return DistFile(
+        filename=row.filename,
+        hashes={"sha256": row.sha256},
+        requires_python=row.requires_python,
+        # PEP 658/714: advertise the METADATA file with its hash when we have it.
+        core_metadata={"sha256": row.metadata_sha256} if row.metadata_sha256 else False,
+        # PEP 592: a reason when there is one, else plain True.
+        yanked=(row.yanked_reason or True) if row.yanked else False,
+        size=row.size,
+        upload_time=row.upload_time,
+    )

@@ -1,0 +1,497 @@
+"""`UpstreamRepository`: a source that reads a remote PEP 691 / PEP 503 index.
+
+This module is about HTTP: requests with content negotiation, conditional
+revalidation (ETag / Last-Modified), a short freshness window, one request per
+project however many callers ask at once, and the streaming of files. The
+pages themselves are read by `upstream_pages`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Generic, NoReturn, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import anyio
+import anyio.to_thread
+import httpx
+from typing_extensions import override
+
+from packyard import __version__
+from packyard.errors import (
+    FileNotFound,
+    NotFound,
+    ProjectNotFound,
+    RangeNotSatisfiable,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from packyard.model import (
+    ByteRange,
+    DistFile,
+    ProjectDetail,
+    ProjectList,
+    RemoteBody,
+    RemoteFile,
+    RequestContext,
+)
+from packyard.repository import upstream_pages as pages
+from packyard.repository.base import Repository
+from packyard.settings import UpstreamSettings
+
+# PEP 691 §Version + Format Selection: JSON first, HTML as a fallback, with
+# `text/html` last (the same preferences as uv, SRA checklist §1.10).
+ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, "
+    "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+)
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPES = ("application/vnd.pypi.simple.v1+html", "text/html")
+MAX_PAGE_BYTES = 256 * 1024 * 1024
+# Pages larger than this are parsed in a worker thread, off the event loop.
+THREAD_PARSE_BYTES = 256 * 1024
+MAX_REMEMBERED_PROJECTS = 10_000
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)")
+
+T = TypeVar("T")
+
+
+def make_upstream_client(settings: UpstreamSettings) -> httpx.AsyncClient:
+    """The HTTP client for one upstream (built once, in `compose.py`).
+
+    Proxy variables (`HTTPS_PROXY`, `NO_PROXY`) and `SSL_CERT_FILE` are
+    honoured: protected networks often reach PyPI only through a proxy.
+    """
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+        headers={"User-Agent": f"packyard/{__version__}"},
+        follow_redirects=True,
+        max_redirects=10,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    )
+
+
+@dataclass(slots=True)
+class _Remembered(Generic[T]):
+    """A parsed page and what is needed to revalidate it."""
+
+    value: T
+    digest: str
+    fetched_at: float
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(slots=True)
+class _Page:
+    """A project page with its files indexed by filename, for `get_file`."""
+
+    detail: ProjectDetail
+    by_filename: dict[str, DistFile] = field(default_factory=dict)
+
+
+class _Flight(Generic[T]):
+    """One upstream request that any number of callers wait for."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.result: tuple[T] | None = None
+        self.error: Exception | None = None
+
+
+class UpstreamRepository(Repository):
+    """A remote simple index (PyPI or any PEP 503/691 index) as a source.
+
+    Project pages and the project list are remembered per URL (at most
+    `max_projects` project pages, least recently used dropped first). Within
+    `settings.page_ttl` seconds of a fetch they are served without asking;
+    after that they are revalidated with `If-None-Match`/`If-Modified-Since`,
+    and an unchanged page comes back as the very same object.
+
+    The repository owns `client` and closes it in `aclose`.
+    """
+
+    def __init__(
+        self,
+        settings: UpstreamSettings,
+        client: httpx.AsyncClient,
+        *,
+        max_projects: int = MAX_REMEMBERED_PROJECTS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.label = settings.label
+        self.opener = UpstreamOpener(client, settings.label)
+        self._client = client
+        self._clock = clock
+        self._max_projects = max_projects
+        self._pages: OrderedDict[str, _Remembered[_Page]] = OrderedDict()
+        self._list: _Remembered[ProjectList] | None = None
+        self._flights: dict[str, _Flight[object]] = {}
+
+    @override
+    async def list_projects(self, ctx: RequestContext) -> ProjectList:
+        """The upstream's project list, names as the upstream gives them.
+
+        Raises:
+            UpstreamError: the root page is missing, refused or unreadable.
+            UpstreamUnavailable: the upstream could not be reached.
+        """
+        if self._list is not None and self._is_fresh(self._list):
+            return self._list.value
+        return await self._coalesced("", self._refresh_list)
+
+    @override
+    async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
+        """The upstream's page for `name` (normalised), with `source` = the label.
+
+        Raises:
+            ProjectNotFound: the upstream answered 404 or 410.
+            UpstreamError: the page was refused, malformed or of API version 2+.
+            UpstreamUnavailable: the upstream could not be reached or failed (5xx).
+        """
+        return (await self._project_page(name)).detail
+
+    @override
+    async def get_file(self, name: str, filename: str, ctx: RequestContext) -> RemoteFile:
+        """A file listed on the project page, or its PEP 658 `.metadata` file.
+
+        The `.metadata` pass-through is offered only when the page advertises
+        core metadata for the distribution (PEP 658/714).
+
+        Raises:
+            ProjectNotFound: the upstream has no such project.
+            FileNotFound: the page lists no such file (or no metadata for it).
+            UpstreamError, UpstreamUnavailable: as for `get_project`.
+        """
+        page = await self._project_page(name)
+        dist = page.by_filename.get(filename)
+        if dist is not None:
+            return RemoteFile(
+                filename=filename,
+                url=dist.url,
+                opener=self.opener,
+                upstream=self.label,
+                sha256=dist.sha256,
+                size=dist.size,
+                modified=dist.upload_time,
+            )
+        dist = page.by_filename.get(filename.removesuffix(".metadata"))
+        if filename.endswith(".metadata") and dist is not None and dist.core_metadata:
+            # PEP 658: the metadata file is at the distribution's URL + ".metadata".
+            url = urlsplit(dist.url)
+            metadata_url = urlunsplit(url._replace(path=url.path + ".metadata"))
+            hashes = dist.core_metadata if not isinstance(dist.core_metadata, bool) else {}
+            return RemoteFile(filename, metadata_url, self.opener, self.label, hashes.get("sha256"))
+        raise FileNotFound(name, filename)
+
+    @override
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # --- remembering and coalescing -------------------------------------------
+
+    def _is_fresh(self, remembered: _Remembered[T]) -> bool:
+        return self._clock() - remembered.fetched_at < self.settings.page_ttl
+
+    async def _project_page(self, name: str) -> _Page:
+        remembered = self._pages.get(name)
+        if remembered is not None:
+            self._pages.move_to_end(name)
+            if self._is_fresh(remembered):
+                return remembered.value
+        return await self._coalesced("/" + name, lambda: self._refresh_project(name))
+
+    async def _coalesced(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
+        """Run `fetch` once for all concurrent callers with the same `key`."""
+        while (flight := self._flights.get(key)) is not None:
+            await flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            if flight.result is not None:
+                return flight.result[0]  # type: ignore[return-value]
+            # The caller that fetched was cancelled: the next one fetches.
+        mine: _Flight[object] = _Flight()
+        self._flights[key] = mine
+        try:
+            result = await fetch()
+            mine.result = (result,)
+            return result
+        except Exception as exc:
+            mine.error = exc
+            raise
+        finally:
+            del self._flights[key]
+            mine.done.set()
+
+    async def _refresh_project(self, name: str) -> _Page:
+        old = self._pages.get(name)
+        url = self.settings.url + name + "/"
+        new = await self._fetch(url, old, lambda r, b: self._parse_page(name, r, b))
+        if new is None:
+            self._pages.pop(name, None)
+            raise ProjectNotFound(name)
+        self._pages[name] = new
+        self._pages.move_to_end(name)
+        while len(self._pages) > self._max_projects:
+            self._pages.popitem(last=False)
+        return new.value
+
+    async def _refresh_list(self) -> ProjectList:
+        new = await self._fetch(self.settings.url, self._list, self._parse_list)
+        if new is None:
+            self._fail(f"has no project list at {self.settings.url}")
+        self._list = new
+        return new.value
+
+    # --- HTTP -----------------------------------------------------------------
+
+    async def _fetch(
+        self,
+        url: str,
+        old: _Remembered[T] | None,
+        parse: Callable[[httpx.Response, bytes], T],
+    ) -> _Remembered[T] | None:
+        """GET a page, revalidating `old`; None when the upstream says 404 or 410.
+
+        Returns `old` itself (refreshed) on 304, or when the body is unchanged.
+
+        Raises:
+            UpstreamError, UpstreamUnavailable: see `_check_status`.
+        """
+        headers = {"Accept": ACCEPT}
+        if old is not None and old.etag:
+            headers["If-None-Match"] = old.etag
+        if old is not None and old.last_modified:
+            headers["If-Modified-Since"] = old.last_modified
+        response, body = await self._get(url, headers)
+        if response.status_code in (404, 410):
+            return None
+        if response.status_code == 304 and old is not None:
+            return self._revalidated(old, response)
+        self._check_status(response)
+        digest = hashlib.sha256(body).hexdigest()
+        if old is not None and old.digest == digest:
+            return self._revalidated(old, response)
+        if len(body) > THREAD_PARSE_BYTES:
+            value = await anyio.to_thread.run_sync(parse, response, body)
+        else:
+            value = parse(response, body)
+        etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        return _Remembered(value, digest, self._clock(), etag, modified)
+
+    def _revalidated(self, old: _Remembered[T], response: httpx.Response) -> _Remembered[T]:
+        """RFC 9111 §4.3.4: a 304 refreshes the stored validators and freshness."""
+        old.fetched_at = self._clock()
+        old.etag = response.headers.get("ETag", old.etag)
+        old.last_modified = response.headers.get("Last-Modified", old.last_modified)
+        return old
+
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+        """GET `url` and read at most `MAX_PAGE_BYTES` of its body (of a 200 only).
+
+        Raises:
+            UpstreamUnavailable: connection failure or timeout.
+            UpstreamError: too many redirects, or a body that is too large.
+        """
+        try:
+            async with self._client.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:  # only a 200's body is ever read
+                    return response, b""
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_PAGE_BYTES:
+                        self._fail(f"sent a page larger than {MAX_PAGE_BYTES} bytes: {url}")
+                return response, bytes(body)
+        except httpx.HTTPError as exc:
+            raise _translate(exc, self.label) from exc
+
+    def _check_status(self, response: httpx.Response) -> None:
+        """Accept 200 only.
+
+        Raises:
+            UpstreamUnavailable: 429 or a 5xx status (worth retrying later).
+            UpstreamError: 401/403 (credentials refused) or any other status.
+        """
+        status = response.status_code
+        if status == 200:
+            return
+        where = f"(HTTP {status} for {response.url})"
+        if status in (401, 403):
+            self._fail(f"refused our credentials {where}; check the upstream URL's user/token")
+        if status == 429 or status >= 500:
+            raise UpstreamUnavailable(self.label, f"is failing or overloaded {where}")
+        self._fail(f"answered with an unexpected status {where}")
+
+    def _parse_page(self, name: str, response: httpx.Response, body: bytes) -> _Page:
+        kind = self._kind(response)
+        page_url = str(response.url)  # the final URL, after redirects (SRA: relative URLs)
+        try:
+            if kind == "json":
+                detail = pages.parse_json_page(body, page_url, name, self.label)
+            else:
+                detail = pages.parse_html_page(_text(response, body), page_url, name, self.label)
+        except pages.InvalidPage as exc:
+            self._fail(f"sent an unreadable page for {name!r}: {exc}")
+        return _Page(detail, {file.filename: file for file in detail.files})
+
+    def _parse_list(self, response: httpx.Response, body: bytes) -> ProjectList:
+        try:
+            if self._kind(response) == "json":
+                return pages.parse_json_list(body, self.label)
+            return pages.parse_html_list(_text(response, body), self.label)
+        except pages.InvalidPage as exc:
+            self._fail(f"sent an unreadable project list: {exc}")
+
+    def _kind(self, response: httpx.Response) -> str:
+        """PEP 691 §Content-Types: v1+json, v1+html or its alias text/html.
+
+        Raises:
+            UpstreamError: any other (or no) Content-Type.
+        """
+        content_type = response.headers.get("Content-Type", "")
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type != JSON_TYPE and media_type not in HTML_TYPES:
+            self._fail(f"sent {content_type or 'no Content-Type'!r}, not a simple API page")
+        return "json" if media_type == JSON_TYPE else "html"
+
+    def _fail(self, message: str) -> NoReturn:
+        raise UpstreamError(self.label, message)
+
+
+class UpstreamFileGone(FileNotFound):
+    """The upstream answered 404 or 410 for the URL of a file (a 404 at the edge)."""
+
+    def __init__(self, upstream: str, url: str) -> None:
+        filename = unquote(urlsplit(url).path.rpartition("/")[2])
+        NotFound.__init__(self, f"Upstream {upstream} no longer serves {filename!r} ({url}).")
+        self.name, self.filename, self.upstream = "", filename, upstream
+
+
+class UpstreamOpener:
+    """Streams upstream files, with or without a byte range (`model.RemoteOpener`)."""
+
+    def __init__(self, client: httpx.AsyncClient, label: str) -> None:
+        self._client = client
+        self._label = label
+
+    @asynccontextmanager
+    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
+        """GET `url`, yielding exactly the bytes of `byte_range` (or all of them).
+
+        A 206 is passed through; a 200 to a range request is skipped and cut to
+        the range here. The response is always closed on exit.
+
+        Raises (on entering):
+            FileNotFound: the upstream answered 404 or 410.
+            RangeNotSatisfiable: the upstream answered 416.
+            UpstreamUnavailable: connection failure, timeout, 429 or 5xx.
+            UpstreamError: any other status, or a 206 for another range.
+        The chunks raise UpstreamUnavailable if the connection breaks mid-body.
+        """
+        # Files are served byte for byte: no content coding (SRA checklist §4).
+        headers = {"Accept-Encoding": "identity"}
+        if byte_range is not None:
+            headers["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
+        try:
+            request = self._client.build_request("GET", url, headers=headers)
+            response = await self._client.send(request, stream=True)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise _translate(exc, self._label) from exc
+        try:
+            yield self._body(response, url, byte_range)
+        finally:
+            await response.aclose()
+
+    def _body(self, response: httpx.Response, url: str, wanted: ByteRange | None) -> RemoteBody:
+        status = response.status_code
+        if status == 206 and wanted is not None:
+            return self._partial(response, url, wanted)
+        if status == 200:
+            size = _int_header(response, "Content-Length")
+            if wanted is not None and size is not None and wanted.end >= size:
+                raise UpstreamError(self._label, f"has {size} bytes, fewer than asked, at {url}")
+            skip, length = (wanted.start, wanted.length) if wanted else (0, None)
+            return RemoteBody(size, _sliced(self._raw(response), skip, length, self._label))
+        if status in (404, 410):
+            raise UpstreamFileGone(self._label, url)
+        if status == 416:
+            match = re.fullmatch(r"bytes \*/(\d+)", response.headers.get("Content-Range", ""))
+            if match:
+                raise RangeNotSatisfiable(int(match[1]))
+        if status == 429 or status >= 500:
+            raise UpstreamUnavailable(self._label, f"is failing (HTTP {status} for {url})")
+        raise UpstreamError(self._label, f"answered HTTP {status} for {url}")
+
+    def _partial(self, response: httpx.Response, url: str, wanted: ByteRange) -> RemoteBody:
+        """RFC 9110 §14.4: trust a 206 only if its Content-Range covers the range."""
+        header = response.headers.get("Content-Range", "")
+        match = _CONTENT_RANGE.fullmatch(header.strip())
+        if match is None or int(match[1]) > wanted.start or int(match[2]) < wanted.end:
+            raise UpstreamError(
+                self._label, f"answered {header!r} to a request for {wanted} of {url}"
+            )
+        size = None if match[3] == "*" else int(match[3])
+        skip = wanted.start - int(match[1])
+        return RemoteBody(size, _sliced(self._raw(response), skip, wanted.length, self._label))
+
+    async def _raw(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The body as sent: `aiter_raw` never undoes a content coding of a file."""
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise _translate(exc, self._label) from exc
+
+
+async def _sliced(
+    chunks: AsyncIterator[bytes], skip: int, length: int | None, label: str
+) -> AsyncIterator[bytes]:
+    """Drop the first `skip` bytes, then yield `length` bytes (all if None).
+
+    Raises:
+        UpstreamUnavailable: the body ended before `length` bytes.
+    """
+    async for chunk in chunks:
+        if skip >= len(chunk):
+            skip -= len(chunk)
+            continue
+        chunk, skip = chunk[skip:], 0
+        if length is not None:
+            chunk = chunk[:length]
+            length -= len(chunk)
+        if chunk:
+            yield chunk
+        if length == 0:
+            return
+    if length:
+        raise UpstreamUnavailable(label, f"ended the response {length} bytes early")
+
+
+def _translate(exc: httpx.HTTPError | httpx.InvalidURL, label: str) -> UpstreamError:
+    """httpx's errors as domain errors, translated at this boundary (STYLE §5)."""
+    if isinstance(exc, httpx.TooManyRedirects):
+        return UpstreamError(label, f"redirects too many times: {exc}")
+    if isinstance(exc, httpx.TransportError):
+        return UpstreamUnavailable(label, f"could not be reached: {str(exc) or type(exc).__name__}")
+    return UpstreamError(label, f"failed: {str(exc) or type(exc).__name__}")
+
+
+def _text(response: httpx.Response, body: bytes) -> str:
+    """Decode an HTML page with its declared charset, UTF-8 otherwise."""
+    try:
+        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        return body.decode("utf-8", errors="replace")
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name, "").strip()
+    return int(value) if value.isdigit() else None

@@ -1,0 +1,1 @@
+"""Blob stores: where the bytes of distribution files and METADATA files live."""

@@ -1,0 +1,201 @@
+"""Blobs as files under one root directory, written atomically.
+
+A new blob is streamed into a temporary file under `<root>/.tmp/` (the same
+file system as its final place, so the rename is atomic), hashed while it is
+written, flushed to disk with fsync, and only on `commit` renamed to its
+content-addressed key. A crash before the rename leaves only a temporary
+file, which no key points at; `remove_stale_temp_files` clears those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import anyio
+import anyio.to_thread
+
+from packyard.model import ByteRange
+from packyard.storage.base import BlobWriter, StoredBlob, blob_key, check_key
+
+CHUNK_SIZE = 256 * 1024
+TEMP_DIR = ".tmp"  # keys start with two hex digits, so this never clashes with one
+
+
+class FilesystemBlobStore:
+    """A `BlobStore` on the local file system, rooted at `root`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+
+    def local_path(self, key: str) -> Path:
+        """The file of `key` (it may not exist). Raises InvalidBlobKey for an unsafe key."""
+        # check_key refuses `..`, empty segments and separators, so the path
+        # stays under the root whatever the key says.
+        return self.root / check_key(key)
+
+    async def read(self, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
+        """See `BlobStore.read`; chunks are at most `CHUNK_SIZE` bytes."""
+        path = self.local_path(key)
+        async with await anyio.open_file(path, "rb") as file:
+            remaining: int | None = None
+            if byte_range is not None:
+                await file.seek(byte_range.start)
+                remaining = byte_range.length
+            while remaining is None or remaining > 0:
+                size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                chunk = await file.read(size)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    @asynccontextmanager
+    async def writer(self, filename: str) -> AsyncIterator[BlobWriter]:
+        """See `BlobStore.writer`."""
+        blob_key("0" * 64, filename)  # refuse a bad name before writing anything
+        file, temp = await anyio.to_thread.run_sync(self._open_temp)
+        writer = FileBlobWriter(self.root, filename, file, temp)
+        try:
+            yield writer
+        finally:
+            # Shielded: a cancelled import must still remove its temporary file.
+            with anyio.CancelScope(shield=True):
+                await writer.abort()
+
+    def _open_temp(self) -> tuple[BinaryIO, Path]:
+        temp_dir = self.root / TEMP_DIR
+        temp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=temp_dir, suffix=".part")
+        return os.fdopen(fd, "wb"), Path(name)
+
+    async def delete(self, key: str) -> None:
+        """See `BlobStore.delete`; also removes the blob's now empty directory."""
+        path = self.local_path(key)
+        await anyio.to_thread.run_sync(_unlink_with_empty_parent, path)
+
+    async def exists(self, key: str) -> bool:
+        """See `BlobStore.exists`."""
+        return await anyio.to_thread.run_sync(self.local_path(key).is_file)
+
+    def remove_stale_temp_files(self, max_age: float = 86_400.0) -> int:
+        """Delete temporary files older than `max_age` seconds (left by a crash).
+
+        Younger ones may belong to a write in progress in another process.
+        Returns how many files were removed.
+        """
+        cutoff = time.time() - max_age
+        removed = 0
+        for path in (self.root / TEMP_DIR).glob("*.part"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # another process cleaned it up first
+        return removed
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+class FileBlobWriter:
+    """A `BlobWriter` into a temporary file; see `FilesystemBlobStore.writer`."""
+
+    def __init__(self, root: Path, filename: str, file: BinaryIO, temp: Path) -> None:
+        self._root = root
+        self._filename = filename
+        self._file = file
+        self._temp = temp
+        self._size = 0
+        self._hashes: dict[str, _Digest] = {
+            "sha256": hashlib.sha256(),
+            "blake2_256": hashlib.blake2b(digest_size=32),
+            "md5": hashlib.md5(usedforsecurity=False),
+        }
+        self._done = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def hexdigests(self) -> dict[str, str]:
+        return {name: digest.hexdigest() for name, digest in self._hashes.items()}
+
+    async def write(self, data: bytes) -> None:
+        self._check_open()
+        await anyio.to_thread.run_sync(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        for digest in self._hashes.values():
+            digest.update(data)
+        self._size += len(data)
+
+    async def commit(self) -> StoredBlob:
+        self._check_open()
+        try:
+            blob = await anyio.to_thread.run_sync(self._commit)
+        except BaseException:
+            await self.abort()
+            raise
+        self._done = True
+        return blob
+
+    def _commit(self) -> StoredBlob:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        digests = self.hexdigests()
+        key = blob_key(digests["sha256"], self._filename)
+        final = self._root / key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        created = not final.exists()
+        if created:
+            self._temp.replace(final)  # atomic: readers see all of it or nothing
+            _fsync_directory(final.parent)
+        else:
+            # Same key, same sha256: the very bytes are already stored.
+            self._temp.unlink()
+        return StoredBlob(key=key, size=self._size, created=created, **digests)
+
+    async def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        await anyio.to_thread.run_sync(self._discard)
+
+    def _discard(self) -> None:
+        self._file.close()
+        self._temp.unlink(missing_ok=True)
+
+    def _check_open(self) -> None:
+        if self._done:
+            raise RuntimeError("this blob writer was already committed or aborted")
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX; a no-op where unsupported)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_with_empty_parent(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: another filename of these bytes
+        path.parent.rmdir()

@@ -1,0 +1,103 @@
+"""Serial watchers: cheap checks that still see every other process's commit at once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from packyard.db.engine import create_database_engine, migrate, session_factory_for
+from packyard.db.freshness import (
+    PollingSerialWatcher,
+    SqliteSerialWatcher,
+    open_serial_watcher,
+)
+from packyard.db.serial import bump_serial
+from tests.builders import LocalStore, make_local_store
+
+
+def bump_from_another_engine(local: LocalStore) -> None:
+    """A write through a separate engine: what another process's commit looks like."""
+    other = create_database_engine(local.engine.url.render_as_string(hide_password=False))
+    with session_factory_for(other).begin() as session:
+        bump_serial(session)
+    other.dispose()
+
+
+@pytest.mark.anyio
+async def test_sqlite_watcher_sees_another_connections_commit_at_once(tmp_path: Path) -> None:
+    local = make_local_store(tmp_path)
+    watcher = open_serial_watcher(local.engine)
+    assert isinstance(watcher, SqliteSerialWatcher)
+    try:
+        assert await watcher.current() == 0
+        bump_from_another_engine(local)
+        assert await watcher.current() == 1
+        with local.sessions.begin() as session:
+            bump_serial(session)
+        assert await watcher.current() == 2
+    finally:
+        watcher.close()
+
+
+@pytest.mark.anyio
+async def test_sqlite_watcher_reads_the_serial_only_when_the_database_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = make_local_store(tmp_path)
+    watcher = SqliteSerialWatcher(str(tmp_path / "packyard.db"))
+    reads = 0
+    read = watcher._read_serial
+
+    def counting_read() -> int:
+        nonlocal reads
+        reads += 1
+        return read()
+
+    monkeypatch.setattr(watcher, "_read_serial", counting_read)
+    try:
+        for _ in range(5):
+            assert await watcher.current() == 0
+        assert reads == 1
+        bump_from_another_engine(local)
+        assert await watcher.current() == 1
+        assert reads == 2
+    finally:
+        watcher.close()
+
+
+@pytest.mark.anyio
+async def test_sqlite_check_costs_microseconds(tmp_path: Path) -> None:
+    make_local_store(tmp_path)
+    watcher = SqliteSerialWatcher(str(tmp_path / "packyard.db"))
+    try:
+        await watcher.current()
+        rounds = 2000
+        started = time.perf_counter()
+        for _ in range(rounds):
+            await watcher.current()
+        per_check = (time.perf_counter() - started) / rounds
+    finally:
+        watcher.close()
+    # The target is a few microseconds; the bound leaves room for slow CI machines.
+    assert per_check < 200e-6
+
+
+@pytest.mark.anyio
+async def test_polling_watcher_rereads_after_its_interval(tmp_path: Path) -> None:
+    local = make_local_store(tmp_path)
+    slow = PollingSerialWatcher(local.engine, interval=3600)
+    eager = PollingSerialWatcher(local.engine, interval=0)
+    assert await slow.current() == 0
+    assert await eager.current() == 0
+    bump_from_another_engine(local)
+    assert await slow.current() == 0  # within the interval: the remembered value
+    assert await eager.current() == 1
+
+
+def test_memory_databases_and_other_dialects_are_polled() -> None:
+    engine = create_engine("sqlite://")
+    migrate(engine)
+    assert isinstance(open_serial_watcher(engine), PollingSerialWatcher)
