@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -41,8 +42,14 @@ class UpstreamSettings(BaseModel):
 
     @property
     def label(self) -> str:
-        """The name used in messages and pages: `name`, else the URL."""
-        return self.name or self.url
+        """The name used in messages and pages: `name`, else the URL without credentials."""
+        if self.name:
+            return self.name
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=host))
 
 
 class Settings(BaseModel):

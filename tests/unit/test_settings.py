@@ -89,3 +89,16 @@ def test_the_readme_example_is_a_valid_configuration(tmp_path: Path) -> None:
     settings = load_settings(config, environ={})
     assert settings.upstreams[0].page_ttl == 600
     assert settings.components == ("acme_policy:make_component",)
+
+
+@pytest.mark.parametrize(
+    ("url", "label"),
+    [
+        ("https://user:secret@mirror.example:8443/simple/", "https://mirror.example:8443/simple/"),
+        ("https://token@mirror.example/simple/", "https://mirror.example/simple/"),
+        ("http://127.0.0.1:9000/simple/", "http://127.0.0.1:9000/simple/"),
+    ],
+)
+def test_an_upstream_label_never_shows_credentials(url: str, label: str) -> None:
+    settings = load_settings(overrides={"upstreams": [url]}, environ={})
+    assert settings.upstreams[0].label == label

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Sequence
 from html.parser import HTMLParser
 from typing import TypeVar
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -29,6 +28,8 @@ from packyard.model import (
     ProjectList,
     ProjectStatus,
 )
+from packyard.repository import upstream_fields as fields
+from packyard.repository.upstream_fields import Attributes
 
 logger = logging.getLogger(__name__)
 
@@ -36,18 +37,9 @@ logger = logging.getLogger(__name__)
 # higher minor than they know; 1.4 is the current version (PEP 792).
 SUPPORTED_MAJOR = 1
 KNOWN_MINOR = 4
-# What distribution files look like: wheels and sdists (PEP 427, PEP 625), then
-# the legacy formats PyPI once accepted. Anything else on a page is dropped.
-MODERN_SUFFIXES = (".whl", ".tar.gz", ".zip")
-LEGACY_SUFFIXES = (".tar.bz2", ".tar.xz", ".tgz", ".egg", ".exe", ".msi", ".rpm")
-DIST_SUFFIXES = MODERN_SUFFIXES + LEGACY_SUFFIXES
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_HASH_NAME = re.compile(r"[a-z0-9_]{1,32}")
 _API_VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
-_DIGITS = re.compile(r"[0-9]{1,18}")
 # NN: a valid project name (the project list keeps names as given).
 _PROJECT_NAME = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])", re.IGNORECASE)
-_UNSAFE_CHAR = re.compile(r"[\x00-\x20\x7f/\\]")
 _Raw = TypeVar("_Raw")
 
 
@@ -272,8 +264,6 @@ def _status(status: object, reason: object) -> ProjectStatus:
 
 # --- HTML ------------------------------------------------------------------------
 
-Attributes = Mapping[str, str | None]
-
 
 class _SimpleHTML(HTMLParser):
     """Collects what PEP 503 pages carry: anchors, `<base href>` and `pypi:` meta tags."""
@@ -328,45 +318,29 @@ def _read_html(text: str) -> _SimpleHTML:
 
 
 def _html_file(attrs: Attributes, text: str, base: str) -> DistFile | str:
-    located = _locate(attrs.get("href"), base)
+    located = fields.locate(attrs.get("href"), base)
     if located is None:
         return f"an anchor has no usable http(s) href: {attrs.get('href')!r}"
     url, fragment = located
     # SRA: the anchor text MUST be the filename; fall back to the URL's last segment.
     filename = text or unquote(urlsplit(url).path.rpartition("/")[2])
-    if not _is_dist_filename(filename):
+    if not fields.is_dist_filename(filename):
         return f"{filename!r} is not a distribution filename"
-    core = _html_core_metadata(attrs.get("data-core-metadata"))
+    core = fields.html_core_metadata(attrs.get("data-core-metadata"))
     if core is None:  # PEP 714: fall back to the older attribute name
-        core = _html_core_metadata(attrs.get("data-dist-info-metadata"))
+        core = fields.html_core_metadata(attrs.get("data-dist-info-metadata"))
     return DistFile(
         filename=filename,
         url=url,
-        hashes=_fragment_hashes(fragment),
-        requires_python=_text_value(attrs.get("data-requires-python")),
+        hashes=fields.fragment_hashes(fragment),
+        requires_python=fields.text_value(attrs.get("data-requires-python")),
         core_metadata=core or False,
-        yanked=_html_yanked(attrs),
-        size=_size(attrs.get("data-size")),
-        upload_time=_upload_time(attrs.get("data-upload-time")),
-        provenance=_text_value(attrs.get("data-provenance")),
-        gpg_sig=_flag(attrs.get("data-gpg-sig")),
+        yanked=fields.html_yanked(attrs),
+        size=fields.size(attrs.get("data-size")),
+        upload_time=fields.upload_time(attrs.get("data-upload-time")),
+        provenance=fields.text_value(attrs.get("data-provenance")),
+        gpg_sig=fields.flag(attrs.get("data-gpg-sig")),
     )
-
-
-def _html_yanked(attrs: Attributes) -> bool | str:
-    """PEP 592: `data-yanked` present = yanked; its value, if any, is the reason."""
-    if "data-yanked" not in attrs:
-        return False
-    return _text_value(attrs["data-yanked"]) or True
-
-
-def _html_core_metadata(value: str | None) -> bool | Mapping[str, str] | None:
-    """PEP 658: `true` or `<hashname>=<hex>`; None when absent or unreadable."""
-    if value is None:
-        return None
-    if value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return _fragment_hashes(value) or None
 
 
 # --- JSON ------------------------------------------------------------------------
@@ -376,127 +350,23 @@ def _json_file(entry: object, page_url: str) -> DistFile | str:
     if not isinstance(entry, dict):
         return f"a file entry is a {type(entry).__name__}, not an object"
     filename = entry.get("filename")
-    if not isinstance(filename, str) or not _is_dist_filename(filename):
+    if not isinstance(filename, str) or not fields.is_dist_filename(filename):
         return f"{filename!r} is not a distribution filename"
-    located = _locate(entry.get("url"), page_url)
+    located = fields.locate(entry.get("url"), page_url)
     if located is None:
         return f"{filename!r} has no usable http(s) url"
-    core = _json_core_metadata(entry.get("core-metadata"))
+    core = fields.json_core_metadata(entry.get("core-metadata"))
     if core is None:  # PEP 714: fall back to the deprecated key
-        core = _json_core_metadata(entry.get("dist-info-metadata"))
+        core = fields.json_core_metadata(entry.get("dist-info-metadata"))
     return DistFile(
         filename=filename,
         url=located[0],
-        hashes=_json_hashes(entry.get("hashes")) or _fragment_hashes(located[1]),
-        requires_python=_text_value(entry.get("requires-python")),
+        hashes=fields.json_hashes(entry.get("hashes")) or fields.fragment_hashes(located[1]),
+        requires_python=fields.text_value(entry.get("requires-python")),
         core_metadata=core or False,
-        yanked=_json_yanked(entry.get("yanked")),
-        size=_size(entry.get("size")),
-        upload_time=_upload_time(entry.get("upload-time")),
-        provenance=_text_value(entry.get("provenance")),
-        gpg_sig=_flag(entry.get("gpg-sig")),
+        yanked=fields.json_yanked(entry.get("yanked")),
+        size=fields.size(entry.get("size")),
+        upload_time=fields.upload_time(entry.get("upload-time")),
+        provenance=fields.text_value(entry.get("provenance")),
+        gpg_sig=fields.flag(entry.get("gpg-sig")),
     )
-
-
-def _json_yanked(value: object) -> bool | str:
-    """PEP 592/691: a bool or a reason; an empty reason still means yanked (as pip reads it)."""
-    if isinstance(value, str):
-        return value if value.strip() else True
-    if isinstance(value, bool | int | float):
-        return bool(value)
-    return False
-
-
-def _json_core_metadata(value: object) -> bool | Mapping[str, str] | None:
-    """PEP 691/714: a bool or `{hashname: hex}`; None when absent or unreadable."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, dict):
-        return _json_hashes(value) or True
-    return None
-
-
-def _json_hashes(value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
-        return {}
-    hashes = {}
-    for algorithm, digest in value.items():
-        if isinstance(algorithm, str) and isinstance(digest, str) and _is_hash(algorithm, digest):
-            hashes[algorithm.lower()] = digest.lower()
-    return hashes
-
-
-# --- fields, shared by both formats ---------------------------------------------
-
-
-def _is_dist_filename(filename: str) -> bool:
-    """A bare filename of a distribution: no path, no control characters, no `..`."""
-    return (
-        0 < len(filename) <= 255
-        and not _UNSAFE_CHAR.search(filename)
-        and ".." not in filename
-        and not filename.startswith(".")
-        and filename.lower().endswith(DIST_SUFFIXES)
-    )
-
-
-def _locate(href: object, base: str) -> tuple[str, str] | None:
-    """The absolute http(s) URL, without its fragment, and the fragment.
-
-    SRA: URLs may be relative; they resolve against the page (or `<base href>`).
-    """
-    if not isinstance(href, str) or not href.strip():
-        return None
-    try:
-        parts = urlsplit(urljoin(base, href.strip()))
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
-            return None
-    except ValueError:  # a malformed IPv6 host or port
-        return None
-    return urlunsplit(parts._replace(fragment="")), parts.fragment
-
-
-def _fragment_hashes(fragment: str) -> dict[str, str]:
-    """PEP 503: `#<hashname>=<hex>` (any other fragment is ignored)."""
-    algorithm, sep, digest = fragment.strip().partition("=")
-    return {algorithm.lower(): digest.lower()} if sep and _is_hash(algorithm, digest) else {}
-
-
-def _is_hash(algorithm: str, digest: str) -> bool:
-    return bool(_HASH_NAME.fullmatch(algorithm.lower()) and _HEX.fullmatch(digest))
-
-
-def _text_value(value: object) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _flag(value: object) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def _size(value: object) -> int | None:
-    """SRA: `size` is an int; an integral float or a digit string is accepted too."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        return int(value.strip())
-    return None
-
-
-def _upload_time(value: object) -> datetime | None:
-    """SRA: ISO 8601 in UTC (`...Z`); a time without zone is taken as UTC."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (ValueError, OverflowError):  # not ISO 8601, or out of datetime's range
-        return None

@@ -5,7 +5,8 @@ file and serves it with the headers installers rely on (STANDARDS §4 "File
 serving requirements"): identical headers for GET and HEAD, `Accept-Ranges:
 bytes`, `Content-Length`, a strong ETag, Last-Modified, a year's immutable
 max-age, single byte ranges with an exact Content-Range, If-Range, and never a
-Content-Encoding. Conditional and range logic lives in `routes/ranges.py`.
+Content-Encoding. Conditional and range logic lives in `routes/ranges.py`; which
+paths name a file is decided in `routes/paths.py`.
 
 Bytes come from one of three resources: an `InlineFile` in memory, a
 `StoredFile` in our blob storage, or a `RemoteFile` streamed from an upstream
@@ -15,19 +16,16 @@ reach us).
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from urllib.parse import unquote_to_bytes
 
 import anyio
-from packaging.utils import canonicalize_name
 from starlette.types import Receive, Scope, Send
 
-from packyard.errors import InvalidName, NotFound, PackyardError, UpstreamError
+from packyard.errors import PackyardError, UpstreamError
 from packyard.model import (
     ByteRange,
     InlineFile,
@@ -39,6 +37,7 @@ from packyard.model import (
 from packyard.repository.base import Repository
 from packyard.routes.asgi import Headers, request_header, send_response
 from packyard.routes.errors import error_parts
+from packyard.routes.paths import parse_file_path
 from packyard.routes.ranges import (
     Validators,
     format_http_date,
@@ -46,69 +45,16 @@ from packyard.routes.ranges import (
     requested_range,
 )
 
-PREFIX = b"/files/"
 # Filenames are never reused, so a file never changes: cache it for a year.
 CACHE_CONTROL = b"public, max-age=31536000, immutable"
 PATHSEND = "http.response.pathsend"
-# STANDARDS §1.1 (name normalization spec); ASCII-only, so that IGNORECASE
-# cannot let the Kelvin sign stand in for "k".
-_VALID_NAME = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])", re.IGNORECASE | re.ASCII)
-# Control characters (C0, DEL, C1), separators and a drive colon never occur in
-# a distribution filename and could reach a storage path: refuse them.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\:]")
 # The headers `routes/ranges.py` reads.
 _CONDITIONAL = frozenset(
     {"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}
 )
-_NOT_FOUND = "Not found: file URLs have the form /files/<project>/<filename>."
 
 BodyOpener = Callable[[ByteRange | None], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 """Opens the bytes of a byte range (None: the whole file) as an async iterator."""
-
-
-def parse_file_path(scope: Scope) -> tuple[str, str]:
-    """The normalised project name and the filename of a `/files/` request.
-
-    Reads `raw_path` when the server gives it, so that `%2F` and `%5C` (a
-    slash hidden from path splitting) can be refused, else `path`. Exactly
-    two safe segments must follow `/files/`. A project segment that is valid
-    but not normalised is served as is (pages link only the normalised form;
-    redirecting a file URL would break tools that do not follow redirects).
-
-    Raises:
-        NotFound: not two segments, an empty, `.`, `..` or unsafe segment.
-        InvalidName: the project segment is not a valid project name (404).
-    """
-    raw: bytes | None = scope.get("raw_path")
-    path = raw if raw is not None else scope["path"].encode("utf-8", "surrogateescape")
-    root = scope.get("root_path", "").encode("utf-8", "surrogateescape")
-    if root and path.startswith(root + PREFIX):
-        path = path[len(root) :]
-    if not path.startswith(PREFIX) or (raw is not None and _hides_separator(raw)):
-        raise NotFound(_NOT_FOUND)
-    segments = path[len(PREFIX) :].split(b"/")
-    if len(segments) != 2:
-        raise NotFound(_NOT_FOUND)
-    project, filename = (_segment(part, decode=raw is not None) for part in segments)
-    if not _VALID_NAME.fullmatch(project):
-        raise InvalidName(project)
-    return canonicalize_name(project), filename
-
-
-def _hides_separator(raw: bytes) -> bool:
-    lowered = raw.lower()
-    return b"%2f" in lowered or b"%5c" in lowered
-
-
-def _segment(part: bytes, *, decode: bool) -> str:
-    """One path segment as text: percent-decoded if raw, UTF-8, and safe."""
-    try:
-        text = (unquote_to_bytes(part) if decode else part).decode("utf-8")
-    except UnicodeDecodeError:
-        raise NotFound(_NOT_FOUND) from None
-    if text in ("", ".", "..") or _UNSAFE.search(text):
-        raise NotFound(_NOT_FOUND)
-    return text
 
 
 @dataclass(frozen=True, slots=True)

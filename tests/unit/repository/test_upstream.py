@@ -19,10 +19,10 @@ from packyard.errors import (
 from packyard.model import ANONYMOUS, ByteRange, RemoteFile
 from packyard.repository.upstream import (
     ACCEPT,
-    UpstreamOpener,
     UpstreamRepository,
     make_upstream_client,
 )
+from packyard.repository.upstream_opener import UpstreamOpener
 from packyard.settings import UpstreamSettings
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,142 @@
+"""`UpstreamOpener`: streams the bytes of upstream files, whole or by byte range.
+
+An upstream may answer a range request with a 206 (trusted only if its
+Content-Range covers the range) or with a 200 of the whole file (cut to the
+range here). A 404 or 410 becomes `UpstreamFileGone`; the pages that list the
+files are read by `upstream.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from packyard.errors import (
+    FileNotFound,
+    NotFound,
+    RangeNotSatisfiable,
+    UpstreamError,
+    UpstreamUnavailable,
+)
+from packyard.model import ByteRange, RemoteBody
+from packyard.repository.upstream_http import translate_error
+
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)")
+
+
+class UpstreamFileGone(FileNotFound):
+    """The upstream answered 404 or 410 for the URL of a file (a 404 at the edge)."""
+
+    def __init__(self, upstream: str, url: str) -> None:
+        filename = unquote(urlsplit(url).path.rpartition("/")[2])
+        NotFound.__init__(self, f"Upstream {upstream} no longer serves {filename!r} ({url}).")
+        self.name, self.filename, self.upstream = "", filename, upstream
+
+
+class UpstreamOpener:
+    """Streams upstream files, with or without a byte range (`model.RemoteOpener`)."""
+
+    def __init__(self, client: httpx.AsyncClient, label: str) -> None:
+        self._client = client
+        self._label = label
+
+    @asynccontextmanager
+    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
+        """GET `url`, yielding exactly the bytes of `byte_range` (or all of them).
+
+        A 206 is passed through; a 200 to a range request is skipped and cut to
+        the range here. The response is always closed on exit.
+
+        Raises (on entering):
+            FileNotFound: the upstream answered 404 or 410.
+            RangeNotSatisfiable: the upstream answered 416.
+            UpstreamUnavailable: connection failure, timeout, 429 or 5xx.
+            UpstreamError: any other status, or a 206 for another range.
+        The chunks raise UpstreamUnavailable if the connection breaks mid-body.
+        """
+        # Files are served byte for byte: no content coding (SRA checklist §4).
+        headers = {"Accept-Encoding": "identity"}
+        if byte_range is not None:
+            headers["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
+        try:
+            request = self._client.build_request("GET", url, headers=headers)
+            response = await self._client.send(request, stream=True)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise translate_error(exc, self._label) from exc
+        try:
+            yield self._body(response, url, byte_range)
+        finally:
+            await response.aclose()
+
+    def _body(self, response: httpx.Response, url: str, wanted: ByteRange | None) -> RemoteBody:
+        status = response.status_code
+        if status == 206 and wanted is not None:
+            return self._partial(response, url, wanted)
+        if status == 200:
+            size = _int_header(response, "Content-Length")
+            if wanted is not None and size is not None and wanted.end >= size:
+                raise UpstreamError(self._label, f"has {size} bytes, fewer than asked, at {url}")
+            skip, length = (wanted.start, wanted.length) if wanted else (0, None)
+            return RemoteBody(size, _sliced(self._raw(response), skip, length, self._label))
+        if status in (404, 410):
+            raise UpstreamFileGone(self._label, url)
+        if status == 416:
+            match = re.fullmatch(r"bytes \*/(\d+)", response.headers.get("Content-Range", ""))
+            if match:
+                raise RangeNotSatisfiable(int(match[1]))
+        if status == 429 or status >= 500:
+            raise UpstreamUnavailable(self._label, f"is failing (HTTP {status} for {url})")
+        raise UpstreamError(self._label, f"answered HTTP {status} for {url}")
+
+    def _partial(self, response: httpx.Response, url: str, wanted: ByteRange) -> RemoteBody:
+        """RFC 9110 §14.4: trust a 206 only if its Content-Range covers the range."""
+        header = response.headers.get("Content-Range", "")
+        match = _CONTENT_RANGE.fullmatch(header.strip())
+        if match is None or int(match[1]) > wanted.start or int(match[2]) < wanted.end:
+            raise UpstreamError(
+                self._label, f"answered {header!r} to a request for {wanted} of {url}"
+            )
+        size = None if match[3] == "*" else int(match[3])
+        skip = wanted.start - int(match[1])
+        return RemoteBody(size, _sliced(self._raw(response), skip, wanted.length, self._label))
+
+    async def _raw(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The body as sent: `aiter_raw` never undoes a content coding of a file."""
+        try:
+            async for chunk in response.aiter_raw():
+                yield chunk
+        except httpx.HTTPError as exc:
+            raise translate_error(exc, self._label) from exc
+
+
+async def _sliced(
+    chunks: AsyncIterator[bytes], skip: int, length: int | None, label: str
+) -> AsyncIterator[bytes]:
+    """Drop the first `skip` bytes, then yield `length` bytes (all if None).
+
+    Raises:
+        UpstreamUnavailable: the body ended before `length` bytes.
+    """
+    async for chunk in chunks:
+        if skip >= len(chunk):
+            skip -= len(chunk)
+            continue
+        chunk, skip = chunk[skip:], 0
+        if length is not None:
+            chunk = chunk[:length]
+            length -= len(chunk)
+        if chunk:
+            yield chunk
+        if length == 0:
+            return
+    if length:
+        raise UpstreamUnavailable(label, f"ended the response {length} bytes early")
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name, "").strip()
+    return int(value) if value.isdigit() else None
