@@ -76,3 +76,19 @@ class InvalidDistribution(PackyardError):
 
 class ConfigurationError(PackyardError):
     """The configuration file, environment or flags are not valid."""
+
+
+class AuthenticationFailed(PackyardError):
+    """No credentials, or credentials that are wrong, expired or revoked (401/403)."""
+
+
+class PermissionDenied(PackyardError):
+    """The identity is known but may not do this (403)."""
+
+
+class Conflict(PackyardError):
+    """The request conflicts with what is stored, e.g. a name taken meanwhile (409)."""
+
+
+class InvalidRequest(PackyardError):
+    """A request that is malformed or breaks a rule; the message says which (400)."""

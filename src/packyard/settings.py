@@ -32,6 +32,11 @@ class UpstreamSettings(BaseModel):
     timeout: float = Field(default=30.0, gt=0)
     # How long a fetched project page is served without asking the upstream again.
     page_ttl: float = Field(default=600.0, ge=0)
+    # Curation (PolicyRepository): name globs; an empty allow-list allows every name.
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    # Hide upstream files younger than this many days (by upload-time).
+    cooldown_days: float = Field(default=0.0, ge=0)
 
     @field_validator("url")
     @classmethod
@@ -52,6 +57,62 @@ class UpstreamSettings(BaseModel):
         return urlunsplit(parts._replace(netloc=host))
 
 
+class OidcIssuerSettings(BaseModel):
+    """A CI system whose ID tokens (JWT) may publish, e.g. a GitLab instance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    issuer: str
+    audience: str
+    # Defaults to the issuer's OpenID discovery document.
+    jwks_url: str | None = None
+    # Claim value (glob) -> the projects a token with that value may publish.
+    # The claim is `project_claim` (GitLab: `project_path`).
+    project_claim: str = "project_path"
+    projects: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Only tokens whose `ref_claim` matches one of these globs may publish (empty: any).
+    ref_claim: str = "ref"
+    refs: tuple[str, ...] = ()
+
+
+class AuthSettings(BaseModel):
+    """Who may read and who may write."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # When true, /simple/ and /files/ answer 401 with `WWW-Authenticate: Basic`
+    # to requests without valid credentials.
+    read_requires_auth: bool = False
+    oidc: tuple[OidcIssuerSettings, ...] = ()
+
+
+class UploadSettings(BaseModel):
+    """The legacy upload API (`/legacy/`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_file_size: int = Field(default=1024**3, gt=0)
+
+
+class CacheSettings(BaseModel):
+    """The server-side cache of upstream pages, metadata and files."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Upstream files are evicted, least recently used first, past this size.
+    max_file_bytes: int = Field(default=50 * 1024**3, gt=0)
+
+
+class TelemetrySettings(BaseModel):
+    """Structured events and Prometheus metrics."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # None: JSON lines to standard output.
+    events_file: Path | None = None
+    metrics: bool = True
+
+
 class Settings(BaseModel):
     """Every setting of a packyard process."""
 
@@ -66,6 +127,10 @@ class Settings(BaseModel):
     # Extra components, `module:callable`, applied in order around the built chain.
     components: tuple[str, ...] = ()
     log_level: str = "info"
+    auth: AuthSettings = AuthSettings()
+    upload: UploadSettings = UploadSettings()
+    cache: CacheSettings = CacheSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @property
     def resolved_database_url(self) -> str:

@@ -233,7 +233,6 @@ def _record(
         IntegrityError: the filename or the bytes were stored meanwhile.
         SQLAlchemyError: the database failed.
     """
-    blob, metadata_blob = blobs[0], (blobs[1] if len(blobs) > 1 else None)
     with sessions.begin() as session:
         project = session.scalar(select(Project).where(Project.name == dist.name))
         if project is None:
@@ -244,26 +243,35 @@ def _record(
                 f"{dist.filename}: project {dist.name!r} is {project.status}: "
                 "it accepts no new files."
             )
-        session.add(
-            File(
-                project=project,
-                filename=dist.filename,
-                version=str(dist.version),
-                packagetype=dist.packagetype,
-                python_version=dist.python_version,
-                requires_python=metadata.requires_python,
-                size=blob.size,
-                sha256=blob.sha256,
-                blake2_256=blob.blake2_256,
-                md5=blob.md5,
-                upload_time=now,
-                blob_key=blob.key,
-                metadata_sha256=metadata_blob.sha256 if metadata_blob else None,
-                metadata_blob_key=metadata_blob.key if metadata_blob else None,
-                summary=metadata.summary,
-            )
-        )
+        session.add(_file_row(project, dist, metadata, blobs, now))
         bump_serial(session)
+
+
+def _file_row(
+    project: Project,
+    dist: DistFilename,
+    metadata: CoreMetadata,
+    blobs: list[StoredBlob],
+    now: datetime,
+) -> File:
+    blob, metadata_blob = blobs[0], (blobs[1] if len(blobs) > 1 else None)
+    return File(
+        project=project,
+        filename=dist.filename,
+        version=str(dist.version),
+        packagetype=dist.packagetype,
+        python_version=dist.python_version,
+        requires_python=metadata.requires_python,
+        size=blob.size,
+        sha256=blob.sha256,
+        blake2_256=blob.blake2_256,
+        md5=blob.md5,
+        upload_time=now,
+        blob_key=blob.key,
+        metadata_sha256=metadata_blob.sha256 if metadata_blob else None,
+        metadata_blob_key=metadata_blob.key if metadata_blob else None,
+        summary=metadata.summary,
+    )
 
 
 async def _remove_unreferenced(

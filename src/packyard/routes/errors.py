@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from packyard.errors import (
+    AuthenticationFailed,
+    Conflict,
     InvalidDistribution,
     InvalidName,
+    InvalidRequest,
     NotAcceptable,
     NotFound,
     PackyardError,
+    PermissionDenied,
     RangeNotSatisfiable,
     UpstreamError,
     UpstreamUnavailable,
@@ -23,6 +27,10 @@ STATUS_BY_ERROR: tuple[tuple[type[PackyardError], int], ...] = (
     (NotAcceptable, 406),
     (RangeNotSatisfiable, 416),
     (InvalidDistribution, 400),
+    (InvalidRequest, 400),
+    (AuthenticationFailed, 401),
+    (PermissionDenied, 403),
+    (Conflict, 409),
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,13 +13,22 @@ from alembic.migration import MigrationContext
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
+import packyard.db
 from packyard.db.engine import migrate
 from packyard.db.models import Base, Project
 from packyard.db.serial import bump_serial, read_serial
 from tests.builders import make_local_store
 
 
+def import_every_model_module() -> None:
+    """Models may live in any module of `packyard.db`: load them all, so the check
+    below doesn't depend on which modules other tests happened to import."""
+    for module in pkgutil.iter_modules(packyard.db.__path__, "packyard.db."):
+        importlib.import_module(module.name)
+
+
 def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
+    import_every_model_module()
     local = make_local_store(tmp_path)
     with local.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

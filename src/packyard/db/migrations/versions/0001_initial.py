@@ -20,6 +20,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _create_projects()
+    _create_files()
+    _create_changes()
+
+
+def _create_projects() -> None:
     op.create_table(
         "projects",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -35,6 +41,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_projects")),
         sa.UniqueConstraint("name", name=op.f("uq_projects_name")),
     )
+
+
+def _create_files() -> None:
     op.create_table(
         "files",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -66,6 +75,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("blake2_256", name=op.f("uq_files_blake2_256")),
     )
     op.create_index(op.f("ix_files_project_id"), "files", ["project_id"])
+
+
+def _create_changes() -> None:
     changes = op.create_table(
         "changes",
         sa.Column("id", sa.Integer(), nullable=False),

@@ -1,0 +1,1 @@
+"""Identities, passwords, API tokens, CI (OIDC) tokens and permissions."""

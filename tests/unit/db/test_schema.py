@@ -1,0 +1,28 @@
+"""The migrations build exactly the schema the models describe, on an empty database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from packyard.db import accounts, audit, governance  # noqa: F401 - registers their tables
+from packyard.db.engine import create_database_engine, migrate
+from packyard.db.models import Base
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'schema.db'}")
+    migrate(engine)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert differences == []
+
+
+def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'schema.db'}")
+    migrate(engine)
+    migrate(engine)
+    engine.dispose()
