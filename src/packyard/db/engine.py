@@ -28,10 +28,9 @@ def create_database_engine(url: str, **options: Any) -> Engine:
 
     SQLite connections are set up for a server with concurrent readers and
     one writer at a time, from several processes: WAL journal (readers never
-    wait for the writer), `synchronous=NORMAL` (durable at each checkpoint and
-    never corrupt; in WAL mode this only risks losing the last commits on power
-    loss, which still leaves an old, consistent state), foreign keys enforced
-    and a busy timeout instead of an immediate "database is locked".
+    wait for the writer), `synchronous=FULL` (a commit is on disk before it is
+    acknowledged: an upload answered 200 survives a power loss), foreign keys
+    enforced and a busy timeout instead of an immediate "database is locked".
 
     `options` go to `sqlalchemy.create_engine` unchanged.
     """
@@ -46,7 +45,7 @@ def _configure_sqlite(connection: sqlite3.Connection, _record: object) -> None:
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()

@@ -67,54 +67,12 @@ def main() -> None:
     """packyard: a private Python package repository."""
 
 
-@main.command()
-@state_options
-@click.option("--host", help="Address to listen on (default 127.0.0.1; env PACKYARD_HOST).")
-@click.option("--port", type=int, help="Port to listen on (default 8000; env PACKYARD_PORT).")
-@click.option(
-    "--upstream",
-    "upstreams",
-    multiple=True,
-    help="Upstream index URL; repeat for several, in priority order after the local store. "
-    "'none' for no upstream (default https://pypi.org/simple/; env PACKYARD_UPSTREAM).",
-)
-@click.option("--workers", type=int, help="Worker processes (default 1; env PACKYARD_WORKERS).")
-@reports_errors
-def serve(
-    config_file: Path | None,
-    data_dir: Path | None,
-    host: str | None,
-    port: int | None,
-    upstreams: tuple[str, ...],
-    workers: int | None,
-) -> None:
-    """Run the index, upload, browser and API services in one process."""
-    from packyard.server import run
+def _register() -> None:
+    """Attach each command family's module (imported here to keep start-up light)."""
+    from packyard.cli import importing, serve
 
-    settings = settings_from(
-        config_file, data_dir=data_dir, host=host, port=port, upstreams=upstreams, workers=workers
-    )
-    run(settings)
+    main.add_command(serve.serve)
+    main.add_command(importing.import_command)
 
 
-@main.command(name="import")
-@state_options
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@reports_errors
-def import_command(config_file: Path | None, data_dir: Path | None, directory: Path) -> None:
-    """Add every wheel and sdist in DIRECTORY (recursively) to the in-house store.
-
-    Each file is added whole or not at all; a bad file is reported on one line
-    and skipped. Exits 1 if any file was refused.
-    """
-    from packyard.importing import import_with_progress
-
-    report = import_with_progress(settings_from(config_file, data_dir=data_dir), directory)
-    for result in [*report.conflicts, *report.errors]:
-        click.echo(f"error: {result.line}", err=True)
-    click.echo(
-        f"{len(report.added)} added, {len(report.skipped)} already present, "
-        f"{len(report.conflicts) + len(report.errors)} refused"
-    )
-    if not report.ok:
-        sys.exit(1)
+_register()
