@@ -16,6 +16,7 @@ runs) has to be seen at once. Two implementations:
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -61,8 +62,16 @@ class SqliteSerialWatcher:
         self._lock = threading.Lock()
         self._data_version: int | None = None
         self._serial = 0
+        # True from a check until the event loop's next iteration (see `current`).
+        self._checked_this_turn = False
 
     async def current(self) -> int:
+        # Requests handled in one turn of the event loop are concurrent, so one
+        # check serves them all: under load, many requests share a turn, and the
+        # check is skipped for all but the first. A commit that lands during the
+        # turn is seen by the first request of the next one.
+        if self._checked_this_turn:
+            return self._serial
         with self._lock:
             (version,) = self._connection.execute("PRAGMA data_version").fetchone()
             if version != self._data_version:
@@ -70,7 +79,12 @@ class SqliteSerialWatcher:
                 # between changes the version again, so it is never missed.
                 self._serial = self._read_serial()
                 self._data_version = version
-            return self._serial
+        self._checked_this_turn = True
+        asyncio.get_running_loop().call_soon(self._next_turn)
+        return self._serial
+
+    def _next_turn(self) -> None:
+        self._checked_this_turn = False
 
     def _read_serial(self) -> int:
         row = self._connection.execute(

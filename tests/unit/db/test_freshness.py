@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
 import pytest
 from sqlalchemy import create_engine
 
@@ -34,10 +36,32 @@ async def test_sqlite_watcher_sees_another_connections_commit_at_once(tmp_path: 
     try:
         assert await watcher.current() == 0
         bump_from_another_engine(local)
+        await next_turn()
         assert await watcher.current() == 1
         with local.sessions.begin() as session:
             bump_serial(session)
+        await next_turn()
         assert await watcher.current() == 2
+    finally:
+        watcher.close()
+
+
+async def next_turn() -> None:
+    """Let the event loop run one turn: the next request is handled in a new one."""
+    await anyio.lowlevel.checkpoint()
+
+
+@pytest.mark.anyio
+async def test_one_check_serves_every_request_of_a_loop_turn(tmp_path: Path) -> None:
+    local = make_local_store(tmp_path)
+    watcher = SqliteSerialWatcher(str(tmp_path / "packyard.db"))
+    try:
+        assert await watcher.current() == 0
+        bump_from_another_engine(local)
+        # Same turn: concurrent with the commit, the request may see either state.
+        assert await watcher.current() == 0
+        await next_turn()
+        assert await watcher.current() == 1
     finally:
         watcher.close()
 
@@ -60,8 +84,10 @@ async def test_sqlite_watcher_reads_the_serial_only_when_the_database_changed(
     try:
         for _ in range(5):
             assert await watcher.current() == 0
+            await next_turn()
         assert reads == 1
         bump_from_another_engine(local)
+        await next_turn()
         assert await watcher.current() == 1
         assert reads == 2
     finally:
