@@ -25,7 +25,7 @@ import anyio.to_thread
 from packyard.model import ByteRange
 from packyard.storage.base import BlobWriter, StoredBlob, blob_key, check_key
 
-CHUNK_SIZE = 256 * 1024
+CHUNK_SIZE = 1024 * 1024
 TEMP_DIR = ".tmp"  # keys start with two hex digits, so this never clashes with one
 
 
@@ -42,21 +42,27 @@ class FilesystemBlobStore:
         return self.root / check_key(key)
 
     async def read(self, key: str, byte_range: ByteRange | None) -> AsyncIterator[bytes]:
-        """See `BlobStore.read`; chunks are at most `CHUNK_SIZE` bytes."""
+        """See `BlobStore.read`; chunks are at most `CHUNK_SIZE` bytes.
+
+        Each worker-thread hop costs more than reading a small file from the
+        page cache, so the first hop opens the file and reads the first chunk
+        together: a file of up to `CHUNK_SIZE` bytes costs one hop in all.
+        """
         path = self.local_path(key)
-        async with await anyio.open_file(path, "rb") as file:
-            remaining: int | None = None
-            if byte_range is not None:
-                await file.seek(byte_range.start)
-                remaining = byte_range.length
-            while remaining is None or remaining > 0:
-                size = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
-                chunk = await file.read(size)
-                if not chunk:
-                    return
-                if remaining is not None:
-                    remaining -= len(chunk)
+        offset = 0 if byte_range is None else byte_range.start
+        fd, size = -1, 0
+        try:
+            fd, size, chunk = await anyio.to_thread.run_sync(_open_and_read, path, offset)
+            end = size if byte_range is None else min(size, byte_range.end + 1)
+            while chunk and offset < end:
+                chunk = chunk[: end - offset]
+                offset += len(chunk)
                 yield chunk
+                if offset < end:
+                    chunk = await anyio.to_thread.run_sync(os.pread, fd, CHUNK_SIZE, offset)
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     @asynccontextmanager
     async def writer(self, filename: str) -> AsyncIterator[BlobWriter]:
@@ -199,3 +205,13 @@ def _unlink_with_empty_parent(path: Path) -> None:
     path.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # not empty: another filename of these bytes
         path.parent.rmdir()
+
+
+def _open_and_read(path: Path, offset: int) -> tuple[int, int, bytes]:
+    """Open `path`, and return its descriptor, size and first chunk from `offset`."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        return fd, os.fstat(fd).st_size, os.pread(fd, CHUNK_SIZE, offset)
+    except BaseException:
+        os.close(fd)
+        raise
