@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suite drives for real (none beyond Python yet for the index;
 # later services add theirs here, e.g. postgresql, chromium).
-APT_PACKAGES=(git)
+# postgresql: the tests start their own throwaway server from its binaries (tests/postgres.py).
+# chromium: the browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+APT_PACKAGES=(git postgresql chromium)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

@@ -11,7 +11,8 @@ whose metadata disagrees with their name; `extra_files` adds archive members
 (paths relative to the archive root, or to the sdist's top directory).
 
 `make_local_store(dir)` gives a migrated SQLite database and a blob store,
-for tests of the in-house store.
+for tests of the in-house store; `make_local_store(dir, database_url=url)` with
+the `database_url` fixture runs the test on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -50,14 +51,16 @@ def metadata_text(
     requires_python: str | None = None,
     summary: str | None = "A package built for packyard's tests",
     description: str | None = None,
+    project_urls: Iterable[tuple[str, str]] = (),
 ) -> str:
-    """Core metadata 2.1 in its email-header form."""
+    """Core metadata 2.1 in its email-header form (`project_urls`: (label, URL) pairs)."""
     lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
     if summary is not None:
         lines.append(f"Summary: {summary}")
     if requires_python is not None:
         lines.append(f"Requires-Python: {requires_python}")
     lines.extend(f"Requires-Dist: {requirement}" for requirement in requires_dist)
+    lines.extend(f"Project-URL: {label}, {url}" for label, url in project_urls)
     if description is not None:
         lines.extend(["Description-Content-Type: text/markdown", "", description])
     return "\n".join(lines) + "\n"
@@ -75,6 +78,7 @@ def build_wheel(
     extra_files: Mapping[str, bytes] | None = None,
     metadata: str | None = None,
     python_tag: str = "py3",
+    project_urls: Iterable[tuple[str, str]] = (),
 ) -> Path:
     """Write a pure-Python wheel `{stem}-{python_tag}-none-any.whl` into `directory`."""
     stem = dist_stem(name, version)
@@ -88,6 +92,7 @@ def build_wheel(
             requires_python=requires_python,
             summary=summary,
             description=description,
+            project_urls=project_urls,
         )
     tag = f"{python_tag}-none-any"
     members = {
@@ -174,7 +179,7 @@ def _write_tar_gz(path: Path, members: Mapping[str, bytes]) -> None:
 
 @dataclass(frozen=True)
 class LocalStore:
-    """A migrated SQLite database and a filesystem blob store in one directory."""
+    """A migrated database and a filesystem blob store."""
 
     engine: Engine
     sessions: sessionmaker[Session]
@@ -185,10 +190,11 @@ class LocalStore:
         return sorted(path for path in self.store.root.rglob("*") if path.is_file())
 
 
-def make_local_store(directory: Path) -> LocalStore:
-    """Create `directory/packyard.db` (migrated) and the blob store `directory/files`."""
+def make_local_store(directory: Path, database_url: str | None = None) -> LocalStore:
+    """Migrate `database_url` (default: SQLite in `directory/packyard.db`) and create
+    the blob store `directory/files`."""
     directory.mkdir(parents=True, exist_ok=True)
-    engine = create_database_engine(f"sqlite:///{directory / 'packyard.db'}")
+    engine = create_database_engine(database_url or f"sqlite:///{directory / 'packyard.db'}")
     migrate(engine)
     return LocalStore(engine, session_factory_for(engine), FilesystemBlobStore(directory / "files"))
 

@@ -8,56 +8,61 @@ which also runs the lifespan: the chain is closed when the app stops.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from packyard.browser.build import standalone_browser
+from packyard.browser.service import Browser
 from packyard.errors import NotFound
 from packyard.repository.base import Repository
 from packyard.routes.asgi import send_response
 from packyard.routes.errors import error_parts
 from packyard.routes.health import health
 from packyard.routes.simple import SimpleRoute, local_path
-
-_HOME = """<!DOCTYPE html>
-<html>
-<head><meta charset="utf-8"><title>packyard</title></head>
-<body>
-<h1>packyard</h1>
-<p>A private Python package index. Point your installer at
-<a href="simple/">the simple index</a>, for example
-<code>pip install --index-url &lt;this server&gt;/simple/ &lt;package&gt;</code>.</p>
-</body>
-</html>
-"""
+from packyard.routes.snapshot import SnapshotRoute
+from packyard.routes.ui import ui_routes
 
 
-def create_app(chain: Repository, files_app: ASGIApp | None = None) -> ASGIApp:
+def create_app(
+    chain: Repository,
+    files_app: ASGIApp | None = None,
+    browser: Browser | None = None,
+    routes: Sequence[BaseRoute] = (),
+) -> ASGIApp:
     """The packyard ASGI application.
 
     Args:
         chain: the built repository chain (`compose.py`); closed on shutdown.
         files_app: the ASGI handler of `/files/<project>/<filename>`, which
             receives the full path; None answers 404 there.
+        browser: the browser service (`browser/build.py`) behind `/`, `/search`
+            and `/project/…`; None builds one over `chain` alone.
+        routes: more Starlette routes, matched before the browser's (the upload
+            service's `/legacy/`, `routes/upload.py`).
     """
+    files = files_app or _no_files
     return _Dispatcher(
         simple=SimpleRoute(chain),
-        files=files_app or _no_files,
-        other=Starlette(routes=[Route("/", _home)], lifespan=_closing(chain)),
+        files=files,
+        snapshot=SnapshotRoute(chain, files),
+        other=Starlette(
+            routes=[*routes, *ui_routes(browser or standalone_browser(chain))],
+            lifespan=_closing(chain),
+        ),
     )
 
 
 class _Dispatcher:
     """Routes by path prefix; lifespan and anything unknown go to the Starlette app."""
 
-    def __init__(self, simple: ASGIApp, files: ASGIApp, other: ASGIApp) -> None:
+    def __init__(self, simple: ASGIApp, files: ASGIApp, snapshot: ASGIApp, other: ASGIApp) -> None:
         self._simple = simple
         self._files = files
+        self._snapshot = snapshot
         self._other = other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,6 +72,8 @@ class _Dispatcher:
                 return await self._simple(scope, receive, send)
             if path.startswith("/files/"):
                 return await self._files(scope, receive, send)
+            if path.startswith("/snapshot/"):
+                return await self._snapshot(scope, receive, send)
             if path == "/healthz":
                 return await health(scope, receive, send)
         return await self._other(scope, receive, send)
@@ -83,10 +90,6 @@ def _closing(chain: Repository) -> Callable[[Starlette], AbstractAsyncContextMan
             await chain.aclose()
 
     return lifespan
-
-
-async def _home(request: Request) -> HTMLResponse:
-    return HTMLResponse(_HOME)
 
 
 async def _no_files(scope: Scope, receive: Receive, send: Send) -> None:

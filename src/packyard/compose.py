@@ -2,7 +2,8 @@
 
 The chain, in priority order (DESIGN §2):
 
-    MetadataRepository(PriorityRepository([LocalRepository, UpstreamRepository...]))
+    MetadataRepository(PriorityRepository([LocalRepository,
+                                           PolicyRepository(CacheRepository(UpstreamRepository))...]))
 
 then every extra component named in `Settings.components` (`module:callable`),
 each called with the chain built so far and the settings, returning the new chain.
@@ -12,23 +13,35 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import cast
 
+import httpx
 from sqlalchemy import Engine
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from packyard.app import create_app
+from packyard.auth.authenticate import Authenticators
+from packyard.browser.build import build_browser, open_search_index
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
 from packyard.errors import ConfigurationError
+from packyard.publish.name_guard import NameGuard
+from packyard.publish.upload import UploadService
 from packyard.repository.base import Repository
+from packyard.repository.cache import build_file_cache, cached_upstream
 from packyard.repository.local import LocalRepository
 from packyard.repository.metadata import MetadataRepository
+from packyard.repository.policy import apply_policy
 from packyard.repository.priority import PriorityRepository
-from packyard.repository.upstream import UpstreamRepository, make_upstream_client
+from packyard.repository.remote_metadata import RemoteMetadataReader
+from packyard.repository.yank import YankRepository
 from packyard.routes.files import FilesRoute
-from packyard.settings import Settings
+from packyard.routes.upload import upload_routes
+from packyard.search.recorder import SearchRecorder
+from packyard.settings import Settings, UpstreamSettings
 from packyard.storage.filesystem import FilesystemBlobStore
+from packyard.telemetry import Telemetry, prepare_multiprocess
 
 ComponentFactory = Callable[[Repository, Settings], Repository]
 
@@ -38,21 +51,55 @@ def prepare_state(settings: Settings) -> Engine:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_database_engine(settings.resolved_database_url)
     migrate(engine)
+    # Before any worker starts: their shared Prometheus directory (several workers).
+    prepare_multiprocess(settings)
     return engine
 
 
-def build_chain(settings: Settings, engine: Engine) -> Repository:
-    """The read path, from the configuration."""
+def build_chain(
+    settings: Settings,
+    engine: Engine,
+    telemetry: Telemetry | None = None,
+    upstream_sources: list[Repository] | None = None,
+) -> Repository:
+    """The read path, from the configuration.
+
+    `upstream_sources`, if given, receives each upstream as the name guard must
+    see it: uncurated, so that a name hidden by a policy still counts as public.
+    """
     store = FilesystemBlobStore(settings.blob_dir)
     local = LocalRepository(session_factory_for(engine), store)
-    upstreams = [
-        UpstreamRepository(upstream, make_upstream_client(upstream))
-        for upstream in settings.upstreams
+    # Each upstream behind its cache (pages on disk, files in cache/files).
+    files = build_file_cache(settings.data_dir, settings.cache)
+    sources = [
+        cached_upstream(upstream, settings.data_dir, files) for upstream in settings.upstreams
     ]
-    chain: Repository = MetadataRepository(PriorityRepository([local, *upstreams]), store)
+    if upstream_sources is not None:
+        upstream_sources.extend(sources)
+    upstreams = [
+        _curated(source, upstream, telemetry)
+        for source, upstream in zip(sources, settings.upstreams, strict=True)
+    ]
+    # Yank overrides apply to the merged page (its `source` says upstream or
+    # local), below the metadata component and any configured one.
+    merged = PriorityRepository([local, *upstreams])
+    yanks = YankRepository(merged, session_factory_for(engine))
+    # Upstream wheels' METADATA, read by range requests once and kept for good.
+    remote = RemoteMetadataReader(store, settings.data_dir / "upstream-metadata.jsonl")
+    chain: Repository = MetadataRepository(yanks, store, remote=remote)
     for spec in settings.components:
         chain = load_component(spec)(chain, settings)
     return chain
+
+
+def _curated(
+    source: Repository, upstream: UpstreamSettings, telemetry: Telemetry | None
+) -> Repository:
+    """One upstream as the merge sees it: observed by telemetry, curated by its policy
+    (allow, deny, cool-down: `repository/policy.py`)."""
+    if telemetry is not None:
+        source = telemetry.observe_upstream(source, upstream.label)
+    return apply_policy(source, upstream)
 
 
 def load_component(spec: str) -> ComponentFactory:
@@ -76,8 +123,33 @@ def load_component(spec: str) -> ComponentFactory:
 def build_app(settings: Settings) -> ASGIApp:
     """The whole ASGI application for these settings."""
     engine = create_database_engine(settings.resolved_database_url)
-    chain = build_chain(settings, engine)
-    return create_app(chain, files_app=FilesRoute(chain))
+    telemetry = Telemetry.from_settings(settings)
+    index = open_search_index(settings)
+    # Outermost in the chain: notes each public project served, for the search.
+    upstream_sources: list[Repository] = []
+    chain = SearchRecorder(build_chain(settings, engine, telemetry, upstream_sources), index)
+    browser = build_browser(settings, engine, chain, index)
+    uploads = build_upload_routes(settings, engine, upstream_sources)
+    app = create_app(chain, files_app=FilesRoute(chain), browser=browser, routes=uploads)
+    # Outermost: measures every request, serves /metrics, emits download events.
+    return telemetry.instrument(app)
+
+
+def build_upload_routes(
+    settings: Settings, engine: Engine, upstream_sources: Sequence[Repository]
+) -> list[BaseRoute]:
+    """`/legacy/`: the upload service over the in-house store, with the name guard
+    over the upstreams and every way of signing in."""
+    sessions = session_factory_for(engine)
+    service = UploadService(
+        sessions,
+        FilesystemBlobStore(settings.blob_dir),
+        NameGuard(sessions, upstream_sources),
+        settings.upload,
+    )
+    # Fetches CI issuers' keys; lives as long as the process (one per worker).
+    http_client = httpx.AsyncClient(timeout=30.0)
+    return upload_routes(service, Authenticators(sessions, settings.auth, http_client))
 
 
 def app_from_environment() -> ASGIApp:

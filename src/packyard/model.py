@@ -157,10 +157,16 @@ class InlineFile:
 
 @dataclass(frozen=True, slots=True)
 class RemoteBody:
-    """An open upstream response: the file's total size and the bytes asked for."""
+    """An open upstream response: the file's total size and the bytes asked for.
+
+    `ranged` is False when a range was asked and the upstream sent the whole
+    file instead (a 200): the chunks are still the range, but reaching a range
+    near the end then downloads everything before it.
+    """
 
     size: int | None
     chunks: AsyncIterator[bytes]
+    ranged: bool = True
 
 
 class RemoteOpener(Protocol):

@@ -108,9 +108,27 @@ class TelemetrySettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    # Event lines (downloads, page misses, upstream errors, audit); off: none at all.
+    events: bool = True
     # None: JSON lines to standard output.
     events_file: Path | None = None
+    # Size rotation of `events_file`: rotate past this many bytes, keep this many old files.
+    events_max_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    events_backups: int = Field(default=5, ge=0)
+    # Prometheus metrics at GET /metrics.
     metrics: bool = True
+
+
+class BrowserSettings(BaseModel):
+    """The web pages and their search."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Public project names to make searchable before anyone has requested them.
+    index_names: tuple[str, ...] = ()
+    # The search index's SQLAlchemy URL; None: the store's database if it is
+    # PostgreSQL, else SQLite in `<data_dir>/search.db`.
+    search_url: str | None = None
 
 
 class Settings(BaseModel):
@@ -131,6 +149,7 @@ class Settings(BaseModel):
     upload: UploadSettings = UploadSettings()
     cache: CacheSettings = CacheSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    browser: BrowserSettings = BrowserSettings()
 
     @property
     def resolved_database_url(self) -> str:

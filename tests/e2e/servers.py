@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from hashlib import sha256
 from pathlib import Path
 from types import TracebackType
@@ -45,10 +45,21 @@ def clean_environment(**extra: str) -> dict[str, str]:
 
 
 class ServerProcess:
-    """A process that serves HTTP on 127.0.0.1:`port`, stopped on exit."""
+    """A process that serves HTTP on 127.0.0.1:`port`, stopped on exit.
 
-    def __init__(self, argv: Sequence[str], port: int, log: Path, ready_path: str) -> None:
+    `environment` is added to the cleaned environment the process starts with.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        port: int,
+        log: Path,
+        ready_path: str,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
         self.argv = list(argv)
+        self.environment = dict(environment or {})
         self.port = port
         self.log = log
         self.ready_path = ready_path
@@ -61,7 +72,10 @@ class ServerProcess:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, env=clean_environment()
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=clean_environment(**self.environment),
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -95,12 +109,15 @@ class ServerProcess:
         self.stop()
 
 
-def packyard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a `packyard` command to completion, capturing its output."""
+def packyard(
+    *args: str, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a `packyard` command to completion, capturing its output; `input` is its stdin."""
     return subprocess.run(
         [PYTHON, "-m", "packyard", *args],
         capture_output=True,
         text=True,
+        input=input,
         env=env or clean_environment(),
         timeout=120,
         check=False,
@@ -108,14 +125,26 @@ def packyard(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
 
 
 class PackyardProcess(ServerProcess):
-    """`packyard serve` on its own data directory, with the given upstreams."""
+    """`packyard serve` on its own data directory, with the given upstreams.
 
-    def __init__(self, data_dir: Path, upstreams: Iterable[str] = ("none",)) -> None:
+    `database_url` (e.g. the `database_url` fixture's) replaces the SQLite database
+    in the data directory, for the server and for `import_dir`, through
+    `PACKYARD_DATABASE_URL`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        upstreams: Iterable[str] = ("none",),
+        database_url: str | None = None,
+    ) -> None:
         port = free_port()
         argv = [PYTHON, "-m", "packyard", "serve", "--data-dir", str(data_dir), "--port", str(port)]
         for upstream in upstreams:
             argv += ["--upstream", upstream]
-        super().__init__(argv, port, data_dir.parent / f"packyard-{port}.log", "/healthz")
+        environment = {"PACKYARD_DATABASE_URL": database_url} if database_url else {}
+        log = data_dir.parent / f"packyard-{port}.log"
+        super().__init__(argv, port, log, "/healthz", environment)
         self.data_dir = data_dir
 
     @property
@@ -123,7 +152,13 @@ class PackyardProcess(ServerProcess):
         return self.url + "/simple/"
 
     def import_dir(self, directory: Path) -> subprocess.CompletedProcess[str]:
-        return packyard("import", "--data-dir", str(self.data_dir), str(directory))
+        return packyard(
+            "import",
+            "--data-dir",
+            str(self.data_dir),
+            str(directory),
+            env=clean_environment(**self.environment),
+        )
 
 
 class StaticIndexProcess(ServerProcess):

@@ -69,10 +69,15 @@ def main() -> None:
 
 def _register() -> None:
     """Attach each command family's module (imported here to keep start-up light)."""
-    from packyard.cli import importing, serve
+    from packyard.cli import accounts, governance, importing, prefetch, serve
 
     main.add_command(serve.serve)
+    main.add_command(prefetch.prefetch)
     main.add_command(importing.import_command)
+    for family in (accounts.user, accounts.group, accounts.token, accounts.owner):
+        main.add_command(family)
+    for command in governance.COMMANDS:
+        main.add_command(command)
 
 
 _register()

@@ -27,7 +27,7 @@ from typing import Literal
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,12 +36,18 @@ from packyard.db.serial import bump_serial
 from packyard.dists.filenames import DistFilename, parse_filename
 from packyard.dists.metadata import CoreMetadata, read_core_metadata
 from packyard.errors import PackyardError
+from packyard.publish.deletions import refuse_deleted_filename
+from packyard.publish.recording import (
+    CLOSED_STATUSES,
+    file_row,
+    find_existing,
+    remove_unreferenced,
+    store_bytes,
+)
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, StoredBlob
 
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
 COPY_CHUNK_SIZE = 1024 * 1024
-# PEP 792: archived and quarantined projects MUST NOT accept new files.
-CLOSED_STATUSES = ("archived", "quarantined")
 
 Outcome = Literal["added", "present", "conflict", "invalid"]
 
@@ -161,7 +167,7 @@ async def _import(path: Path, sessions: sessionmaker[Session], store: BlobStore)
         await _copy(path, writer)
         digests = writer.hexdigests()
         existing = await anyio.to_thread.run_sync(
-            _find_existing, sessions, dist.filename, digests["blake2_256"]
+            find_existing, sessions, dist.filename, digests["blake2_256"]
         )
         if existing is not None:
             return _duplicate(path, existing, digests["sha256"])
@@ -169,21 +175,21 @@ async def _import(path: Path, sessions: sessionmaker[Session], store: BlobStore)
     blobs = [blob]
     try:
         if dist.packagetype == "bdist_wheel":
-            blobs.append(await _store_bytes(store, f"{dist.filename}.metadata", metadata.content))
+            blobs.append(await store_bytes(store, f"{dist.filename}.metadata", metadata.content))
         now = datetime.now(UTC)
         await anyio.to_thread.run_sync(_record, sessions, dist, metadata, blobs, now)
     except IntegrityError:
         # Most likely another writer added this very file between our check
         # and our commit: then it is a duplicate, not an error.
-        await _remove_unreferenced(sessions, store, blobs)
+        await remove_unreferenced(sessions, store, blobs)
         existing = await anyio.to_thread.run_sync(
-            _find_existing, sessions, dist.filename, blob.blake2_256
+            find_existing, sessions, dist.filename, blob.blake2_256
         )
         if existing is None:
             raise
         return _duplicate(path, existing, blob.sha256)
     except BaseException:
-        await _remove_unreferenced(sessions, store, blobs)
+        await remove_unreferenced(sessions, store, blobs)
         raise
     return ImportResult(path, "added")
 
@@ -192,21 +198,6 @@ async def _copy(path: Path, writer: BlobWriter) -> None:
     async with await anyio.open_file(path, "rb") as source:
         while chunk := await source.read(COPY_CHUNK_SIZE):
             await writer.write(chunk)
-
-
-async def _store_bytes(store: BlobStore, filename: str, content: bytes) -> StoredBlob:
-    async with store.writer(filename) as writer:
-        await writer.write(content)
-        return await writer.commit()
-
-
-def _find_existing(sessions: sessionmaker[Session], filename: str, blake2_256: str) -> File | None:
-    """The stored file with this filename, else the one with these bytes, else None."""
-    with sessions() as session:
-        rows = session.scalars(
-            select(File).where(or_(File.filename == filename, File.blake2_256 == blake2_256))
-        ).all()
-    return next((row for row in rows if row.filename == filename), rows[0] if rows else None)
 
 
 def _duplicate(path: Path, existing: File, sha256: str) -> ImportResult:
@@ -229,11 +220,13 @@ def _record(
     """Insert the project (if new) and the file, and bump the serial: one transaction.
 
     Raises:
-        PackyardError: the project is archived or quarantined.
+        PackyardError: the project is archived or quarantined, or the filename
+            was deleted once (it can never be used again).
         IntegrityError: the filename or the bytes were stored meanwhile.
         SQLAlchemyError: the database failed.
     """
     with sessions.begin() as session:
+        refuse_deleted_filename(session, dist.filename)
         project = session.scalar(select(Project).where(Project.name == dist.name))
         if project is None:
             project = Project(name=dist.name, display_name=metadata.name, created_at=now)
@@ -243,60 +236,5 @@ def _record(
                 f"{dist.filename}: project {dist.name!r} is {project.status}: "
                 "it accepts no new files."
             )
-        session.add(_file_row(project, dist, metadata, blobs, now))
+        session.add(file_row(project, dist, metadata, blobs, now))
         bump_serial(session)
-
-
-def _file_row(
-    project: Project,
-    dist: DistFilename,
-    metadata: CoreMetadata,
-    blobs: list[StoredBlob],
-    now: datetime,
-) -> File:
-    blob, metadata_blob = blobs[0], (blobs[1] if len(blobs) > 1 else None)
-    return File(
-        project=project,
-        filename=dist.filename,
-        version=str(dist.version),
-        packagetype=dist.packagetype,
-        python_version=dist.python_version,
-        requires_python=metadata.requires_python,
-        size=blob.size,
-        sha256=blob.sha256,
-        blake2_256=blob.blake2_256,
-        md5=blob.md5,
-        upload_time=now,
-        blob_key=blob.key,
-        metadata_sha256=metadata_blob.sha256 if metadata_blob else None,
-        metadata_blob_key=metadata_blob.key if metadata_blob else None,
-        summary=metadata.summary,
-    )
-
-
-async def _remove_unreferenced(
-    sessions: sessionmaker[Session], store: BlobStore, blobs: list[StoredBlob]
-) -> None:
-    """Remove the blobs this import created, unless a row (another writer's) uses them.
-
-    Shielded from cancellation: a cancelled import must still clean up.
-    """
-    with anyio.CancelScope(shield=True):
-        for blob in blobs:
-            if blob.created and not await anyio.to_thread.run_sync(
-                _is_referenced, sessions, blob.key
-            ):
-                await store.delete(blob.key)
-
-
-def _is_referenced(sessions: sessionmaker[Session], key: str) -> bool:
-    try:
-        with sessions() as session:
-            found = session.scalar(
-                select(File.id).where(or_(File.blob_key == key, File.metadata_blob_key == key))
-            )
-    except SQLAlchemyError:
-        # Can't tell: keep the blob. An orphan blob is never served; a row
-        # whose blob was deleted would be.
-        return True
-    return found is not None

@@ -10,9 +10,19 @@ METADATA (STANDARDS §1.14), which is why they are never re-serialised.
 
 The page is asked of the source itself, so the source that served the page
 also serves its metadata (DESIGN §2) and a file hidden by a component below
-has no metadata either. Wheels whose page does not advertise a metadata file
-from this store (upstream wheels) are passed to the source unchanged:
-`_foreign_metadata` is the seam where range-request extraction will go.
+has no metadata either.
+
+Wheels of other sources (upstreams) get a metadata file too, whether their
+index offers one or not:
+
+- if the upstream advertises `core-metadata`, its page and its `.metadata`
+  file are passed through unchanged;
+- otherwise the page is rewritten to advertise `core-metadata` for every
+  wheel: `{"sha256": hex}` once the METADATA has been extracted, `true` before
+  (the Simple Repository API allows `true` without a hash; pip and uv then
+  fetch `.metadata` without checking a hash). The `.metadata` file is read
+  from the wheel with range requests by `RemoteMetadataReader`, once per
+  wheel ever, and kept in the blob store.
 
 Content type: `text/plain; charset=utf-8`, as PyPI serves it: METADATA is
 UTF-8 text (core metadata spec), and a browser then shows it instead of
@@ -21,14 +31,13 @@ downloading it. Clients only hash the bytes.
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import replace
 
 from typing_extensions import override
 
-from packyard.dists.metadata import MAX_METADATA_SIZE
-from packyard.errors import FileNotFound, PackyardError
+from packyard.errors import FileNotFound
 from packyard.model import (
     SOURCE_LOCAL,
     DistFile,
@@ -38,6 +47,11 @@ from packyard.model import (
     Resource,
 )
 from packyard.repository.base import DelegatingRepository, IdentityMemo, Repository
+from packyard.repository.remote_metadata import (
+    ExtractedMetadata,
+    RemoteMetadataReader,
+    read_metadata_blob,
+)
 from packyard.storage.base import BlobStore, blob_key
 
 METADATA_SUFFIX = ".metadata"
@@ -46,21 +60,67 @@ DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class MetadataRepository(DelegatingRepository):
-    """Serves `<wheel>.metadata` (PEP 658) over any chain whose local pages advertise it."""
+    """Serves `<wheel>.metadata` (PEP 658) for every wheel of the chain, local or upstream."""
 
     def __init__(
-        self, source: Repository, store: BlobStore, cache_bytes: int = DEFAULT_CACHE_BYTES
+        self,
+        source: Repository,
+        store: BlobStore,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        remote: RemoteMetadataReader | None = None,
     ) -> None:
-        """`store` holds the in-house METADATA blobs; `cache_bytes` bounds the
-        memory spent on metadata files already served."""
+        """`store` holds the METADATA blobs; `cache_bytes` bounds the memory spent
+        on metadata files already served; `remote` reads and keeps the METADATA
+        of upstream wheels (by default with an index in memory only)."""
         super().__init__(source)
         self._store = store
+        self._remote = remote if remote is not None else RemoteMetadataReader(store)
         self._files_by_name: IdentityMemo[ProjectDetail, Mapping[str, DistFile]] = IdentityMemo(
             lambda page: {dist.filename: dist for dist in page.files}
         )
+        # name -> (source page, extraction generation, advertised page). Not an
+        # IdentityMemo: the output also depends on what has been extracted since.
+        self._advertised: dict[str, tuple[ProjectDetail, int, ProjectDetail]] = {}
         self._cache: OrderedDict[str, InlineFile] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._cached_bytes = 0
+
+    @override
+    async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
+        """The source's page; an upstream page advertises metadata for every wheel.
+
+        The same source page gives the same object back until a wheel of the
+        project gains extracted metadata (its hash then appears in the page).
+
+        Raises:
+            ProjectNotFound, UpstreamError, UpstreamUnavailable: from the source.
+        """
+        page = await self.source.get_project(name, ctx)
+        if page.source == SOURCE_LOCAL:
+            return page
+        generation = self._remote.generation(name)
+        hit = self._advertised.get(name)
+        if hit is not None and hit[0] is page and hit[1] == generation:
+            return hit[2]
+        advertised = self._advertise(page)
+        self._advertised[name] = (page, generation, advertised)
+        return advertised
+
+    def _advertise(self, page: ProjectDetail) -> ProjectDetail:
+        """PEP 658/714: `core-metadata` on every wheel that has none from its upstream."""
+        files = tuple(
+            replace(dist, core_metadata=self._remote_core_metadata(dist))
+            if dist.filename.endswith(".whl") and not dist.core_metadata
+            else dist
+            for dist in page.files
+        )
+        if all(new is old for new, old in zip(files, page.files, strict=True)):
+            return page
+        return replace(page, files=files)
+
+    def _remote_core_metadata(self, dist: DistFile) -> bool | Mapping[str, str]:
+        known = self._remote.lookup(dist)
+        return True if known is None else {"sha256": known.sha256}
 
     @override
     async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
@@ -69,10 +129,15 @@ class MetadataRepository(DelegatingRepository):
         Raises:
             ProjectNotFound: no such project.
             FileNotFound: the project has no such wheel, or no metadata for it.
-            UpstreamError, UpstreamUnavailable: the source's upstream failed.
+            UpstreamError: the source's upstream failed, or its wheel is not a
+                readable wheel (a 502).
+            UpstreamUnavailable: the source's upstream could not be reached.
+            InvalidDistribution: a wheel of a non-local page, held in this
+                server's storage, is broken.
             PackyardError: the stored METADATA does not match its recorded
                 sha256 (a damaged store: a server fault).
-            OSError: the METADATA blob is missing or unreadable (a server fault).
+            OSError: the METADATA blob is missing or unreadable, or could not
+                be written (a server fault).
         """
         wheel = filename.removesuffix(METADATA_SUFFIX)
         if wheel == filename or not wheel.endswith(".whl"):
@@ -89,36 +154,51 @@ class MetadataRepository(DelegatingRepository):
     async def _foreign_metadata(
         self, name: str, filename: str, page: ProjectDetail, dist: DistFile, ctx: RequestContext
     ) -> Resource:
-        """Metadata of a wheel this store does not hold: for now, whatever the source serves."""
-        return await self.source.get_file(name, filename, ctx)
+        """Metadata of a wheel this store does not hold.
+
+        The upstream's own `.metadata` when it advertises one (pass-through);
+        else the METADATA kept from an earlier extraction, else extracted now.
+        A local wheel without recorded metadata has none.
+        """
+        if dist.core_metadata or page.source == SOURCE_LOCAL:
+            return await self.source.get_file(name, filename, ctx)
+        known = self._remote.lookup(dist)
+        if known is not None:
+            try:
+                return await self._stored_metadata(filename, known, dist)
+            except FileNotFoundError:
+                pass  # the blob was removed: extract it again
+        resource = await self.source.get_file(name, dist.filename, ctx)
+        known, content = await self._remote.extract(name, dist, resource)
+        served = self._inline(filename, content, known.sha256, dist)
+        self._remember(served)
+        return served
 
     async def _local_metadata(self, filename: str, sha256: str, dist: DistFile) -> InlineFile:
+        key = blob_key(sha256, filename)
+        return await self._stored_metadata(filename, ExtractedMetadata(sha256, key), dist)
+
+    async def _stored_metadata(
+        self, filename: str, stored: ExtractedMetadata, dist: DistFile
+    ) -> InlineFile:
         cached = self._cache.get(filename)
-        if cached is not None and cached.sha256 == sha256:
+        if cached is not None and cached.sha256 == stored.sha256:
             self._cache.move_to_end(filename)
             return cached
-        content = await self._read_blob(blob_key(sha256, filename))
-        if hashlib.sha256(content).hexdigest() != sha256:
-            raise PackyardError(f"The stored metadata of {filename!r} does not match its sha256.")
-        served = InlineFile(
+        content = await read_metadata_blob(self._store, stored.key, stored.sha256)
+        served = self._inline(filename, content, stored.sha256, dist)
+        self._remember(served)
+        return served
+
+    @staticmethod
+    def _inline(filename: str, content: bytes, sha256: str, dist: DistFile) -> InlineFile:
+        return InlineFile(
             filename=filename,
             content=content,
             sha256=sha256,
             content_type=METADATA_CONTENT_TYPE,
             modified=dist.upload_time,
         )
-        self._remember(served)
-        return served
-
-    async def _read_blob(self, key: str) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in self._store.read(key, None):
-            size += len(chunk)
-            if size > MAX_METADATA_SIZE:
-                raise PackyardError(f"The stored metadata blob {key!r} is larger than allowed.")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _remember(self, served: InlineFile) -> None:
         previous = self._cache.pop(served.filename, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +33,7 @@ from packyard.model import (
     ProjectDetail,
     ProjectList,
     RemoteFile,
+    RemoteOpener,
     RequestContext,
 )
 from packyard.repository import upstream_pages as pages
@@ -107,7 +108,9 @@ class UpstreamRepository(Repository):
     `max_projects` project pages, least recently used dropped first). Within
     `settings.page_ttl` seconds of a fetch they are served without asking;
     after that they are revalidated with `If-None-Match`/`If-Modified-Since`,
-    and an unchanged page comes back as the very same object.
+    and an unchanged page comes back as the very same object. A `page_ttl`
+    of 0 revalidates on every call: `CacheRepository` keeps the freshness
+    window itself and uses this class only to fetch and revalidate.
 
     The repository owns `client` and closes it in `aclose`.
     """
@@ -166,25 +169,12 @@ class UpstreamRepository(Repository):
             UpstreamError, UpstreamUnavailable: as for `get_project`.
         """
         page = await self._project_page(name)
-        dist = page.by_filename.get(filename)
-        if dist is not None:
-            return RemoteFile(
-                filename=filename,
-                url=dist.url,
-                opener=self.opener,
-                upstream=self.label,
-                sha256=dist.sha256,
-                size=dist.size,
-                modified=dist.upload_time,
-            )
-        dist = page.by_filename.get(filename.removesuffix(".metadata"))
-        if filename.endswith(".metadata") and dist is not None and dist.core_metadata:
-            # PEP 658: the metadata file is at the distribution's URL + ".metadata".
-            url = urlsplit(dist.url)
-            metadata_url = urlunsplit(url._replace(path=url.path + ".metadata"))
-            hashes = dist.core_metadata if not isinstance(dist.core_metadata, bool) else {}
-            return RemoteFile(filename, metadata_url, self.opener, self.label, hashes.get("sha256"))
-        raise FileNotFound(name, filename)
+        return remote_file(page.by_filename, name, filename, self.opener, self.label)
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The HTTP client, for instrumentation (telemetry adds httpx event hooks)."""
+        return self._client
 
     @override
     async def aclose(self) -> None:
@@ -359,6 +349,39 @@ class UpstreamRepository(Repository):
 
     def _fail(self, message: str) -> NoReturn:
         raise UpstreamError(self.label, message)
+
+
+def remote_file(
+    dists: Mapping[str, DistFile], name: str, filename: str, opener: RemoteOpener, label: str
+) -> RemoteFile:
+    """The upstream file `filename` of a page whose files are `dists` (by filename).
+
+    `<dist>.metadata` is offered only when the page advertises core metadata
+    for that distribution (PEP 658/714). Shared with `CacheRepository`, which
+    keeps the pages itself.
+
+    Raises:
+        FileNotFound: the page lists no such file (or no metadata for it).
+    """
+    dist = dists.get(filename)
+    if dist is not None:
+        return RemoteFile(
+            filename=filename,
+            url=dist.url,
+            opener=opener,
+            upstream=label,
+            sha256=dist.sha256,
+            size=dist.size,
+            modified=dist.upload_time,
+        )
+    dist = dists.get(filename.removesuffix(".metadata"))
+    if filename.endswith(".metadata") and dist is not None and dist.core_metadata:
+        # PEP 658: the metadata file is at the distribution's URL + ".metadata".
+        url = urlsplit(dist.url)
+        metadata_url = urlunsplit(url._replace(path=url.path + ".metadata"))
+        hashes = dist.core_metadata if not isinstance(dist.core_metadata, bool) else {}
+        return RemoteFile(filename, metadata_url, opener, label, hashes.get("sha256"))
+    raise FileNotFound(name, filename)
 
 
 def _text(response: httpx.Response, body: bytes) -> str:

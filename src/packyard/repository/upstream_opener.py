@@ -49,7 +49,8 @@ class UpstreamOpener:
         """GET `url`, yielding exactly the bytes of `byte_range` (or all of them).
 
         A 206 is passed through; a 200 to a range request is skipped and cut to
-        the range here. The response is always closed on exit.
+        the range here, and marked `ranged=False` so that a caller can give up
+        rather than read the whole file. The response is always closed on exit.
 
         Raises (on entering):
             FileNotFound: the upstream answered 404 or 410.
@@ -81,7 +82,8 @@ class UpstreamOpener:
             if wanted is not None and size is not None and wanted.end >= size:
                 raise UpstreamError(self._label, f"has {size} bytes, fewer than asked, at {url}")
             skip, length = (wanted.start, wanted.length) if wanted else (0, None)
-            return RemoteBody(size, _sliced(self._raw(response), skip, length, self._label))
+            chunks = _sliced(self._raw(response), skip, length, self._label)
+            return RemoteBody(size, chunks, ranged=wanted is None)
         if status in (404, 410):
             raise UpstreamFileGone(self._label, url)
         if status == 416:

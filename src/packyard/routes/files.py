@@ -48,6 +48,9 @@ from packyard.routes.ranges import (
 # Filenames are never reused, so a file never changes: cache it for a year.
 CACHE_CONTROL = b"public, max-age=31536000, immutable"
 PATHSEND = "http.response.pathsend"
+SERVED = "packyard.served"
+"""Scope key where the route leaves `(project, resource, RequestContext)` of the file
+it serves, for wrappers that observe downloads (`telemetry/asgi.py`)."""
 # The headers `routes/ranges.py` reads.
 _CONDITIONAL = frozenset(
     {"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}
@@ -121,7 +124,9 @@ class FilesRoute:
 
     async def _serve(self, request: _Request) -> None:
         project, filename = parse_file_path(request.scope)
-        resource = await self._chain.get_file(project, filename, _context(request.scope))
+        ctx = _context(request.scope)
+        resource = await self._chain.get_file(project, filename, ctx)
+        request.scope[SERVED] = (project, resource, ctx)
         validators = Validators.of(resource.sha256, resource.modified)
         if await _answered_by_preconditions(request, validators):
             return

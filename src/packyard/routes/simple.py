@@ -107,9 +107,15 @@ class PageCache:
 class SimpleRoute:
     """ASGI handler of every path under `/simple` (GET and HEAD; 405 otherwise)."""
 
-    def __init__(self, chain: Repository, *, cache_control: bytes = DEFAULT_CACHE_CONTROL) -> None:
+    def __init__(
+        self,
+        chain: Repository,
+        *,
+        cache_control: bytes = DEFAULT_CACHE_CONTROL,
+        max_pages: int = 4096,
+    ) -> None:
         self._chain = chain
-        self._pages = PageCache(cache_control)
+        self._pages = PageCache(cache_control, max_pages)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = scope["method"] == "HEAD"

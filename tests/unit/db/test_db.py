@@ -27,15 +27,15 @@ def import_every_model_module() -> None:
         importlib.import_module(module.name)
 
 
-def test_migrations_create_exactly_the_models(tmp_path: Path) -> None:
+def test_migrations_create_exactly_the_models(tmp_path: Path, database_url: str) -> None:
     import_every_model_module()
-    local = make_local_store(tmp_path)
+    local = make_local_store(tmp_path, database_url)
     with local.engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
 
 
-def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
-    local = make_local_store(tmp_path)
+def test_migrating_twice_changes_nothing(tmp_path: Path, database_url: str) -> None:
+    local = make_local_store(tmp_path, database_url)
     migrate(local.engine)
     with local.sessions() as session:
         assert read_serial(session) == 0
@@ -49,8 +49,8 @@ def test_sqlite_connections_are_set_up_for_concurrent_use(tmp_path: Path) -> Non
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 10_000
 
 
-def test_bump_serial_advances_within_the_transaction(tmp_path: Path) -> None:
-    local = make_local_store(tmp_path)
+def test_bump_serial_advances_within_the_transaction(tmp_path: Path, database_url: str) -> None:
+    local = make_local_store(tmp_path, database_url)
     with local.sessions.begin() as session:
         assert bump_serial(session) == 1
         assert bump_serial(session) == 2
@@ -61,8 +61,8 @@ def test_bump_serial_advances_within_the_transaction(tmp_path: Path) -> None:
         assert read_serial(session) == 2
 
 
-def test_timestamps_come_back_aware_in_utc(tmp_path: Path) -> None:
-    local = make_local_store(tmp_path)
+def test_timestamps_come_back_aware_in_utc(tmp_path: Path, database_url: str) -> None:
+    local = make_local_store(tmp_path, database_url)
     created = datetime(2026, 8, 1, 12, 30, tzinfo=UTC)
     with local.sessions.begin() as session:
         session.add(Project(name="acme", display_name="Acme", created_at=created))
@@ -73,14 +73,14 @@ def test_timestamps_come_back_aware_in_utc(tmp_path: Path) -> None:
     assert project.status == "active"
 
 
-def test_naive_timestamps_are_refused(tmp_path: Path) -> None:
-    local = make_local_store(tmp_path)
+def test_naive_timestamps_are_refused(tmp_path: Path, database_url: str) -> None:
+    local = make_local_store(tmp_path, database_url)
     with pytest.raises(StatementError), local.sessions.begin() as session:
         session.add(Project(name="acme", display_name="Acme", created_at=datetime(2026, 1, 1)))
 
 
-def test_project_names_are_unique_and_statuses_checked(tmp_path: Path) -> None:
-    local = make_local_store(tmp_path)
+def test_project_names_are_unique_and_statuses_checked(tmp_path: Path, database_url: str) -> None:
+    local = make_local_store(tmp_path, database_url)
     now = datetime.now(UTC)
     with local.sessions.begin() as session:
         session.add(Project(name="acme", display_name="Acme", created_at=now))

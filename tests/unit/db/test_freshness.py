@@ -112,8 +112,10 @@ async def test_sqlite_check_costs_microseconds(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_polling_watcher_rereads_after_its_interval(tmp_path: Path) -> None:
-    local = make_local_store(tmp_path)
+async def test_polling_watcher_rereads_after_its_interval(
+    tmp_path: Path, database_url: str
+) -> None:
+    local = make_local_store(tmp_path, database_url)
     slow = PollingSerialWatcher(local.engine, interval=3600)
     eager = PollingSerialWatcher(local.engine, interval=0)
     assert await slow.current() == 0

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -12,8 +10,8 @@ from packyard.db.engine import create_database_engine, migrate
 from packyard.db.models import Base
 
 
-def test_migrations_match_the_models(tmp_path: Path) -> None:
-    engine = create_database_engine(f"sqlite:///{tmp_path / 'schema.db'}")
+def test_migrations_match_the_models(database_url: str) -> None:
+    engine = create_database_engine(database_url)
     migrate(engine)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -21,8 +19,8 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
     assert differences == []
 
 
-def test_migrating_twice_changes_nothing(tmp_path: Path) -> None:
-    engine = create_database_engine(f"sqlite:///{tmp_path / 'schema.db'}")
+def test_migrating_twice_changes_nothing(database_url: str) -> None:
+    engine = create_database_engine(database_url)
     migrate(engine)
     migrate(engine)
     engine.dispose()

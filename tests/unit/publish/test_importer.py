@@ -25,8 +25,8 @@ from tests.builders import (
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> LocalStore:
-    return make_local_store(tmp_path / "data")
+def local(tmp_path: Path, database_url: str) -> LocalStore:
+    return make_local_store(tmp_path / "data", database_url)
 
 
 @pytest.fixture

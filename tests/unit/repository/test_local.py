@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Executable, update
 
 from packyard.db.engine import create_database_engine, session_factory_for
+from packyard.db.freshness import PollingSerialWatcher
 from packyard.db.models import File, Project
 from packyard.db.serial import bump_serial
 from packyard.errors import FileNotFound, ProjectNotFound
@@ -21,13 +22,19 @@ from tests.builders import LocalStore, build_sdist, build_wheel, make_local_stor
 
 
 @pytest.fixture
-def local(tmp_path: Path) -> LocalStore:
-    return make_local_store(tmp_path / "data")
+def local(tmp_path: Path, database_url: str) -> LocalStore:
+    return make_local_store(tmp_path / "data", database_url)
 
 
 @pytest.fixture
 async def repository(local: LocalStore) -> AsyncIterator[LocalRepository]:
-    repository = LocalRepository(local.sessions, local.store)
+    # PostgreSQL has no cheap change signal, so the default watcher there re-reads
+    # the serial every 0.5 s (db.freshness); re-reading it on every request keeps
+    # the "seen at once" checks below about this class's caching, not that interval.
+    watcher = None
+    if local.engine.dialect.name != "sqlite":
+        watcher = PollingSerialWatcher(local.engine, interval=0)
+    repository = LocalRepository(local.sessions, local.store, watcher=watcher)
     yield repository
     await repository.aclose()
 

@@ -1,0 +1,142 @@
+"""From an `Authorization` header to an `Identity`: passwords, API tokens, CI ID tokens.
+
+    authenticators = Authenticators(session_factory, settings.auth, http_client)
+    identity = await authenticators.authenticate(request.headers.get("authorization"))
+
+Database work and password hashing run in worker threads (`anyio.to_thread`),
+so a sign-in never blocks the event loop; argon2 also takes 64 MiB per
+verification, so at most `PASSWORD_CONCURRENCY` run at once.
+"""
+
+from __future__ import annotations
+
+import anyio
+import anyio.to_thread
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from packyard.auth.basic import (
+    ApiTokenCredentials,
+    JwtCredentials,
+    PasswordCredentials,
+    parse_authorization,
+)
+from packyard.auth.identity import Identity, IdentityKind
+from packyard.auth.oidc import OidcVerifier
+from packyard.auth.passwords import hash_password, needs_rehash, verify_password
+from packyard.auth.tokens import verify_token
+from packyard.db.accounts import User
+from packyard.errors import AuthenticationFailed
+from packyard.settings import AuthSettings
+
+# Where the messages send people; the page explains users, tokens and CI tokens.
+AUTH_HELP = "the packyard documentation on publishing (docs/publishing.md)"
+NO_CREDENTIALS = (
+    f"Invalid or non-existent authentication information. See {AUTH_HELP} for more information."
+)
+WRONG_PASSWORD = "Invalid username or password."  # noqa: S105 (a message)
+PASSWORD_CONCURRENCY = 4
+
+
+class Authenticators:
+    """Every way of signing in, tried by the form of the credentials.
+
+    Satisfies the `Authenticator` protocol of `auth.identity`, but never
+    returns None: a header it cannot use is refused with a message.
+    """
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        auth_settings: AuthSettings,
+        http_client: httpx.AsyncClient,
+    ) -> None:
+        """`http_client` fetches the CI issuers' keys; it is owned (closed) by the caller."""
+        self._sessions = session_factory
+        self._oidc = OidcVerifier(auth_settings.oidc, http_client) if auth_settings.oidc else None
+        self._password_limiter = anyio.CapacityLimiter(PASSWORD_CONCURRENCY)
+
+    async def authenticate(self, authorization: str | None) -> Identity:
+        """The identity behind an `Authorization` header value.
+
+        - user name and password → `user` identity;
+        - API token (Basic `__token__`, Bearer or token) → `token` identity,
+          limited to the token's projects if it has any;
+        - CI ID token (a JWT) → `ci` identity (see `auth.oidc`).
+
+        Raises:
+            AuthenticationFailed: no header; a malformed header; a wrong
+                password; an unknown, revoked or expired token; a disabled
+                user; a CI token that is refused (or no CI issuer configured).
+            UpstreamUnavailable, UpstreamError: a CI issuer's keys could not be
+                fetched.
+        """
+        if authorization is None or not authorization.strip():
+            raise AuthenticationFailed(NO_CREDENTIALS)
+        credentials = parse_authorization(authorization)
+        if isinstance(credentials, PasswordCredentials):
+            return await anyio.to_thread.run_sync(
+                self._password_identity, credentials, limiter=self._password_limiter
+            )
+        if isinstance(credentials, ApiTokenCredentials):
+            return await anyio.to_thread.run_sync(self._token_identity, credentials.token)
+        if self._oidc is None:
+            raise AuthenticationFailed(
+                "CI ID tokens are not accepted here: no CI issuer is configured ([auth.oidc])."
+            )
+        assert isinstance(credentials, JwtCredentials)
+        return await self._oidc.authenticate(credentials.token)
+
+    def _password_identity(self, credentials: PasswordCredentials) -> Identity:
+        with self._sessions() as session:
+            user = session.scalars(
+                select(User)
+                .where(User.name == credentials.username.lower())
+                .options(selectinload(User.groups))
+            ).one_or_none()
+            password_hash = user.password_hash if user is not None else None
+            # Always one verification, known user or not: the timing tells nothing.
+            if not verify_password(password_hash, credentials.password):
+                raise AuthenticationFailed(WRONG_PASSWORD)
+            assert user is not None
+            if user.disabled:
+                raise AuthenticationFailed(f"The user '{user.name}' is disabled.")
+            if user.password_hash is not None and needs_rehash(user.password_hash):
+                user.password_hash = hash_password(credentials.password)
+                session.commit()
+            return _identity_of(user, kind="user")
+
+    def _token_identity(self, token: str) -> Identity:
+        with self._sessions() as session:
+            stored = verify_token(session, token)
+            # Commits the `last_used_at` mark, if verify_token set one.
+            session.commit()
+            scopes = frozenset(scope.project_name for scope in stored.scopes)
+            return _identity_of(
+                stored.user,
+                kind="token",
+                projects=scopes or None,
+                token_id=stored.id,
+                token_prefix=stored.prefix,
+            )
+
+
+def _identity_of(
+    user: User,
+    *,
+    kind: IdentityKind,
+    projects: frozenset[str] | None = None,
+    token_id: int | None = None,
+    token_prefix: str | None = None,
+) -> Identity:
+    return Identity(
+        kind=kind,
+        name=user.name,
+        user_id=user.id,
+        is_admin=user.is_admin,
+        groups=frozenset(group.name for group in user.groups),
+        projects=projects,
+        token_id=token_id,
+        token_prefix=token_prefix,
+    )

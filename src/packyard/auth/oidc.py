@@ -1,0 +1,245 @@
+"""CI ID tokens (OIDC JWTs, e.g. GitLab CI `id_tokens`) checked against their issuer's keys.
+
+A token is accepted only if:
+
+- its `iss` is one of the configured issuers (exactly, as RFC 7519 §4.1.1
+  compares it) and its `aud` is that issuer's configured audience;
+- it is signed with a public key from the issuer's JWKS (RFC 7517), found by
+  `kid`, with that key's own algorithm: the header's `alg` never chooses the
+  algorithm, so `none` and HMAC signed with the public key as secret
+  ("algorithm confusion") are refused;
+- `exp`, `iat` (and `nbf` if present) hold, with a small leeway for clock skew;
+- its claims map to at least one project (`OidcIssuerSettings.projects`) and,
+  if `refs` are configured, its ref matches one of them.
+
+The JWKS comes from `jwks_url`, or from the issuer's OpenID discovery document.
+It is cached for `jwks_ttl` seconds and fetched again at once when a token
+names an unknown `kid` (key rotation), at most every `min_refresh` seconds so
+that tokens with made-up `kid`s cannot make us hammer the issuer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import jwt
+from packaging.utils import canonicalize_name
+
+from packyard.auth.identity import Identity
+from packyard.errors import AuthenticationFailed, UpstreamError, UpstreamUnavailable
+from packyard.settings import OidcIssuerSettings
+
+# Public-key algorithms only (RFC 7518 §3.1 without `none` and HS*).
+PUBLIC_KEY_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud")
+
+
+@dataclass(frozen=True, slots=True)
+class _KeySet:
+    fetched_at: float
+    keys: Mapping[str | None, jwt.PyJWK]
+
+
+class OidcVerifier:
+    """Turns CI ID tokens of the configured issuers into `ci` identities."""
+
+    def __init__(
+        self,
+        issuers: Sequence[OidcIssuerSettings],
+        http_client: httpx.AsyncClient,
+        *,
+        jwks_ttl: float = 3600.0,
+        min_refresh: float = 30.0,
+        leeway: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._issuers = {issuer.issuer: issuer for issuer in issuers}
+        self._http = http_client
+        self._jwks_ttl = jwks_ttl
+        self._min_refresh = min_refresh
+        self._leeway = leeway
+        self._clock = clock
+        self._key_sets: dict[str, _KeySet] = {}
+        self._locks: dict[str, anyio.Lock] = {}
+
+    async def authenticate(self, token: str) -> Identity:
+        """The `ci` identity of a valid ID token.
+
+        Raises:
+            AuthenticationFailed: the token is malformed, from an issuer not
+                configured here, for another audience, expired or not yet
+                valid, not signed by one of the issuer's keys with that key's
+                algorithm, or its claims grant no project.
+            UpstreamUnavailable: the issuer's keys could not be fetched.
+            UpstreamError: the issuer answered with something that is not a JWKS.
+        """
+        settings = self._issuer_of(token)
+        key = await self._signing_key(settings, token)
+        claims = self._verified_claims(settings, key, token)
+        return _identity(settings, claims)
+
+    def _issuer_of(self, token: str) -> OidcIssuerSettings:
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError as exc:
+            raise AuthenticationFailed(f"Malformed CI token: {exc}.") from exc
+        issuer = unverified.get("iss")
+        settings = self._issuers.get(issuer) if isinstance(issuer, str) else None
+        if settings is None:
+            raise AuthenticationFailed(f"The CI token's issuer {issuer!r} is not trusted here.")
+        return settings
+
+    async def _signing_key(self, settings: OidcIssuerSettings, token: str) -> jwt.PyJWK:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise AuthenticationFailed(f"Malformed CI token: {exc}.") from exc
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if algorithm not in PUBLIC_KEY_ALGORITHMS:
+            raise AuthenticationFailed(
+                f"The CI token is signed with {algorithm!r}; only public-key signatures "
+                "(RS256, ES256 and their kin) are accepted."
+            )
+        keys = await self._keys(settings, refresh=False)
+        if kid not in keys:
+            keys = await self._keys(settings, refresh=True)
+        if kid is None and len(keys) == 1:
+            # An issuer with a single key may leave `kid` out (RFC 7515 §4.1.4).
+            return next(iter(keys.values()))
+        if kid not in keys:
+            raise AuthenticationFailed(
+                f"The CI token is signed with key {kid!r}, which is not among the keys "
+                f"of {settings.issuer}."
+            )
+        return keys[kid]
+
+    def _verified_claims(
+        self, settings: OidcIssuerSettings, key: jwt.PyJWK, token: str
+    ) -> dict[str, Any]:
+        try:
+            return jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm_name],
+                audience=settings.audience,
+                issuer=settings.issuer,
+                leeway=self._leeway,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise AuthenticationFailed("The CI token has expired.") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise AuthenticationFailed("The CI token is not valid yet.") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise AuthenticationFailed(
+                f"The CI token is not meant for this server: its audience must be "
+                f"{settings.audience!r}."
+            ) from exc
+        except jwt.InvalidTokenError as exc:
+            raise AuthenticationFailed(f"Invalid CI token: {exc}.") from exc
+
+    async def _keys(
+        self, settings: OidcIssuerSettings, *, refresh: bool
+    ) -> Mapping[str | None, jwt.PyJWK]:
+        cached = self._key_sets.get(settings.issuer)
+        if cached is not None and self._fresh(cached, refresh):
+            return cached.keys
+        lock = self._locks.setdefault(settings.issuer, anyio.Lock())
+        async with lock:
+            # Another task may have fetched the keys while this one waited.
+            latest = self._key_sets.get(settings.issuer)
+            if latest is not None and latest is not cached and self._fresh(latest, False):
+                return latest.keys
+            key_set = _KeySet(self._clock(), await self._fetch_keys(settings))
+            self._key_sets[settings.issuer] = key_set
+            return key_set.keys
+
+    def _fresh(self, key_set: _KeySet, refresh: bool) -> bool:
+        age = self._clock() - key_set.fetched_at
+        return age < (self._min_refresh if refresh else self._jwks_ttl)
+
+    async def _fetch_keys(self, settings: OidcIssuerSettings) -> dict[str | None, jwt.PyJWK]:
+        jwks_url = settings.jwks_url
+        if jwks_url is None:
+            discovery = settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            document = await self._get_json(settings.issuer, discovery)
+            # OpenID Connect Discovery §4.3: the document must name the same issuer.
+            if document.get("issuer") != settings.issuer or not isinstance(
+                document.get("jwks_uri"), str
+            ):
+                raise UpstreamError(
+                    settings.issuer, f"{discovery} names another issuer or no jwks_uri"
+                )
+            jwks_url = document["jwks_uri"]
+        return _public_keys(await self._get_json(settings.issuer, jwks_url))
+
+    async def _get_json(self, issuer: str, url: str) -> dict[str, Any]:
+        try:
+            response = await self._http.get(url)
+        except httpx.HTTPError as exc:
+            raise UpstreamUnavailable(issuer, f"cannot fetch {url}: {exc!r}") from exc
+        if response.status_code != 200:
+            raise UpstreamUnavailable(issuer, f"{url} answered {response.status_code}")
+        try:
+            document = response.json()
+        except ValueError as exc:
+            raise UpstreamError(issuer, f"{url} is not JSON") from exc
+        if not isinstance(document, dict):
+            raise UpstreamError(issuer, f"{url} is not a JSON object")
+        return document
+
+
+def _public_keys(jwks: Mapping[str, Any]) -> dict[str | None, jwt.PyJWK]:
+    """The signing keys of a JWKS by `kid`; symmetric and unusable keys are left out."""
+    keys: dict[str | None, jwt.PyJWK] = {}
+    entries = jwks.get("keys")
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = jwt.PyJWK(entry)
+        except (jwt.PyJWKError, jwt.InvalidKeyError):
+            continue
+        if key.algorithm_name in PUBLIC_KEY_ALGORITHMS:
+            keys[entry.get("kid")] = key
+    return keys
+
+
+def _identity(settings: OidcIssuerSettings, claims: dict[str, Any]) -> Identity:
+    """Map verified claims to a `ci` identity and the projects it may publish.
+
+    Raises:
+        AuthenticationFailed: no project claim, a ref not allowed, or no project granted.
+    """
+    subject = claims.get(settings.project_claim)
+    if not isinstance(subject, str) or not subject:
+        raise AuthenticationFailed(f"The CI token has no {settings.project_claim!r} claim.")
+    if settings.refs:
+        ref = claims.get(settings.ref_claim)
+        if not isinstance(ref, str) or not any(fnmatchcase(ref, glob) for glob in settings.refs):
+            raise AuthenticationFailed(
+                f"The CI token's {settings.ref_claim} {ref!r} may not publish: "
+                f"allowed are {', '.join(settings.refs)}."
+            )
+    # fnmatch's `*` also matches `/`: `group/*` covers nested subgroups too.
+    projects = frozenset(
+        canonicalize_name(name)
+        for pattern, names in settings.projects.items()
+        if fnmatchcase(subject, pattern)
+        for name in names
+    )
+    if not projects:
+        raise AuthenticationFailed(
+            f"The CI project {subject!r} of {settings.issuer} may not publish any project here."
+        )
+    host = urlsplit(settings.issuer).netloc.rpartition("@")[2]
+    return Identity(kind="ci", name=f"{host}/{subject}", projects=projects, claims=claims)

@@ -1,0 +1,44 @@
+"""Building the browser service from the settings (called from `compose.py`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from packyard.browser.catalog import LocalCatalog
+from packyard.browser.service import Browser
+from packyard.db.engine import session_factory_for
+from packyard.repository.base import Repository
+from packyard.search.index import SearchIndex, open_index
+from packyard.search.sync import InHouseSync
+from packyard.settings import Settings
+
+
+def search_url(settings: Settings) -> str:
+    """Where the search index lives: `browser.search_url` if set; else the store's
+    database when it is PostgreSQL (one index shared by every replica); else
+    its own SQLite file, `<data_dir>/search.db`."""
+    if settings.browser.search_url:
+        return settings.browser.search_url
+    if settings.database_url and settings.database_url.startswith("postgresql"):
+        return settings.database_url
+    return f"sqlite:///{(settings.data_dir / 'search.db').resolve()}"
+
+
+def open_search_index(settings: Settings) -> SearchIndex:
+    """The search index for these settings, its tables created if missing."""
+    return open_index(search_url(settings))
+
+
+def build_browser(
+    settings: Settings, engine: Engine, chain: Repository, index: SearchIndex
+) -> Browser:
+    """The browser over `chain` (the full read chain), the store's `engine` and `index`."""
+    catalog = LocalCatalog(session_factory_for(engine))
+    sync = InHouseSync(index, catalog, chain, index_names=settings.browser.index_names)
+    return Browser(chain, index, catalog, sync)
+
+
+def standalone_browser(chain: Repository) -> Browser:
+    """A browser over `chain` alone, with an in-memory search index and no
+    in-house catalog: for an app built without settings (tests, embedding)."""
+    return Browser(chain, open_index("sqlite://"))

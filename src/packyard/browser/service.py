@@ -1,0 +1,225 @@
+"""The browser service: what each page shows, gathered from the chain, the
+search index and the in-house catalog. The routes (`routes/ui/`) only render.
+
+A project page comes in two parts. The top (name, label, release history,
+files) needs only the chain's project page and is returned at once. The rest
+(README, dependencies, license, classifiers, URLs) needs the release's
+METADATA: for in-house projects it is read at once (it is a local blob); for
+public projects it is included only when already known, and otherwise loaded
+by a second request (`details`), so a slow upstream never holds up the page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+
+import anyio.to_thread
+from sqlalchemy.exc import SQLAlchemyError
+
+from packyard.browser.catalog import LocalCatalog, RecentRelease
+from packyard.browser.loading import load_metadata
+from packyard.browser.metadata import ProjectMetadata
+from packyard.browser.releases import Release, build_releases, find_release, latest_release
+from packyard.dists.readme import render_readme
+from packyard.errors import NotFound
+from packyard.model import ANONYMOUS, SOURCE_LOCAL, ProjectDetail, ProjectStatus
+from packyard.repository.base import Repository
+from packyard.search.documents import SearchDocument, SearchResults, describe
+from packyard.search.index import SearchIndex
+from packyard.search.query import QuerySyntaxError, parse_query
+from packyard.search.sync import InHouseSync
+
+PER_PAGE = 20
+NO_RESULTS = SearchResults((), 0)
+MAX_PAGE = 500
+DETAILS_CACHE_ENTRIES = 512
+
+
+@dataclass(frozen=True, slots=True)
+class HomeView:
+    in_house: int
+    public: int
+    recent: tuple[RecentRelease, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchView:
+    text: str
+    results: SearchResults = NO_RESULTS
+    error: str | None = None
+    page: int = 1
+    per_page: int = PER_PAGE
+
+    @property
+    def pages(self) -> int:
+        return min(MAX_PAGE, max(1, -(-self.results.total // self.per_page)))
+
+
+@dataclass(frozen=True, slots=True)
+class DetailsView:
+    """The metadata-dependent part of a project page."""
+
+    metadata: ProjectMetadata | None
+    readme: str  # sanitised HTML (dists.readme)
+    used_by: tuple[SearchDocument, ...] = ()  # in-house projects that require this one
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectView:
+    name: str
+    display_name: str
+    source: str  # SOURCE_LOCAL or the upstream's label
+    in_house: bool
+    summary: str
+    status: ProjectStatus
+    releases: tuple[Release, ...]
+    release: Release
+    latest: Release
+    details: DetailsView | None = None  # None: load it from the details URL
+
+
+class Browser:
+    """Answers the browser's pages. Built once (`routes.ui.build_browser`)."""
+
+    def __init__(
+        self,
+        chain: Repository,
+        index: SearchIndex,
+        catalog: LocalCatalog | None = None,
+        sync: InHouseSync | None = None,
+    ) -> None:
+        self.chain = chain
+        self.index = index
+        self.catalog = catalog
+        self.sync = sync
+        # Parsed metadata and rendered README by (project, filename): a file's
+        # bytes never change, so an entry is never stale.
+        self._parsed: OrderedDict[tuple[str, str], DetailsView] = OrderedDict()
+
+    async def home(self) -> HomeView:
+        """Counts of in-house and known public projects, and recent in-house releases."""
+        await self._refresh()
+        in_house, public = await anyio.to_thread.run_sync(self.index.counts)
+        recent: list[RecentRelease] = []
+        if self.catalog is not None:
+            recent = await anyio.to_thread.run_sync(self.catalog.recent_releases)
+        return HomeView(in_house, public, tuple(recent))
+
+    async def search(self, text: str, page: int = 1) -> SearchView:
+        """One page of results; a query that cannot be parsed gives `error`, never raises."""
+        page = min(max(page, 1), MAX_PAGE)
+        try:
+            query = parse_query(text)
+        except QuerySyntaxError as exc:
+            return SearchView(text, error=str(exc), page=page)
+        await self._refresh()
+        offset = (page - 1) * PER_PAGE
+        results = await anyio.to_thread.run_sync(
+            lambda: self.index.search(query, limit=PER_PAGE, offset=offset)
+        )
+        return SearchView(text, results, page=page)
+
+    async def suggest(self, name: str, limit: int = 5) -> tuple[SearchDocument, ...]:
+        """Projects with names like `name` (for a 404 page); none if `name` has no words."""
+        query = parse_query(" ".join(part for part in name.split("-") if part))
+        if query.empty:
+            return ()
+        await self._refresh()
+        results = await anyio.to_thread.run_sync(lambda: self.index.search(query, limit=limit))
+        return results.hits
+
+    async def project(self, name: str, version: str | None = None) -> ProjectView:
+        """The page of project `name` (normalised) at `version` (default: the latest).
+
+        Raises:
+            ProjectNotFound: no source has the project.
+            NotFound: the project has no such version, or no release at all.
+            UpstreamError, UpstreamUnavailable: the upstream failed.
+        """
+        detail = await self.chain.get_project(name, ANONYMOUS)
+        releases = build_releases(detail)
+        latest = latest_release(releases)
+        release = latest if version is None else find_release(releases, version)
+        if latest is None or release is None:
+            raise NotFound(f"Project {name!r} has no release {version or ''}".rstrip() + ".")
+        await self._refresh()
+        document = await anyio.to_thread.run_sync(self.index.get, name)
+        in_house = detail.source == SOURCE_LOCAL
+        row = release.metadata_file()
+        details = None
+        if in_house or (row is not None and (name, row.filename) in self._parsed):
+            details = await self.details(name, release.version, detail=detail)
+        summary = (details.metadata.summary if details and details.metadata else None) or (
+            document.summary if document else ""
+        )
+        display = details.metadata.name if details and details.metadata else None
+        return ProjectView(
+            name=name,
+            display_name=display or (document.display_name if document else name),
+            source=detail.source,
+            in_house=in_house,
+            summary=summary or "",
+            status=detail.status,
+            releases=releases,
+            release=release,
+            latest=latest,
+            details=details,
+        )
+
+    async def details(
+        self, name: str, version: str, *, detail: ProjectDetail | None = None
+    ) -> DetailsView:
+        """The metadata-dependent part of the page of `name` at `version`.
+
+        Raises:
+            ProjectNotFound, NotFound: no such project or version.
+            UpstreamError, UpstreamUnavailable: the upstream failed.
+        """
+        if detail is None:
+            detail = await self.chain.get_project(name, ANONYMOUS)
+        releases = build_releases(detail)
+        release = find_release(releases, version)
+        if release is None:
+            raise NotFound(f"Project {name!r} has no release {version!r}.")
+        row = release.metadata_file()
+        parsed = DetailsView(None, "")
+        cached = self._parsed.get((name, row.filename)) if row is not None else None
+        if cached is not None:
+            parsed = cached
+        elif row is not None:
+            parsed = await self._parse(
+                name, row.filename, await load_metadata(self.chain, name, row)
+            )
+            if parsed.metadata is not None and release is latest_release(releases):
+                await self._describe(detail, release, parsed.metadata)
+        used_by = await anyio.to_thread.run_sync(self.index.used_by, name)
+        return replace(parsed, used_by=used_by)
+
+    async def _parse(self, name: str, filename: str, meta: ProjectMetadata | None) -> DetailsView:
+        readme = ""
+        if meta is not None:
+            readme = await anyio.to_thread.run_sync(
+                render_readme, meta.description, meta.description_content_type
+            )
+        view = DetailsView(meta, readme)
+        self._parsed[(name, filename)] = view
+        while len(self._parsed) > DETAILS_CACHE_ENTRIES:
+            self._parsed.popitem(last=False)
+        return view
+
+    async def _describe(
+        self, detail: ProjectDetail, release: Release, meta: ProjectMetadata
+    ) -> None:
+        """Make a public project findable by its summary, author and dependencies."""
+        if detail.source == SOURCE_LOCAL:
+            return  # in-house documents are the sync's
+        document = describe(detail.name, detail.source, release.version, meta)
+        # The page is what matters; the next parse of this release tries again.
+        with contextlib.suppress(SQLAlchemyError):
+            await anyio.to_thread.run_sync(self.index.upsert, [document])
+
+    async def _refresh(self) -> None:
+        if self.sync is not None:
+            await self.sync.refresh()

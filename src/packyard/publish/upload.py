@@ -1,0 +1,387 @@
+"""The upload service: one legacy upload (STANDARDS §2), checked, stored, recorded.
+
+Given who is uploading and the streamed form (`multipart.read_multipart`,
+the file written to the blob store but not committed):
+
+1. the form: `:action`, protocol, metadata and control fields (§2.5-2.9);
+2. the project: archived or quarantined ones take nothing (PEP 792), then
+   `ownership.check_upload` decides whether this identity may upload; a new
+   name must pass the name guard (§2.10, dependency confusion);
+3. the file: filename, digests, then duplicates as PyPI does (§2.14-2.15):
+   the identical file again is a 200 that changes nothing, any other reuse of
+   a filename or of the bytes is "File already exists", a deleted filename is
+   never reused, one sdist per release;
+4. the blob is committed and its archive read (§2.16: real zip/tar, bounded,
+   METADATA/PKG-INFO consistent with the filename and so with the form);
+5. ONE transaction: the project (if new) and its owner (`ownership.claim`),
+   the file row, the serial bump and the audit event.
+
+Concurrent uploads are settled by the database's unique constraints: of two
+uploads of one filename exactly one commits, the other is answered as a
+duplicate, and a blob only the loser referenced is removed. Every refusal is
+recorded in the audit trail in its own transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Protocol
+
+import anyio
+import anyio.to_thread
+from packaging.metadata import Metadata
+from packaging.utils import canonicalize_name
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import Receive
+
+from packyard.auth.identity import Identity
+from packyard.db.governance import DeletedFile
+from packyard.db.models import File, Project
+from packyard.db.serial import bump_serial
+from packyard.dists.filenames import DistFilename
+from packyard.dists.metadata import CoreMetadata
+from packyard.errors import Conflict, InvalidRequest, PackyardError
+from packyard.publish.audit import Origin, record
+from packyard.publish.multipart import FormLimits, MultipartForm, UploadedFile, read_multipart
+from packyard.publish.ownership import check_upload, claim
+from packyard.publish.recording import (
+    CLOSED_STATUSES,
+    file_row,
+    find_existing,
+    local_copy,
+    remove_unreferenced,
+    store_bytes,
+)
+from packyard.publish.upload_form import UploadForm, check_action, check_digests, parse_form
+from packyard.publish.validation import read_archive_metadata, validate_file, validate_metadata
+from packyard.settings import UploadSettings
+from packyard.storage.base import BlobStore, StoredBlob
+
+FILE_REUSE_HELP = "See https://pypi.org/help/#file-name-reuse for more information."
+
+
+class NameGuard(Protocol):
+    """Decides whether a NEW project may take a name (`publish/name_guard.py`)."""
+
+    async def check(self, name: str) -> None:
+        """Raises InvalidRequest (or an upstream error) when the name may not be used."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UploadResult:
+    """`added`: stored now; `present`: the identical file was already there (§2.14)."""
+
+    outcome: Literal["added", "present"]
+    project: str
+    version: str
+    filename: str
+
+    @property
+    def message(self) -> str:
+        """The short body of the 200 answer."""
+        if self.outcome == "present":
+            return f"{self.filename} is already stored with the same contents: nothing changed."
+        return f"Uploaded {self.filename} to {self.project} {self.version}."
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """An upload that passed every check that needs no archive."""
+
+    form: UploadForm
+    metadata: Metadata
+    dist: DistFilename
+    is_new: bool
+
+
+class UploadService:
+    """Handles legacy uploads into one database and blob store (see the module doc)."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: BlobStore,
+        name_guard: NameGuard,
+        settings: UploadSettings,
+    ) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.name_guard = name_guard
+        self.limits = FormLimits(max_file_size=settings.max_file_size)
+
+    async def upload(self, identity: Identity, form: MultipartForm, origin: Origin) -> UploadResult:
+        """Check and store the upload in `form`; its file must be written, not committed.
+
+        Raises (each refusal is also written to the audit trail):
+            ActionGone: `:action` is `submit` or `doc_upload` (410).
+            InvalidRequest, InvalidDistribution: the form, metadata, filename,
+                digests or archive break a rule; the message is Warehouse's (400).
+            PermissionDenied: the identity may not upload to this project (403).
+            Conflict: a new project's name was taken meanwhile (409).
+            UpstreamUnavailable: the name guard could not ask an upstream (503).
+            OSError, SQLAlchemyError: the blob store or the database failed.
+        """
+        try:
+            return await self._upload(identity, form, origin)
+        except PackyardError as exc:
+            await self.record_refusal(identity.actor, origin, exc, form)
+            raise
+
+    async def receive_upload(
+        self, identity: Identity, content_type: bytes | None, receive: Receive, origin: Origin
+    ) -> UploadResult:
+        """Stream the request body (`multipart.read_multipart`) and `upload` it.
+
+        Raises:
+            Everything `upload` and `read_multipart` raise; every refusal
+            (`PackyardError`) is written to the audit trail.
+        """
+        form: MultipartForm | None = None
+        try:
+            async with read_multipart(content_type, receive, self.store, self.limits) as form:
+                return await self._upload(identity, form, origin)
+        except PackyardError as exc:
+            await self.record_refusal(identity.actor, origin, exc, form)
+            raise
+
+    async def record_refusal(
+        self, actor: str, origin: Origin, error: PackyardError, form: MultipartForm | None
+    ) -> None:
+        """Write a refused upload to the audit trail, in a transaction of its own."""
+        names = form.fields.get("name", []) if form else []
+        versions = form.fields.get("version", []) if form else []
+        filename = form.file.filename if form and form.file else None
+        await anyio.to_thread.run_sync(
+            self._record_refusal,
+            actor,
+            origin,
+            error.message,
+            canonicalize_name(names[0]) if names else None,
+            versions[0] if versions else None,
+            filename,
+        )
+
+    def _record_refusal(
+        self,
+        actor: str,
+        origin: Origin,
+        message: str,
+        project: str | None,
+        version: str | None,
+        filename: str | None,
+    ) -> None:
+        with self.sessions.begin() as session:
+            record(
+                session,
+                actor=actor,
+                action="upload",
+                outcome="refused",
+                origin=origin,
+                project=project,
+                version=version,
+                filename=filename,
+                reason=message,
+            )
+
+    async def _upload(
+        self, identity: Identity, form: MultipartForm, origin: Origin
+    ) -> UploadResult:
+        checked = await self._check(identity, form)
+        upload = _file_of(form)
+        digests = upload.writer.hexdigests()
+        check_digests(checked.form.digests, digests)
+        if await anyio.to_thread.run_sync(self._is_present, checked.dist, digests):
+            return _result("present", checked.dist)
+        blobs = [await upload.writer.commit()]
+        try:
+            core = await self._read_archive(blobs[0], checked.dist)
+            if checked.dist.packagetype == "bdist_wheel":
+                metadata_name = f"{checked.dist.filename}.metadata"
+                blobs.append(await store_bytes(self.store, metadata_name, core.content))
+            await anyio.to_thread.run_sync(
+                self._record, identity, origin, checked, core, blobs, datetime.now(UTC)
+            )
+        except IntegrityError:
+            await remove_unreferenced(self.sessions, self.store, blobs)
+            return await self._settle_race(checked.dist, blobs[0])
+        except BaseException:
+            await remove_unreferenced(self.sessions, self.store, blobs)
+            raise
+        return _result("added", checked.dist)
+
+    async def _check(self, identity: Identity, form: MultipartForm) -> _Checked:
+        """Steps 1-3 up to the filename: everything that needs neither bytes nor archive."""
+        check_action(form.fields)
+        upload_form = parse_form(form.fields)
+        metadata = validate_metadata(upload_form.raw)
+        upload = _file_of(form)
+        name = canonicalize_name(metadata.name)
+        is_new = await anyio.to_thread.run_sync(self._authorize, identity, name)
+        if is_new:
+            await self.name_guard.check(metadata.name)
+        dist = validate_file(upload.filename, upload_form, metadata)
+        return _Checked(upload_form, metadata, dist, is_new)
+
+    def _authorize(self, identity: Identity, name: str) -> bool:
+        """True when the project is new. Raises InvalidRequest (closed project) or
+        PermissionDenied."""
+        with self.sessions() as session:
+            project = session.scalar(select(Project).where(Project.name == name))
+            if project is not None and project.status in CLOSED_STATUSES:
+                raise _closed(project)
+            return not check_upload(session, identity, name)
+
+    def _is_present(self, dist: DistFilename, digests: dict[str, str]) -> bool:
+        """True for the identical file; raises for every other reuse (§2.14-2.15).
+
+        Raises:
+            InvalidRequest: "File already exists …", a deleted filename, or a
+                second sdist for the release.
+        """
+        existing = find_existing(self.sessions, dist.filename, digests["blake2_256"])
+        if existing is not None:
+            if _is_identical(existing, dist.filename, digests):
+                return True
+            raise _already_exists(dist.filename, digests["blake2_256"])
+        with self.sessions() as session:
+            if session.get(DeletedFile, dist.filename) is not None:
+                raise InvalidRequest(
+                    "This filename was previously used by a file that has since been "
+                    f"deleted. Use a different version. {FILE_REUSE_HELP}"
+                )
+            if dist.packagetype == "sdist" and _has_sdist(session, dist):
+                raise InvalidRequest("Only one sdist may be uploaded per release.")
+        return False
+
+    async def _read_archive(self, blob: StoredBlob, dist: DistFilename) -> CoreMetadata:
+        async with local_copy(self.store, blob.key) as path:
+            return await anyio.to_thread.run_sync(read_archive_metadata, path, dist)
+
+    def _record(
+        self,
+        identity: Identity,
+        origin: Origin,
+        checked: _Checked,
+        core: CoreMetadata,
+        blobs: list[StoredBlob],
+        now: datetime,
+    ) -> None:
+        """Step 5, one transaction. Raises Conflict, InvalidRequest or IntegrityError."""
+        dist = checked.dist
+        with self.sessions.begin() as session:
+            # A write first: it takes the write lock (the serial row on
+            # PostgreSQL, the database on SQLite) before anything is read, so
+            # the checks below see every upload that committed before ours.
+            bump_serial(session)
+            project = self._project_for(session, identity, origin, checked, core, now)
+            session.add(file_row(project, dist, core, blobs, now))
+            session.flush()
+            record(
+                session,
+                actor=identity.actor,
+                action="upload",
+                origin=origin,
+                project=project.name,
+                version=str(dist.version),
+                filename=dist.filename,
+                sha256=blobs[0].sha256,
+                size=blobs[0].size,
+            )
+
+    def _project_for(
+        self,
+        session: Session,
+        identity: Identity,
+        origin: Origin,
+        checked: _Checked,
+        core: CoreMetadata,
+        now: datetime,
+    ) -> Project:
+        name = checked.dist.name
+        project = session.scalar(select(Project).where(Project.name == name))
+        if project is not None and not checked.is_new:
+            if project.status in CLOSED_STATUSES:
+                raise _closed(project)
+            return project
+        if project is not None or not checked.is_new:
+            # Created, or deleted, by someone else since we checked: Warehouse's 409.
+            raise _name_conflict(checked.metadata.name)
+        project = Project(name=name, display_name=core.name, created_at=now)
+        session.add(project)
+        try:
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError as exc:
+            raise _name_conflict(checked.metadata.name) from exc
+        claim(session, identity, project, origin=origin)
+        return project
+
+    async def _settle_race(self, dist: DistFilename, blob: StoredBlob) -> UploadResult:
+        """Another upload committed this filename or these bytes between our check
+        and our commit: the same answer as if it had come first."""
+        digests = {"sha256": blob.sha256, "blake2_256": blob.blake2_256}
+        existing = await anyio.to_thread.run_sync(
+            find_existing, self.sessions, dist.filename, blob.blake2_256
+        )
+        if existing is None:
+            raise Conflict(f"{dist.filename!r} could not be stored: the database refused it.")
+        if _is_identical(existing, dist.filename, digests):
+            return _result("present", dist)
+        raise _already_exists(dist.filename, blob.blake2_256)
+
+
+def _file_of(form: MultipartForm) -> UploadedFile:
+    if form.file is None:
+        raise InvalidRequest("Upload payload does not have a file.")
+    return form.file
+
+
+def _result(outcome: Literal["added", "present"], dist: DistFilename) -> UploadResult:
+    return UploadResult(outcome, dist.name, str(dist.version), dist.filename)
+
+
+def _is_identical(existing: File, filename: str, digests: dict[str, str]) -> bool:
+    return (existing.filename, existing.sha256, existing.blake2_256) == (
+        filename,
+        digests["sha256"],
+        digests["blake2_256"],
+    )
+
+
+def _has_sdist(session: Session, dist: DistFilename) -> bool:
+    found = session.scalar(
+        select(File.id)
+        .join(Project)
+        .where(
+            Project.name == dist.name,
+            File.version == str(dist.version),
+            File.packagetype == "sdist",
+        )
+    )
+    return found is not None
+
+
+def _already_exists(filename: str, blake2_256: str) -> InvalidRequest:
+    # The "File already exists" prefix is what twine --skip-existing, poetry
+    # and pdm look for (§2.14, §2.19): never reword it.
+    return InvalidRequest(
+        f"File already exists ({filename!r}, with blake2_256 hash {blake2_256!r}). "
+        f"{FILE_REUSE_HELP}"
+    )
+
+
+def _closed(project: Project) -> InvalidRequest:
+    return InvalidRequest(
+        f"Project {project.name!r} is {project.status}: it accepts no new files (PEP 792)."
+    )
+
+
+def _name_conflict(name: str) -> Conflict:
+    return Conflict(
+        f"The name {name!r} conflicts with an existing project. Upload again to add the "
+        "file to it if you may."
+    )

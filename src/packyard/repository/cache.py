@@ -1,0 +1,358 @@
+"""`CacheRepository`: an upstream's pages and files, kept so CI works while it is down.
+
+One `CacheRepository` wraps one `UpstreamRepository`, which fetches and
+revalidates (ETag / Last-Modified, one request per project however many ask)
+with a `page_ttl` of 0. The freshness window lives here, in one place:
+
+- within `page_ttl` of its fetch, a kept page is served without asking;
+- after that it is still served at once, and revalidated in the background,
+  one revalidation per page at a time (RFC 5861 stale-while-revalidate);
+- if the upstream fails, the kept page goes on being served and the failure is
+  logged (RFC 5861 stale-if-error); the next attempt waits `ERROR_RETRY`;
+- only a page never fetched gives the upstream's error (503 naming it);
+- a 404 is remembered for `NEGATIVE_TTL` (in memory only: after a restart the
+  upstream is simply asked again), and forgets the kept page.
+
+Pages and the project list persist on disk (`page_store.PageStore`) and are
+read back lazily after a restart. An unchanged page stays the very same object
+(DESIGN §2 identity rule), even across a restart: a revalidated page equal to
+the one read from disk is dropped in favour of it.
+
+Files go through `file_cache.FileCache`: a verified cached copy is served from
+our blob store, anything else streams from the upstream and is cached on the
+way. Files are looked up on the kept page, so cached files of a kept page are
+served while the upstream is down.
+
+Background revalidations are asyncio tasks owned by this component (the
+server runs on asyncio/uvloop, and the chain has no task group of its own);
+`aclose` cancels them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Generic, TypeVar, cast
+
+import anyio.to_thread
+from typing_extensions import override
+
+from packyard.errors import ProjectNotFound, UpstreamError
+from packyard.model import (
+    ANONYMOUS,
+    DistFile,
+    ProjectDetail,
+    ProjectList,
+    RemoteOpener,
+    RequestContext,
+    Resource,
+)
+from packyard.repository.base import DelegatingRepository, Repository
+from packyard.repository.file_cache import FileCache
+from packyard.repository.page_store import PageStore
+from packyard.repository.upstream import UpstreamRepository, make_upstream_client, remote_file
+from packyard.settings import CacheSettings, UpstreamSettings
+from packyard.storage.filesystem import FilesystemBlobStore
+
+logger = logging.getLogger(__name__)
+
+NEGATIVE_TTL = 60.0
+"""Seconds a 404 from the upstream is remembered (at most `page_ttl`)."""
+ERROR_RETRY = 30.0
+"""Seconds between revalidation attempts of a page while the upstream fails."""
+MAX_REMEMBERED = 10_000
+"""Pages kept in memory; the rest are read back from disk when asked for."""
+_LIST = ""  # the flight key of the project list; page keys are "/" + name
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Kept(Generic[T]):
+    """A page (or the list) as served, when it was fetched, and its files by name."""
+
+    value: T
+    fetched_at: float
+    files: Mapping[str, DistFile] = field(default_factory=dict)
+    retry_at: float = 0.0
+
+
+class CacheRepository(DelegatingRepository):
+    """Serves an upstream's pages and files from a cache kept on disk.
+
+    Args:
+        source: the upstream (an `UpstreamRepository` with `page_ttl` 0).
+        label: the upstream's name in messages.
+        opener: streams the upstream's files (`UpstreamRepository.opener`).
+        pages: where this upstream's pages are kept.
+        files: the file cache, shared by every upstream.
+        page_ttl: seconds a page is served without revalidation.
+        clock: wall-clock seconds (page fetch times survive a restart).
+    """
+
+    def __init__(
+        self,
+        source: Repository,
+        *,
+        label: str,
+        opener: RemoteOpener,
+        pages: PageStore,
+        files: FileCache,
+        page_ttl: float,
+        clock: Callable[[], float] = time.time,
+        max_remembered: int = MAX_REMEMBERED,
+    ) -> None:
+        super().__init__(source)
+        self.label = label
+        self._opener = opener
+        self._store = pages
+        self._files = files
+        self._ttl = page_ttl
+        self._negative_ttl = min(NEGATIVE_TTL, page_ttl)
+        self._clock = clock
+        self._max = max_remembered
+        self._pages: OrderedDict[str, _Kept[ProjectDetail]] = OrderedDict()
+        self._list: _Kept[ProjectList] | None = None
+        self._negative: dict[str, float] = {}
+        self._flights: dict[str, asyncio.Task[Any]] = {}
+
+    @override
+    async def list_projects(self, ctx: RequestContext) -> ProjectList:
+        """The upstream's project list, kept like a page.
+
+        Raises:
+            UpstreamError, UpstreamUnavailable: the list was never fetched and
+                the upstream fails now.
+        """
+        kept = self._list or await self._load_list()
+        if kept is None:
+            return (await self._refresh(_LIST, self._fetch_list)).value
+        self._revalidate_if_stale(_LIST, kept, self._fetch_list)
+        return kept.value
+
+    @override
+    async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
+        """The kept page of `name`, revalidated as the module describes.
+
+        Raises:
+            ProjectNotFound: the upstream said 404/410 (remembered briefly).
+            UpstreamError, UpstreamUnavailable: the page was never fetched and
+                the upstream fails now.
+        """
+        return (await self._page(name)).value
+
+    @override
+    async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
+        """A cached file from our blob store, else the upstream's, cached on the way.
+
+        Raises:
+            ProjectNotFound, UpstreamError, UpstreamUnavailable: as `get_project`.
+            FileNotFound: the kept page lists no such file (or no metadata for it).
+            sqlite3.Error, OSError: the file cache's index or store failed.
+        """
+        page = await self._page(name)
+        resource = remote_file(page.files, name, filename, self._opener, self.label)
+        cached = await self._files.lookup(resource)
+        return cached if cached is not None else self._files.tee(resource)
+
+    @override
+    async def aclose(self) -> None:
+        flights = list(self._flights.values())
+        for task in flights:
+            task.cancel()
+        await asyncio.gather(*flights, return_exceptions=True)
+        await super().aclose()
+
+    # --- serving kept pages ----------------------------------------------------
+
+    async def _page(self, name: str) -> _Kept[ProjectDetail]:
+        expires = self._negative.get(name)
+        if expires is not None:
+            if self._clock() < expires:
+                raise ProjectNotFound(name)
+            del self._negative[name]
+        kept = self._pages.get(name)
+        if kept is not None:
+            self._pages.move_to_end(name)
+        else:
+            kept = await self._load_page(name)
+        fetch = partial(self._fetch_page, name)
+        if kept is None:
+            return await self._refresh("/" + name, fetch)
+        self._revalidate_if_stale("/" + name, kept, fetch)
+        return kept
+
+    def _revalidate_if_stale(
+        self, key: str, kept: _Kept[Any], fetch: Callable[[], Coroutine[Any, Any, Any]]
+    ) -> None:
+        now = self._clock()
+        if now - kept.fetched_at < self._ttl or now < kept.retry_at or key in self._flights:
+            return
+        self._flight(key, fetch)
+
+    async def _refresh(self, key: str, fetch: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Wait for the one fetch of `key`; shielded, so a caller that goes away
+        does not cancel it for the others."""
+        return cast(T, await asyncio.shield(self._flight(key, fetch)))
+
+    def _flight(self, key: str, fetch: Callable[[], Coroutine[Any, Any, Any]]) -> asyncio.Task[Any]:
+        """The running fetch of `key`, started if there is none."""
+        task = self._flights.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(fetch())
+            self._flights[key] = task
+            task.add_done_callback(partial(self._landed, key))
+        return task
+
+    def _landed(self, key: str, task: asyncio.Task[Any]) -> None:
+        if self._flights.get(key) is task:
+            del self._flights[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: fetches log their own failures
+
+    # --- fetching --------------------------------------------------------------
+
+    async def _fetch_page(self, name: str) -> _Kept[ProjectDetail]:
+        """Ask the upstream for `name` and keep the answer.
+
+        Raises:
+            ProjectNotFound: the upstream has no such project (the kept page is dropped).
+            UpstreamError, UpstreamUnavailable: the upstream failed.
+        """
+        kept = self._pages.get(name)
+        try:
+            detail = await self.source.get_project(name, ANONYMOUS)
+        except ProjectNotFound:
+            await self._forget(name)
+            raise
+        except UpstreamError as exc:
+            self._failed(kept, exc, f"the page of {name!r}")
+            raise
+        now = self._clock()
+        if kept is not None and (kept.value is detail or kept.value == detail):
+            kept.fetched_at, kept.retry_at = now, 0.0
+            await self._persist(self._store.touch, name, now)
+            return kept
+        kept = _Kept(detail, now, {dist.filename: dist for dist in detail.files})
+        self._remember(name, kept)
+        await self._persist(self._store.save_project, name, detail, now)
+        return kept
+
+    async def _fetch_list(self) -> _Kept[ProjectList]:
+        """Ask the upstream for its project list and keep it.
+
+        Raises:
+            UpstreamError, UpstreamUnavailable: the upstream failed.
+        """
+        kept = self._list
+        try:
+            projects = await self.source.list_projects(ANONYMOUS)
+        except UpstreamError as exc:
+            self._failed(kept, exc, "the project list")
+            raise
+        now = self._clock()
+        if kept is not None and (kept.value is projects or kept.value == projects):
+            kept.fetched_at, kept.retry_at = now, 0.0
+            await self._persist(self._store.touch, None, now)
+            return kept
+        self._list = kept = _Kept(projects, now)
+        await self._persist(self._store.save_list, projects, now)
+        return kept
+
+    def _failed(self, kept: _Kept[Any] | None, exc: UpstreamError, what: str) -> None:
+        if kept is None:
+            return  # nothing to fall back on: the caller gets the error
+        kept.retry_at = self._clock() + ERROR_RETRY
+        logger.warning(
+            "%s; serving %s kept from %.0f s ago (stale-if-error)",
+            exc.message,
+            what,
+            self._clock() - kept.fetched_at,
+        )
+
+    async def _forget(self, name: str) -> None:
+        self._pages.pop(name, None)
+        if len(self._negative) >= self._max:
+            now = self._clock()
+            self._negative = {n: t for n, t in self._negative.items() if t > now}
+        self._negative[name] = self._clock() + self._negative_ttl
+        await self._persist(self._store.delete_project, name)
+
+    # --- memory and disk -------------------------------------------------------
+
+    def _remember(self, name: str, kept: _Kept[ProjectDetail]) -> None:
+        self._pages[name] = kept
+        self._pages.move_to_end(name)
+        while len(self._pages) > self._max:
+            self._pages.popitem(last=False)
+
+    async def _load_page(self, name: str) -> _Kept[ProjectDetail] | None:
+        stored = await anyio.to_thread.run_sync(self._store.load_project, name)
+        if stored is None:
+            return None
+        # Another request may have loaded or fetched it meanwhile: keep one object.
+        existing = self._pages.get(name)
+        if existing is not None:
+            return existing
+        detail = stored.value
+        kept = _Kept(detail, stored.fetched_at, {dist.filename: dist for dist in detail.files})
+        self._remember(name, kept)
+        return kept
+
+    async def _load_list(self) -> _Kept[ProjectList] | None:
+        stored = await anyio.to_thread.run_sync(self._store.load_list)
+        if stored is None:
+            return None
+        if self._list is None:
+            self._list = _Kept(stored.value, stored.fetched_at)
+        return self._list
+
+    async def _persist(self, write: Callable[..., None], *args: Any) -> None:
+        """Run a page-store write in a thread; a failure is logged, not raised:
+        the page is still served from memory."""
+        try:
+            await anyio.to_thread.run_sync(write, *args)
+        except (OSError, ValueError) as exc:
+            logger.error("could not update the page cache of %s: %s", self.label, exc)
+
+
+def build_file_cache(data_dir: Path, settings: CacheSettings) -> FileCache:
+    """The file cache of a data directory: blobs under `cache/files`, index
+    `cache/files.sqlite3`. A store of its own, apart from the in-house blobs,
+    so that eviction can never delete a file the database refers to."""
+    cache_dir = data_dir / "cache"
+    store = FilesystemBlobStore(cache_dir / "files")
+    return FileCache(store, cache_dir / "files.sqlite3", settings.max_file_bytes)
+
+
+def cached_upstream(
+    settings: UpstreamSettings, data_dir: Path, files: FileCache
+) -> CacheRepository:
+    """`settings`' upstream behind a `CacheRepository`, pages under
+    `<data_dir>/cache/pages/<upstream>/`; the upstream itself revalidates always."""
+    fetcher = UpstreamRepository(
+        settings.model_copy(update={"page_ttl": 0.0}), make_upstream_client(settings)
+    )
+    return CacheRepository(
+        fetcher,
+        label=settings.label,
+        opener=fetcher.opener,
+        pages=PageStore(data_dir / "cache" / "pages" / upstream_slug(settings)),
+        files=files,
+        page_ttl=settings.page_ttl,
+    )
+
+
+def upstream_slug(settings: UpstreamSettings) -> str:
+    """A directory name for one upstream: readable, and unique per URL (the URL
+    itself may hold credentials, so only its hash is used)."""
+    readable = re.sub(r"[^A-Za-z0-9]+", "-", settings.label).strip("-")[:48] or "upstream"
+    return f"{readable}-{hashlib.sha256(settings.url.encode()).hexdigest()[:12]}"

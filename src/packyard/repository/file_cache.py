@@ -1,0 +1,347 @@
+"""`FileCache`: upstream files kept in a blob store, filled while clients download.
+
+A file of an upstream page with a sha256 is looked up by its content-addressed
+key (`blob_key(sha256, filename)`). On a miss, the `RemoteFile` handed to the
+files route gets a teeing opener: the first full download streams to the
+client *and* into a blob writer; at the end the bytes are checked against the
+page's sha256 (and size) and only then committed. The last chunk is held back
+until that check passed, so a client never receives a complete-looking file
+whose hash is wrong: on a mismatch the transfer is cut (the route aborts the
+connection), an error is logged, and nothing is cached. A range request, a
+client that goes away, or an upstream that breaks off never completes a
+stream, so the writer is aborted and no partial file is ever visible.
+
+Only one tee writer per file at a time in this process; concurrent downloads
+of the same file stream (and are checked) without writing.
+
+The index is a small SQLite file (`cached_files`: key, size, last access,
+evictable), separate from the main database: it is a cache's bookkeeping,
+shared by every worker process on this data directory, and losing it only
+loses cached bytes. Distribution files are evicted least recently used first
+once they exceed `max_bytes`; `.metadata` files are small and kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from packyard.errors import UpstreamError
+from packyard.model import ByteRange, RemoteBody, RemoteFile, RemoteOpener, StoredFile
+from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, blob_key
+
+logger = logging.getLogger(__name__)
+
+# A hit refreshes its last-access time at most this often: LRU needs no more
+# precision, and it spares a database write per download of a popular file.
+TOUCH_INTERVAL = 60.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cached_files (
+    key TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    last_access REAL NOT NULL,
+    evictable INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cached_files_lru ON cached_files (evictable, last_access);
+"""
+
+
+class FileIndex:
+    """The SQLite index of cached files: blocking calls, run in worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._ready = False
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        # A connection per call: cheap for SQLite, and safe from any thread.
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
+            if not self._ready:
+                db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
+                db.executescript(_SCHEMA)
+                self._ready = True
+            yield db
+
+    def hit(self, key: str, now: float) -> int | None:
+        """The size recorded for `key` (refreshing its last access), or None."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT size, last_access FROM cached_files WHERE key = ?", (key,)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[1] < now - TOUCH_INTERVAL:
+                db.execute("UPDATE cached_files SET last_access = ? WHERE key = ?", (now, key))
+            return int(row[0])
+
+    def record(self, key: str, size: int, evictable: bool, now: float) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO cached_files (key, size, last_access, evictable) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET last_access = excluded.last_access",
+                (key, size, now, int(evictable)),
+            )
+
+    def forget(self, key: str) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM cached_files WHERE key = ?", (key,))
+
+    def take_victims(self, max_bytes: int) -> list[str]:
+        """Remove and return the least recently used evictable keys past `max_bytes`.
+
+        One write transaction, so two processes never pick the same victims,
+        and the rows are gone before the blobs: a lookup then misses cleanly.
+        """
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                (total,) = db.execute(
+                    "SELECT COALESCE(SUM(size), 0) FROM cached_files WHERE evictable = 1"
+                ).fetchone()
+                victims: list[str] = []
+                rows = db.execute(
+                    "SELECT key, size FROM cached_files WHERE evictable = 1 ORDER BY last_access"
+                )
+                for key, size in rows:
+                    if total <= max_bytes:
+                        break
+                    victims.append(key)
+                    total -= size
+                db.executemany("DELETE FROM cached_files WHERE key = ?", [(k,) for k in victims])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return victims
+
+    def total(self) -> int:
+        """Bytes of evictable files recorded."""
+        with self._connect() as db:
+            (total,) = db.execute(
+                "SELECT COALESCE(SUM(size), 0) FROM cached_files WHERE evictable = 1"
+            ).fetchone()
+            return int(total)
+
+
+class FileCache:
+    """Upstream files in `store`, indexed at `index_path`, bounded by `max_bytes`.
+
+    Built once in `compose.py` and shared by every upstream's `CacheRepository`.
+    """
+
+    def __init__(
+        self,
+        store: BlobStore,
+        index_path: Path,
+        max_bytes: int,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.index = FileIndex(index_path)
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._writing: set[str] = set()
+
+    async def lookup(self, resource: RemoteFile) -> StoredFile | None:
+        """The cached copy of `resource`, or None (no sha256, not cached, or gone).
+
+        Raises:
+            sqlite3.Error, OSError: the index or the store cannot be read.
+        """
+        key = _key(resource)
+        if key is None:
+            return None
+        size = await anyio.to_thread.run_sync(self.index.hit, key, self._clock())
+        if size is None:
+            return None
+        if not await self.store.exists(key):  # removed behind our back: fetch again
+            await anyio.to_thread.run_sync(self.index.forget, key)
+            return None
+        assert resource.sha256 is not None  # _key gave a key
+        return StoredFile(
+            filename=resource.filename,
+            key=key,
+            size=size,
+            sha256=resource.sha256.lower(),
+            store=self.store,
+            content_type=resource.content_type,
+            modified=resource.modified,
+        )
+
+    def tee(self, resource: RemoteFile) -> RemoteFile:
+        """`resource` with an opener that caches a complete, verified download.
+
+        A file whose page gives no sha256 cannot be verified, so it is only
+        streamed, never cached.
+        """
+        key = _key(resource)
+        if key is None:
+            return resource
+        return dataclasses.replace(resource, opener=_TeeOpener(self, resource, key))
+
+    async def evict(self) -> int:
+        """Delete least recently used files until the total fits; how many went.
+
+        Raises:
+            sqlite3.Error: the index could not be updated.
+        """
+        victims = await anyio.to_thread.run_sync(self.index.take_victims, self.max_bytes)
+        for key in victims:
+            try:
+                await self.store.delete(key)
+            except OSError as exc:  # the row is gone: the blob is merely orphaned
+                logger.warning("could not delete the evicted cached file %s: %s", key, exc)
+        if victims:
+            logger.info("evicted %d cached upstream files (LRU)", len(victims))
+        return len(victims)
+
+    def _claim(self, key: str) -> bool:
+        if key in self._writing:
+            return False
+        self._writing.add(key)
+        return True
+
+    def _release(self, key: str) -> None:
+        self._writing.discard(key)
+
+    async def _commit(self, writer: BlobWriter, resource: RemoteFile) -> None:
+        """Store a verified download and make room; failures are logged, not raised:
+        the client already has its bytes."""
+        # Shielded: a cancelled request must not leave a blob that no row records.
+        with anyio.CancelScope(shield=True):
+            try:
+                blob = await writer.commit()
+                evictable = not resource.filename.endswith(".metadata")
+                await anyio.to_thread.run_sync(
+                    self.index.record, blob.key, blob.size, evictable, self._clock()
+                )
+                await self.evict()
+            except (OSError, sqlite3.Error) as exc:
+                logger.error("could not cache %s from %s: %s", resource.filename, resource.url, exc)
+
+
+class _TeeOpener:
+    """The `RemoteOpener` of an uncached file: streams, verifies and caches."""
+
+    def __init__(self, cache: FileCache, resource: RemoteFile, key: str) -> None:
+        self._cache = cache
+        self._resource = resource
+        self._key = key
+        self._inner: RemoteOpener = resource.opener
+
+    @asynccontextmanager
+    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
+        """See `model.RemoteOpener.open`. A full download's chunks also raise
+        UpstreamError when the bytes do not match the page's sha256 or size."""
+        if byte_range is not None:  # part of a file: nothing to verify or keep
+            async with self._inner.open(url, byte_range) as body:
+                yield body
+            return
+        async with AsyncExitStack() as stack:
+            body = await stack.enter_async_context(self._inner.open(url, None))
+            writer = await self._writer(stack)
+            tee = _Tee(self._resource, body.chunks, writer)
+            yield RemoteBody(body.size, tee.chunks())
+            if tee.complete and tee.writer is not None:
+                await self._cache._commit(tee.writer, self._resource)
+
+    async def _writer(self, stack: AsyncExitStack) -> BlobWriter | None:
+        """A blob writer, if no other download of this file is writing one."""
+        if not self._cache._claim(self._key):
+            return None
+        stack.callback(self._cache._release, self._key)
+        try:
+            return await stack.enter_async_context(
+                self._cache.store.writer(self._resource.filename)
+            )
+        except OSError as exc:
+            logger.warning("cannot cache %s: %s", self._resource.filename, exc)
+            return None
+
+
+class _Tee:
+    """Copies a full-file stream into a writer, checking sha256 and size at the end."""
+
+    def __init__(
+        self, resource: RemoteFile, source: AsyncIterator[bytes], writer: BlobWriter | None
+    ) -> None:
+        self._resource = resource
+        self._source = source
+        self.writer = writer
+        self.complete = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The source's chunks, one behind, so the last one is sent only if the file is right.
+
+        Raises:
+            UpstreamError: the bytes do not match the page's sha256 or size.
+            UpstreamUnavailable: the upstream broke off (from the source).
+        """
+        digest, size, held = hashlib.sha256(), 0, b""
+        async for chunk in self._source:
+            if not chunk:
+                continue
+            digest.update(chunk)
+            size += len(chunk)
+            await self._write(chunk)
+            if held:
+                yield held
+            held = chunk
+        self._check(digest.hexdigest(), size)
+        self.complete = True
+        if held:
+            yield held
+
+    async def _write(self, chunk: bytes) -> None:
+        if self.writer is None:
+            return
+        try:
+            await self.writer.write(chunk)
+        except OSError as exc:  # e.g. disk full: keep serving, stop caching
+            logger.warning("stopped caching %s: %s", self._resource.filename, exc)
+            await self.writer.abort()
+            self.writer = None
+
+    def _check(self, sha256: str, size: int) -> None:
+        resource = self._resource
+        expected_size = resource.size
+        if sha256 == (resource.sha256 or "").lower() and expected_size in (None, size):
+            return
+        logger.error(
+            "upstream %s sent %s (%d bytes, sha256 %s) but its page says sha256 %s, size %s:"
+            " not cached, transfer cut off",
+            resource.upstream,
+            resource.url,
+            size,
+            sha256,
+            resource.sha256,
+            expected_size,
+        )
+        raise UpstreamError(
+            resource.upstream,
+            f"sent {resource.filename} with sha256 {sha256}, but its index page says "
+            f"{resource.sha256}; the file was not served or cached",
+        )
+
+
+def _key(resource: RemoteFile) -> str | None:
+    """The blob key of a file with a valid sha256 and filename, else None."""
+    if resource.sha256 is None:
+        return None
+    try:
+        return blob_key(resource.sha256.lower(), resource.filename)
+    except InvalidBlobKey:
+        return None

@@ -1,0 +1,382 @@
+"""`RemoteMetadataReader`: METADATA of wheels this server does not hold, read once, kept for good.
+
+PEP 658 lets an index serve `<wheel>.metadata` so that installers resolve
+without downloading wheels. For an upstream wheel whose index offers none,
+the METADATA member is read with HTTP range requests (`dists/remote_zip.py`):
+a few tens of kilobytes, even of a 190 MB wheel (DESIGN §2).
+
+Some upstreams ignore `Range` and answer 200 with the whole file; the opener
+then still yields only the bytes asked for, but by reading everything before
+them. The reader notices (`RemoteBody.ranged`), abandons that response, and
+makes ONE full download into a temporary file, bounded by the file's size and
+checked against its sha256, from which `dists/metadata.py` reads METADATA.
+That upstream is then read whole, without trying ranges, for
+`RANGE_RETRY_SECONDS` (as uv stops asking an index for ranges).
+
+Extracted bytes go into the blob store under their content-addressed key,
+and a small index, `identity of the wheel -> (sha256, key)`, is appended to a
+JSON-lines file, so each wheel is read once, ever, across restarts. The
+identity is the wheel's sha256 when its page gives one, else a hash of its
+URL. The index file is shared safely by the worker processes of one data
+directory: each line is one `O_APPEND` write, and a reader catches up on the
+lines of the others before it fetches anything. Concurrent requests for the
+same wheel share one fetch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import anyio
+import anyio.to_thread
+
+from packyard.dists.filenames import DistFilename, parse_filename
+from packyard.dists.metadata import MAX_METADATA_SIZE, parse_core_metadata, read_core_metadata
+from packyard.dists.remote_zip import RangeReader, read_wheel_metadata
+from packyard.errors import InvalidDistribution, PackyardError, UpstreamError
+from packyard.model import ByteRange, DistFile, InlineFile, RemoteFile, Resource, StoredFile
+from packyard.storage.base import BlobStore
+
+RANGE_RETRY_SECONDS = 600.0
+MAX_DOWNLOAD_BYTES = 16 * 1024**3  # when neither the page nor the upstream gives a size
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedMetadata:
+    """Where the METADATA of one wheel is kept: its sha256 and its blob key."""
+
+    sha256: str
+    key: str
+
+
+def wheel_identity(dist: DistFile) -> str:
+    """The index key of a wheel: its sha256, else a hash of its URL (never the URL:
+    an upstream URL may carry credentials)."""
+    if dist.sha256:
+        return "sha256:" + dist.sha256.lower()
+    return "url:" + hashlib.sha256(dist.url.encode()).hexdigest()
+
+
+async def read_metadata_blob(store: BlobStore, key: str, sha256: str) -> bytes:
+    """The bytes of the metadata blob `key`, checked against `sha256`.
+
+    Raises:
+        PackyardError: the blob is larger than `MAX_METADATA_SIZE` or does not
+            match `sha256` (a damaged store: a server fault).
+        FileNotFoundError: there is no such blob.
+        OSError: the blob could not be read.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in store.read(key, None):
+        size += len(chunk)
+        if size > MAX_METADATA_SIZE:
+            raise PackyardError(f"The stored metadata blob {key!r} is larger than allowed.")
+        chunks.append(chunk)
+    content = b"".join(chunks)
+    if hashlib.sha256(content).hexdigest() != sha256:
+        raise PackyardError(f"The stored metadata {key!r} does not match its sha256.")
+    return content
+
+
+class MetadataIndex:
+    """`wheel identity -> ExtractedMetadata`, in memory and in a JSON-lines file.
+
+    `path` None keeps the index in memory only (the blobs still persist). A
+    torn last line (a crash mid-write) is skipped; it costs one more fetch.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        """Loads `path` if it exists. Raises OSError if it cannot be read."""
+        self._path = path
+        self._offset = 0
+        self._entries: dict[str, ExtractedMetadata] = {}
+        self._generations: dict[str, int] = {}
+        self.refresh()
+
+    def get(self, identity: str) -> ExtractedMetadata | None:
+        return self._entries.get(identity)
+
+    def generation(self, project: str) -> int:
+        """A number that changes whenever a wheel of `project` gains an entry."""
+        return self._generations.get(project, 0)
+
+    def refresh(self) -> None:
+        """Read the lines appended since the last call (by this or another process).
+
+        Raises:
+            OSError: the file exists but cannot be read.
+        """
+        if self._path is None:
+            return
+        try:
+            with self._path.open("rb") as file:
+                file.seek(self._offset)
+                data = file.read()
+        except FileNotFoundError:
+            return
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        for line in complete.splitlines():
+            self._load(line)
+
+    def add(self, project: str, identity: str, entry: ExtractedMetadata) -> None:
+        """Record `entry`, in memory and as one appended line (POSIX `O_APPEND`:
+        concurrent writers never interleave a line).
+
+        Raises:
+            OSError: the line could not be written.
+        """
+        self._remember(project, identity, entry)
+        if self._path is None:
+            return
+        record = {"project": project, "file": identity, "sha256": entry.sha256, "key": entry.key}
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def _load(self, line: bytes) -> None:
+        try:
+            record = json.loads(line)
+            fields = (record["project"], record["file"], record["sha256"], record["key"])
+        except (ValueError, TypeError, KeyError):
+            return
+        if all(isinstance(value, str) for value in fields):
+            self._remember(fields[0], fields[1], ExtractedMetadata(fields[2], fields[3]))
+
+    def _remember(self, project: str, identity: str, entry: ExtractedMetadata) -> None:
+        if self._entries.get(identity) != entry:
+            self._entries[identity] = entry
+            self._generations[project] = self._generations.get(project, 0) + 1
+
+
+class _RangesRefused(Exception):
+    """The upstream answered a range request with the whole file."""
+
+
+class _Flight:
+    """One extraction that every concurrent caller for the same wheel waits for."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.result: tuple[ExtractedMetadata, bytes] | None = None
+        self.error: Exception | None = None
+
+
+class RemoteMetadataReader:
+    """Reads, keeps and finds the METADATA of wheels served by other sources."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        index_path: Path | None = None,
+        *,
+        temp_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`store` keeps the METADATA blobs; `index_path` the index (see `MetadataIndex`);
+        `temp_dir` receives whole wheels of upstreams that refuse ranges.
+
+        Raises:
+            OSError: the index file exists but cannot be read.
+        """
+        self._store = store
+        self._index = MetadataIndex(index_path)
+        self._temp_dir = temp_dir
+        self._clock = clock
+        self._refused: dict[str, float] = {}
+        self._flights: dict[str, _Flight] = {}
+
+    def lookup(self, dist: DistFile) -> ExtractedMetadata | None:
+        """Where the METADATA of `dist` is kept, if it was extracted already."""
+        return self._index.get(wheel_identity(dist))
+
+    def generation(self, project: str) -> int:
+        """Changes whenever a wheel of `project` gains extracted metadata."""
+        return self._index.generation(project)
+
+    async def extract(
+        self, project: str, dist: DistFile, wheel: Resource
+    ) -> tuple[ExtractedMetadata, bytes]:
+        """The METADATA of the wheel `dist` of `project`, whose bytes are `wheel`.
+
+        Read once for all concurrent callers, checked (name and version agree
+        with the filename), stored and indexed; found in the store instead if
+        another process extracted it meanwhile.
+
+        Raises:
+            UpstreamError: the upstream's wheel is not a readable wheel, or its
+                bytes do not match the page's size or sha256 (a 502).
+            UpstreamUnavailable, FileNotFound: the upstream failed, or no
+                longer has the file.
+            InvalidDistribution: a wheel from this server's own storage is broken.
+            OSError: the blob store or the index could not be written.
+        """
+        identity = wheel_identity(dist)
+        while (flight := self._flights.get(identity)) is not None:
+            await flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            if flight.result is not None:
+                return flight.result
+            # The extracting caller was cancelled: the next one extracts.
+        mine = self._flights[identity] = _Flight()
+        try:
+            mine.result = await self._extract_once(project, identity, dist, wheel)
+            return mine.result
+        except Exception as exc:
+            mine.error = exc
+            raise
+        finally:
+            del self._flights[identity]
+            mine.done.set()
+
+    async def _extract_once(
+        self, project: str, identity: str, dist: DistFile, wheel: Resource
+    ) -> tuple[ExtractedMetadata, bytes]:
+        await anyio.to_thread.run_sync(self._index.refresh)
+        known = self._index.get(identity)
+        if known is not None:
+            try:
+                return known, await read_metadata_blob(self._store, known.key, known.sha256)
+            except FileNotFoundError:
+                pass  # the blob was removed: extract it again
+        content = await self._read(dist.filename, wheel)
+        async with self._store.writer(dist.filename + ".metadata") as writer:
+            await writer.write(content)
+            blob = await writer.commit()
+        entry = ExtractedMetadata(blob.sha256, blob.key)
+        await anyio.to_thread.run_sync(self._index.add, project, identity, entry)
+        return entry, content
+
+    async def _read(self, filename: str, wheel: Resource) -> bytes:
+        """METADATA, from any kind of resource, checked against the filename."""
+        try:
+            parsed = parse_filename(filename)
+            if isinstance(wheel, RemoteFile):
+                content = await self._read_remote(parsed, wheel)
+            elif isinstance(wheel, StoredFile):
+                content = await read_wheel_metadata(_stored_reader(wheel), wheel.size, parsed)
+            else:
+                content = await read_wheel_metadata(
+                    _inline_reader(wheel), len(wheel.content), parsed
+                )
+            return parse_core_metadata(content, parsed).content
+        except InvalidDistribution as exc:
+            if isinstance(wheel, RemoteFile):
+                raise UpstreamError(wheel.upstream, f"serves an unreadable wheel: {exc}") from exc
+            raise
+
+    async def _read_remote(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:
+        refused_at = self._refused.get(wheel.upstream)
+        if refused_at is None or self._clock() - refused_at >= RANGE_RETRY_SECONDS:
+            try:
+                return await self._read_ranges(parsed, wheel)
+            except _RangesRefused:
+                self._refused[wheel.upstream] = self._clock()
+        return await self._read_download(parsed, wheel)
+
+    async def _read_ranges(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:
+        """Range requests only; the size comes from the page, else from a 1-byte probe.
+
+        Raises:
+            _RangesRefused: the upstream answered a range with the whole file.
+        """
+        size = wheel.size
+        if size is None:
+            size = await self._probe_size(wheel)
+
+        async def read(start: int, end: int) -> bytes:
+            async with wheel.opener.open(wheel.url, ByteRange(start, end - 1)) as body:
+                if not body.ranged:
+                    raise _RangesRefused
+                if body.size is not None and body.size != size:
+                    message = f"has {body.size} bytes of {wheel.filename}; expected {size}"
+                    raise UpstreamError(wheel.upstream, message)
+                return b"".join([chunk async for chunk in body.chunks])
+
+        return await read_wheel_metadata(read, size, parsed)
+
+    async def _probe_size(self, wheel: RemoteFile) -> int:
+        """The file's size, from the Content-Range of a request for its first byte.
+
+        Raises:
+            _RangesRefused: the upstream answered with the whole file, or
+                without a size.
+        """
+        async with wheel.opener.open(wheel.url, ByteRange(0, 0)) as body:
+            if not body.ranged or body.size is None:
+                raise _RangesRefused
+            return body.size
+
+    async def _read_download(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:
+        """ONE full download into a temporary file, then `read_core_metadata`."""
+        fd, name = await anyio.to_thread.run_sync(_temp_file, self._temp_dir)
+        path = Path(name)
+        try:
+            await self._download(wheel, fd)
+            metadata = await anyio.to_thread.run_sync(read_core_metadata, path, parsed)
+            return metadata.content
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+    async def _download(self, wheel: RemoteFile, fd: int) -> None:
+        """Stream the whole file into `fd`, bounded by its size, checked by its sha256.
+
+        Raises:
+            UpstreamError: more bytes than the size, fewer, or another sha256.
+        """
+        digest = hashlib.sha256()
+        written = 0
+        async with (
+            await anyio.open_file(fd, "wb") as file,
+            wheel.opener.open(wheel.url, None) as body,
+        ):
+            expected = wheel.size if wheel.size is not None else body.size
+            limit = MAX_DOWNLOAD_BYTES if expected is None else expected
+            async for chunk in body.chunks:
+                written += len(chunk)
+                if written > limit:
+                    _fail(wheel, f"sends more than {limit} bytes of {wheel.filename}")
+                digest.update(chunk)
+                await file.write(chunk)
+        if expected is not None and written != expected:
+            _fail(wheel, f"sent {written} bytes of {wheel.filename}; expected {expected}")
+        if wheel.sha256 is not None and digest.hexdigest() != wheel.sha256.lower():
+            _fail(wheel, f"sent a {wheel.filename} that does not match its sha256")
+
+
+def _stored_reader(wheel: StoredFile) -> RangeReader:
+    async def read(start: int, end: int) -> bytes:
+        chunks = wheel.store.read(wheel.key, ByteRange(start, end - 1))
+        return b"".join([chunk async for chunk in chunks])
+
+    return read
+
+
+def _inline_reader(wheel: InlineFile) -> RangeReader:
+    async def read(start: int, end: int) -> bytes:
+        return wheel.content[start:end]
+
+    return read
+
+
+def _temp_file(folder: Path | None) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=folder, prefix="packyard-", suffix=".whl")
+
+
+def _fail(wheel: RemoteFile, message: str) -> NoReturn:
+    raise UpstreamError(wheel.upstream, message)

@@ -1,0 +1,356 @@
+"""The search index: SQLite FTS5 by default, PostgreSQL full-text search at scale.
+
+The index is derived data: every in-house document is rebuilt from the store
+(`search.sync`), and public documents record names the chain has served.
+So it lives apart from the store's schema, in tables the index creates itself
+(`create`), with no Alembic migration: by default in its own SQLite file,
+`<data_dir>/search.db`; with PostgreSQL, in the same database as the store,
+so every replica shares one index. Losing it loses only the list of public
+names seen so far.
+
+Ranking: an exact match of the normalised name first, then by relevance
+(SQLite: bm25 with the name weighted 10 to the summary's 1; PostgreSQL:
+ts_rank_cd with the name as weight A and the summary as weight B), then by name.
+
+Every method is synchronous (SQLAlchemy Core): call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, RowMapping, text
+from sqlalchemy.pool import StaticPool
+
+from packyard.db.engine import create_database_engine
+from packyard.search.documents import SearchDocument, SearchResults
+from packyard.search.query import SearchQuery
+
+_LOCK_KEY = 0x5EA2C4  # the advisory lock that serialises `create` on PostgreSQL
+_SQLITE_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS search_projects (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL,
+        source TEXT NOT NULL, in_house INTEGER NOT NULL, summary TEXT NOT NULL,
+        version TEXT NOT NULL, author TEXT NOT NULL, classifiers TEXT NOT NULL,
+        fingerprint TEXT NOT NULL, name_terms TEXT NOT NULL)""",
+    # A separate full-text table (not an external-content one): its rows are
+    # written next to the project's, in the same transaction.
+    """CREATE VIRTUAL TABLE IF NOT EXISTS search_fts
+        USING fts5(name_terms, summary, tokenize = 'unicode61 remove_diacritics 2',
+                   prefix = '1 2 3')""",
+)
+_POSTGRES_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS search_projects (
+        id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL,
+        source TEXT NOT NULL, in_house INTEGER NOT NULL, summary TEXT NOT NULL,
+        version TEXT NOT NULL, author TEXT NOT NULL, classifiers TEXT NOT NULL,
+        fingerprint TEXT NOT NULL, name_terms TEXT NOT NULL,
+        -- 'simple': names and summaries are not English prose to be stemmed.
+        document tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('simple', name_terms), 'A')
+            || setweight(to_tsvector('simple', summary), 'B')) STORED)""",
+    "CREATE INDEX IF NOT EXISTS ix_search_projects_document "
+    "ON search_projects USING gin (document)",
+)
+_COMMON_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS search_dependencies (
+        project_id BIGINT NOT NULL REFERENCES search_projects (id) ON DELETE CASCADE,
+        dependency TEXT NOT NULL, PRIMARY KEY (dependency, project_id))""",
+    "CREATE INDEX IF NOT EXISTS ix_search_projects_in_house ON search_projects (in_house)",
+    # Rewriting a document deletes its dependency rows by project.
+    "CREATE INDEX IF NOT EXISTS ix_search_dependencies_project ON search_dependencies (project_id)",
+)
+# An in-house document always wins; a public one never replaces an in-house one.
+_UPSERT = """
+    INSERT INTO search_projects (name, display_name, source, in_house, summary, version,
+        author, classifiers, fingerprint, name_terms)
+    VALUES (:name, :display_name, :source, :in_house, :summary, :version, :author,
+            :classifiers, :fingerprint, :name_terms)
+    ON CONFLICT (name) DO UPDATE SET
+        display_name = excluded.display_name, source = excluded.source,
+        in_house = excluded.in_house, summary = excluded.summary,
+        version = excluded.version, author = excluded.author,
+        classifiers = excluded.classifiers, fingerprint = excluded.fingerprint,
+        name_terms = excluded.name_terms
+    WHERE excluded.in_house = 1 OR search_projects.in_house = 0
+    RETURNING id"""
+
+
+def open_index(url: str) -> SearchIndex:
+    """A created index at a SQLAlchemy URL (`sqlite:///…/search.db` or PostgreSQL).
+
+    `sqlite://` (no path) is an index in memory, for tests and for an app
+    built without a data directory.
+    """
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        # One shared connection: every new connection to :memory: is a new, empty database.
+        engine = create_database_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+    else:
+        engine = create_database_engine(url)
+    index = SearchIndex(engine)
+    index.create()
+    return index
+
+
+class SearchIndex:
+    """Projects by name and summary, with the filters of `search.query`.
+
+    The index owns `engine` (a SQLite or PostgreSQL engine) and disposes of it
+    in `close`. Database errors (`sqlalchemy.exc.SQLAlchemyError`) propagate.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.postgres = engine.dialect.name == "postgresql"
+
+    def create(self) -> None:
+        """Create the tables if they do not exist yet (safe at every start)."""
+        schema = _POSTGRES_SCHEMA if self.postgres else _SQLITE_SCHEMA
+        with self.engine.begin() as connection:
+            if self.postgres:
+                # Workers start at once: CREATE ... IF NOT EXISTS can still race
+                # on PostgreSQL's catalog, so creators take turns.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            for statement in (*schema, *_COMMON_SCHEMA):
+                connection.execute(text(statement))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writing ------------------------------------------------------------
+
+    def upsert(self, documents: Iterable[SearchDocument]) -> None:
+        """Add or replace documents, in one transaction. A public document
+        for a name the index holds as in-house is ignored."""
+        with self.engine.begin() as connection:
+            for document in documents:
+                self._upsert(connection, document)
+
+    def record_public(self, name: str, display_name: str, source: str) -> bool:
+        """Note a public project, keeping what is known of it; True if it was new.
+
+        An in-house project of that name is left alone; a known public one
+        only gets its `source` updated (when `source` is not "").
+        """
+        with self.engine.begin() as connection:
+            known = connection.execute(
+                text("SELECT in_house, source FROM search_projects WHERE name = :name"),
+                {"name": name},
+            ).first()
+            if known is None:
+                self._upsert(connection, SearchDocument(name, display_name, source))
+                return True
+            if not known.in_house and source and known.source != source:
+                connection.execute(
+                    text("UPDATE search_projects SET source = :source WHERE name = :name"),
+                    {"name": name, "source": source},
+                )
+            return False
+
+    def remove(self, names: Iterable[str]) -> None:
+        """Drop the documents of `names` (unknown names are ignored)."""
+        with self.engine.begin() as connection:
+            for name in names:
+                row = connection.execute(
+                    text("SELECT id FROM search_projects WHERE name = :name"), {"name": name}
+                ).first()
+                if row is not None:
+                    self._forget(connection, row.id)
+                    connection.execute(
+                        text("DELETE FROM search_projects WHERE id = :id"), {"id": row.id}
+                    )
+
+    def _upsert(self, connection: Connection, document: SearchDocument) -> None:
+        row = connection.execute(text(_UPSERT), _parameters(document)).first()
+        if row is None:  # a public document met an in-house one: kept as it was
+            return
+        self._forget(connection, row.id)
+        if not self.postgres:
+            connection.execute(
+                text("INSERT INTO search_fts (rowid, name_terms, summary) VALUES (:id, :n, :s)"),
+                {"id": row.id, "n": document.name_terms, "s": document.summary},
+            )
+        if document.dependencies:
+            connection.execute(
+                text("INSERT INTO search_dependencies VALUES (:id, :dependency)"),
+                [{"id": row.id, "dependency": d} for d in dict.fromkeys(document.dependencies)],
+            )
+
+    def _forget(self, connection: Connection, project_id: int) -> None:
+        """Remove a project's full-text and dependency rows (before rewriting them)."""
+        if not self.postgres:
+            connection.execute(text("DELETE FROM search_fts WHERE rowid = :id"), {"id": project_id})
+        connection.execute(
+            text("DELETE FROM search_dependencies WHERE project_id = :id"), {"id": project_id}
+        )
+
+    # --- reading ------------------------------------------------------------
+
+    def search(self, query: SearchQuery, *, limit: int = 20, offset: int = 0) -> SearchResults:
+        """The documents matching `query`, best first; an empty query matches nothing."""
+        if query.empty:
+            return SearchResults((), 0)
+        where, parameters = _filters(query)
+        if query.terms:
+            source, rank, match = self._full_text(query.terms)
+            where.insert(0, match)
+            parameters["terms"] = self._match_expression(query.terms)
+        else:
+            source, rank = "search_projects p", "p.in_house DESC"
+        parameters["exact"] = query.exact_name or ""
+        condition = " AND ".join(where) or "1 = 1"
+        order = f"CASE WHEN p.name = :exact THEN 0 ELSE 1 END, {rank}, p.name"
+        with self.engine.connect() as connection:
+            total = connection.execute(
+                text(f"SELECT count(*) FROM {source} WHERE {condition}"),  # noqa: S608
+                parameters,
+            ).scalar_one()
+            rows = connection.execute(
+                text(
+                    # Only constant fragments are formatted in; values are bound.
+                    f"SELECT p.* FROM {source} WHERE {condition} ORDER BY {order} "  # noqa: S608
+                    "LIMIT :limit OFFSET :offset"
+                ),
+                {**parameters, "limit": limit, "offset": offset},
+            ).mappings()
+            hits = self._documents(connection, rows.all())
+        return SearchResults(hits, int(total))
+
+    def get(self, name: str) -> SearchDocument | None:
+        """The document of the normalised `name`, if indexed."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT * FROM search_projects WHERE name = :name"), {"name": name}
+            ).mappings()
+            found = self._documents(connection, rows.all())
+        return found[0] if found else None
+
+    def used_by(self, name: str, limit: int = 100) -> tuple[SearchDocument, ...]:
+        """In-house projects whose newest release requires `name`, by name."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT p.* FROM search_projects p JOIN search_dependencies d "
+                    "ON d.project_id = p.id WHERE d.dependency = :name AND p.in_house = 1 "
+                    "ORDER BY p.name LIMIT :limit"
+                ),
+                {"name": name, "limit": limit},
+            ).mappings()
+            return self._documents(connection, rows.all())
+
+    def counts(self) -> tuple[int, int]:
+        """(in-house projects, public projects) in the index."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT in_house, count(*) FROM search_projects GROUP BY in_house")
+            ).all()
+        by_kind = {bool(in_house): int(count) for in_house, count in rows}
+        return by_kind.get(True, 0), by_kind.get(False, 0)
+
+    def in_house_fingerprints(self) -> dict[str, str]:
+        """Every in-house document's name and fingerprint."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT name, fingerprint FROM search_projects WHERE in_house = 1")
+            ).all()
+        return {name: fingerprint for name, fingerprint in rows}
+
+    def public_names(self) -> set[str]:
+        """The names of every public document."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(text("SELECT name FROM search_projects WHERE in_house = 0"))
+            return {name for (name,) in rows}
+
+    def _full_text(self, terms: Sequence[str]) -> tuple[str, str, str]:
+        """FROM clause, ORDER BY rank expression and the match condition."""
+        if self.postgres:
+            tsquery = "to_tsquery('simple', :terms)"
+            rank = f"ts_rank_cd(p.document, {tsquery}) DESC"
+            return "search_projects p", rank, f"p.document @@ {tsquery}"
+        # CROSS JOIN makes SQLite run the full-text match first: the other
+        # order runs the match once per project row (seconds, not milliseconds).
+        source = "search_fts CROSS JOIN search_projects p ON p.id = search_fts.rowid"
+        return source, "bm25(search_fts, 10.0, 1.0)", "search_fts MATCH :terms"
+
+    def _match_expression(self, terms: Sequence[str]) -> str:
+        # Terms are letters and digits only (`query._TERM`), so they need no
+        # quoting beyond this; each is a prefix, and all must match.
+        if self.postgres:
+            return " & ".join(f"{term}:*" for term in terms)
+        return " ".join(f'"{term}"*' for term in terms)
+
+    def _documents(
+        self, connection: Connection, rows: Sequence[RowMapping]
+    ) -> tuple[SearchDocument, ...]:
+        ids = [row["id"] for row in rows]
+        dependencies: dict[int, list[str]] = {}
+        if ids:
+            placeholders = ", ".join(f":id{i}" for i in range(len(ids)))
+            found = connection.execute(
+                text(
+                    "SELECT project_id, dependency FROM search_dependencies "  # noqa: S608
+                    f"WHERE project_id IN ({placeholders}) ORDER BY dependency"
+                ),
+                {f"id{i}": value for i, value in enumerate(ids)},
+            )
+            for project_id, dependency in found:
+                dependencies.setdefault(project_id, []).append(dependency)
+        return tuple(_document(row, tuple(dependencies.get(row["id"], ()))) for row in rows)
+
+
+def _filters(query: SearchQuery) -> tuple[list[str], dict[str, Any]]:
+    """SQL conditions on `p` for the query's filters, and their parameters."""
+    where: list[str] = []
+    parameters: dict[str, Any] = {}
+    if query.source is not None:
+        where.append("p.in_house = :in_house")
+        parameters["in_house"] = 1 if query.source == "in-house" else 0
+    for i, dependency in enumerate(query.depends):
+        where.append(
+            # Constant SQL: only the parameter's number is formatted in.
+            f"p.id IN (SELECT project_id FROM search_dependencies WHERE dependency = :dep{i})"  # noqa: S608
+        )
+        parameters[f"dep{i}"] = dependency
+    for column, values in (("author", query.authors), ("classifiers", query.classifiers)):
+        for i, value in enumerate(values):
+            where.append(f"lower(p.{column}) LIKE :{column}{i} ESCAPE '\\'")
+            parameters[f"{column}{i}"] = f"%{_like_escape(value.lower())}%"
+    return where, parameters
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _parameters(document: SearchDocument) -> dict[str, Any]:
+    return {
+        "name": document.name,
+        "display_name": document.display_name,
+        "source": document.source,
+        "in_house": 1 if document.in_house else 0,
+        "summary": document.summary,
+        "version": document.version,
+        "author": document.author,
+        # One per line: `classifier:` matches within a line or across the " :: ".
+        "classifiers": "\n".join(document.classifiers),
+        "fingerprint": document.fingerprint,
+        "name_terms": document.name_terms,
+    }
+
+
+def _document(row: RowMapping, dependencies: tuple[str, ...]) -> SearchDocument:
+    classifiers = row["classifiers"]
+    return SearchDocument(
+        name=row["name"],
+        display_name=row["display_name"],
+        source=row["source"],
+        summary=row["summary"],
+        version=row["version"],
+        author=row["author"],
+        classifiers=tuple(classifiers.split("\n")) if classifiers else (),
+        dependencies=dependencies,
+        fingerprint=row["fingerprint"],
+    )

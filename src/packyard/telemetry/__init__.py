@@ -1,0 +1,69 @@
+"""Structured events and Prometheus metrics (DESIGN §5).
+
+`Telemetry.from_settings` builds both for one application; `compose.py` then
+wraps each upstream (`observe_upstream`) and the whole app (`instrument`).
+
+- `events.py`: JSON lines to stdout or a rotated file (downloads, page misses,
+  upstream errors, the audit trail);
+- `metrics.py`: the metrics and the `/metrics` text, multiprocess mode;
+- `asgi.py`: the per-request wrapper (the hot path);
+- `upstream.py`: httpx hooks and the upstream error observer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp
+
+from packyard.repository.base import Repository
+from packyard.settings import Settings
+from packyard.telemetry.asgi import Instrumented
+from packyard.telemetry.events import EventLog
+from packyard.telemetry.metrics import Metrics, prepare_multiprocess
+from packyard.telemetry.upstream import ObservedUpstream, find_client, instrument_client
+
+__all__ = ["EventLog", "Metrics", "Telemetry", "prepare_multiprocess"]
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """The metrics and the event log of one application; either may be off (None)."""
+
+    metrics: Metrics | None = None
+    events: EventLog | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Telemetry:
+        """As `settings.telemetry` says; starts the event writer thread."""
+        config = settings.telemetry
+        events = None
+        if config.events:
+            events = EventLog(
+                config.events_file,
+                max_bytes=config.events_max_bytes,
+                backups=config.events_backups,
+                per_process=settings.workers > 1,
+            )
+        return cls(Metrics() if config.metrics else None, events)
+
+    def observe_upstream(self, upstream: Repository, label: str) -> Repository:
+        """`upstream` with its HTTP client timed and its failures recorded."""
+        client = find_client(upstream)
+        if client is not None and self.metrics is not None:
+            instrument_client(client, label, self.metrics)
+        if self.metrics is None and self.events is None:
+            return upstream
+        return ObservedUpstream(upstream, label, self.metrics, self.events)
+
+    def instrument(self, app: ASGIApp) -> ASGIApp:
+        """`app` measured per request, with `/metrics`; closes both on lifespan shutdown."""
+        if self.metrics is None and self.events is None:
+            return app
+        return Instrumented(app, self.metrics, self.events)
+
+    def close(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.events is not None:
+            self.events.close()

@@ -1,0 +1,213 @@
+"""The ASGI wrapper that measures every request and emits the edge's events.
+
+It sits outside the whole application (`compose.build_app`) and does as
+little as it can per request: it classifies the path by prefix, wraps `send`
+to see the status, and adds one observation to `RequestStats` (plain Python,
+see `metrics.py`). Everything else happens only on the rare paths:
+
+- `GET /metrics` is answered here, with the Prometheus text;
+- a 404 on a project page emits `page-miss`;
+- a file sent (GET, 200 or 206) emits `download` and counts bytes, reading
+  what the files route left in the scope (`routes/files.py:SERVED`);
+- an upstream failing in the middle of a file emits `upstream-error`.
+
+On lifespan shutdown it closes the metrics flusher and the event log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from time import perf_counter
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from packyard.errors import UpstreamError, UpstreamUnavailable
+from packyard.model import RemoteFile, RequestContext, Resource
+from packyard.routes.asgi import request_header, send_response
+from packyard.routes.files import PATHSEND, SERVED
+from packyard.routes.simple import local_path
+from packyard.serialize import file_version
+from packyard.telemetry.events import EventLog
+from packyard.telemetry.metrics import CONTENT_TYPE, Metrics
+
+_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+
+
+def route_family(path: str) -> str:
+    """The label of a request path: simple, files, snapshot, metrics, health, upload, api, ui."""
+    if path.startswith("/simple"):
+        return "simple"
+    if path.startswith("/files/"):
+        return "files"
+    if path.startswith("/snapshot/"):
+        return "files" if "/files/" in path else "snapshot"
+    if path == "/metrics":
+        return "metrics"
+    if path == "/healthz":
+        return "health"
+    if path.startswith("/legacy"):
+        return "upload"
+    if path.startswith("/api/"):
+        return "api"
+    return "ui"
+
+
+class Instrumented:
+    """`app` with metrics (if `metrics`) and events (if `events`)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics | None, events: EventLog | None) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._events = events
+        # Bound once: the hot path then skips an attribute lookup or two.
+        self._observe = metrics.requests.observe if metrics is not None else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
+        path = local_path(scope)
+        family = route_family(path)
+        if family == "metrics" and self._metrics is not None:
+            await self._serve_metrics(scope, send)
+            return
+        if family == "files":
+            await self._file(scope, receive, send)
+            return
+        start = perf_counter()
+        status = 500  # what the server answers if the app fails before responding
+
+        # A plain function returning `send`'s awaitable: no coroutine of its own
+        # per message, which is a third of this wrapper's cost.
+        def watch(message: Message) -> Awaitable[None]:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            return send(message)
+
+        try:
+            await self._app(scope, receive, watch)
+        finally:
+            if self._observe is not None:
+                self._observe(family, status, perf_counter() - start)
+        if status == 404 and self._events is not None and family in ("simple", "snapshot"):
+            self._page_miss(scope, path)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Websockets and lifespan; the lifespan's end closes the telemetry."""
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            if scope["type"] == "lifespan":
+                self.close()
+
+    def close(self) -> None:
+        """Flush and release the metrics files and the event log (idempotent)."""
+        if self._metrics is not None:
+            self._metrics.close()
+        if self._events is not None:
+            self._events.close()
+
+    async def _file(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = perf_counter()
+        status, sent, length, pathsend = 500, 0, 0, False
+
+        async def watch(message: Message) -> None:
+            nonlocal status, sent, length, pathsend
+            kind = message["type"]
+            if kind == "http.response.body":
+                sent += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                status = message["status"]
+                length = _content_length(message)
+            elif kind == PATHSEND:  # the server sends the file: Content-Length bytes
+                pathsend = True
+            await send(message)
+
+        try:
+            await self._app(scope, receive, watch)
+        except UpstreamError as error:  # mid-stream: the route re-raises to abort
+            self._upstream_error(scope, error)
+            raise
+        finally:
+            if self._observe is not None:
+                self._observe("files", status, perf_counter() - start)
+        if status in (200, 206) and scope["method"] == "GET":
+            self._download(scope, status, length if pathsend else sent)
+
+    def _download(self, scope: Scope, status: int, sent: int) -> None:
+        served: tuple[str, Resource, RequestContext] | None = scope.get(SERVED)
+        if served is None:
+            return
+        project, resource, ctx = served
+        cache = "miss" if isinstance(resource, RemoteFile) else "hit"
+        if self._metrics is not None:
+            self._metrics.downloads.labels(cache).inc()
+            self._metrics.download_bytes.labels(cache).inc(sent)
+        if self._events is not None:
+            filename = resource.filename
+            self._events.emit(
+                "download",
+                project=project,
+                filename=filename,
+                version=file_version(filename.removesuffix(".metadata")),
+                bytes=sent,
+                status=status,
+                cache=cache,
+                upstream=resource.upstream if isinstance(resource, RemoteFile) else None,
+                client_ip=ctx.client,
+                user_agent=ctx.user_agent,
+                identity=ctx.identity,
+            )
+
+    def _page_miss(self, scope: Scope, path: str) -> None:
+        assert self._events is not None
+        parts = path.strip("/").split("/")
+        snapshot = parts[1] if parts[0] == "snapshot" and len(parts) > 1 else None
+        simple = parts[2:] if snapshot is not None else parts
+        project = simple[1] if len(simple) > 1 and simple[0] == "simple" else None
+        self._events.emit(
+            "page-miss", path=path, project=project, snapshot=snapshot, **_origin(scope)
+        )
+
+    def _upstream_error(self, scope: Scope, error: UpstreamError) -> None:
+        kind = "unavailable" if isinstance(error, UpstreamUnavailable) else "error"
+        if self._metrics is not None:
+            self._metrics.upstream_errors.labels(error.upstream, kind).inc()
+        if self._events is not None:
+            served = scope.get(SERVED)
+            self._events.emit(
+                "upstream-error",
+                upstream=error.upstream,
+                kind=kind,
+                project=served[0] if served else None,
+                filename=served[1].filename if served else None,
+                message=error.message,
+                **_origin(scope),
+            )
+
+    async def _serve_metrics(self, scope: Scope, send: Send) -> None:
+        assert self._metrics is not None
+        if scope["method"] not in ("GET", "HEAD"):
+            headers = [(b"allow", b"GET, HEAD"), *_TEXT]
+            await send_response(send, 405, headers, b"Method not allowed: use GET.\n")
+            return
+        body = self._metrics.render()
+        headers = [(b"content-type", CONTENT_TYPE), (b"cache-control", b"no-store")]
+        await send_response(send, 200, headers, body, head=scope["method"] == "HEAD")
+
+
+def _content_length(start: Message) -> int:
+    for key, value in start.get("headers", ()):
+        if key == b"content-length":
+            return int(value)
+    return 0
+
+
+def _origin(scope: Scope) -> dict[str, str | None]:
+    client = scope.get("client")
+    agent = request_header(scope, b"user-agent")
+    return {
+        "client_ip": client[0] if client else None,
+        "user_agent": agent.decode("latin-1") if agent is not None else None,
+    }

@@ -1,0 +1,407 @@
+"""RemoteMetadataReader and MetadataRepository over upstream wheels without `.metadata`.
+
+The upstream is an in-memory index (httpx.MockTransport) behind the real
+`UpstreamOpener` and `UpstreamRepository`, which honours Range or, when told
+to, answers every request with the whole file, as some servers do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from packyard.errors import UpstreamError
+from packyard.model import ANONYMOUS, DistFile, InlineFile, RemoteFile, StoredFile
+from packyard.repository.metadata import METADATA_CONTENT_TYPE, MetadataRepository
+from packyard.repository.remote_metadata import (
+    RANGE_RETRY_SECONDS,
+    ExtractedMetadata,
+    MetadataIndex,
+    RemoteMetadataReader,
+    wheel_identity,
+)
+from packyard.repository.upstream import UpstreamRepository
+from packyard.repository.upstream_opener import UpstreamOpener
+from packyard.settings import UpstreamSettings
+from packyard.storage.filesystem import FilesystemBlobStore
+from tests.builders import build_sdist, build_wheel
+
+pytestmark = pytest.mark.anyio
+
+BASE = "https://upstream.test/simple/"
+FILES = "https://upstream.test/files/"
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Body(httpx.AsyncByteStream):
+    """A streamed body in 64 KiB chunks (a `content=` body is read eagerly, not streamed)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.data), 65536):
+            yield self.data[start : start + 65536]
+
+
+class Index:
+    """A fake upstream index of `files`; counts file requests and the bytes it sends."""
+
+    def __init__(self, files: list[Path], *, ranges: bool = True, sizes: bool = True) -> None:
+        self.files = {path.name: path.read_bytes() for path in files}
+        self.ranges = ranges
+        self.sizes = sizes
+        self.advertised: dict[str, str] = {}  # filename -> sha256 of its .metadata
+        self.file_requests: list[str | None] = []  # the Range header of each
+        self.sent = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(0.001)  # a network round trip: lets concurrent callers meet
+        path = request.url.path
+        if path.startswith("/simple/"):
+            return httpx.Response(200, content=self.page(), headers={"Content-Type": JSON})
+        filename = path.rsplit("/", 1)[1]
+        self.file_requests.append(request.headers.get("Range"))
+        if filename.endswith(".metadata"):
+            return httpx.Response(200, stream=Body(b"upstream metadata\n"))
+        return self.file(self.files[filename], request.headers.get("Range"))
+
+    def file(self, data: bytes, header: str | None) -> httpx.Response:
+        match = re.fullmatch(r"bytes=(\d+)-(\d+)", header or "")
+        if match is None or not self.ranges:
+            self.sent += len(data)
+            return httpx.Response(200, stream=Body(data))
+        start, end = int(match[1]), min(int(match[2]), len(data) - 1)
+        self.sent += end - start + 1
+        content_range = f"bytes {start}-{end}/{len(data)}"
+        return httpx.Response(
+            206, stream=Body(data[start : end + 1]), headers={"Content-Range": content_range}
+        )
+
+    def page(self) -> bytes:
+        files = []
+        for filename, data in self.files.items():
+            entry: dict[str, object] = {
+                "filename": filename,
+                "url": FILES + filename,
+                "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+            }
+            if self.sizes:
+                entry["size"] = len(data)
+            if filename in self.advertised:
+                entry["core-metadata"] = {"sha256": self.advertised[filename]}
+            files.append(entry)
+        return json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": files}).encode()
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(self))
+
+    def remote_file(self, filename: str, *, sized: bool = True, sha256: bool = True) -> RemoteFile:
+        data = self.files[filename]
+        return RemoteFile(
+            filename=filename,
+            url=FILES + filename,
+            opener=UpstreamOpener(self.client(), "up"),
+            upstream="up",
+            sha256=hashlib.sha256(data).hexdigest() if sha256 else None,
+            size=len(data) if sized else None,
+        )
+
+
+def dist_of(remote: RemoteFile) -> DistFile:
+    hashes = {"sha256": remote.sha256} if remote.sha256 else {}
+    return DistFile(remote.filename, url=remote.url, hashes=hashes, size=remote.size)
+
+
+def metadata_in(path: Path) -> bytes:
+    with zipfile.ZipFile(path) as archive:
+        (name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        return archive.read(name)
+
+
+@pytest.fixture
+def dists(tmp_path: Path) -> Path:
+    folder = tmp_path / "dists"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def big_wheel(dists: Path) -> Path:
+    """A 4 MB wheel: a large random member, then the dist-info."""
+    noise = {"demo/noise.bin": os.urandom(4 * 1024 * 1024)}
+    return build_wheel(dists, "demo", "1.0", requires_dist=("attrs",), extra_files=noise)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FilesystemBlobStore:
+    return FilesystemBlobStore(tmp_path / "blobs")
+
+
+async def test_metadata_is_read_by_ranges_stored_and_found_after_a_restart(
+    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    index = Index([big_wheel])
+    remote = index.remote_file(big_wheel.name)
+    reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
+
+    extracted, content = await reader.extract("demo", dist_of(remote), remote)
+
+    assert content == metadata_in(big_wheel)
+    assert extracted.sha256 == hashlib.sha256(content).hexdigest()
+    assert all(header is not None for header in index.file_requests)
+    assert index.sent < 100_000
+    assert store.local_path(extracted.key).read_bytes() == content
+    restarted = RemoteMetadataReader(store, tmp_path / "index.jsonl")
+    assert restarted.lookup(dist_of(remote)) == extracted
+    assert restarted.generation("demo") == 1
+
+
+async def test_without_a_size_the_first_byte_is_asked_for_the_size(
+    big_wheel: Path, store: FilesystemBlobStore
+) -> None:
+    index = Index([big_wheel])
+    remote = index.remote_file(big_wheel.name, sized=False)
+    _, content = await RemoteMetadataReader(store).extract("demo", dist_of(remote), remote)
+    assert content == metadata_in(big_wheel)
+    assert index.file_requests[0] == "bytes=0-0"
+    assert index.sent < 100_000
+
+
+async def test_an_upstream_that_ignores_ranges_gets_one_full_download(
+    big_wheel: Path, dists: Path, store: FilesystemBlobStore
+) -> None:
+    other = build_wheel(dists, "other", "2.0")
+    index = Index([big_wheel, other], ranges=False)
+    clock = Clock()
+    reader = RemoteMetadataReader(store, clock=clock)
+
+    remote = index.remote_file(big_wheel.name)
+    _, content = await reader.extract("demo", dist_of(remote), remote)
+    assert content == metadata_in(big_wheel)
+    # The range request answered with 200 is abandoned, then one whole GET.
+    assert index.file_requests == [index.file_requests[0], None]
+
+    index.file_requests.clear()
+    second = index.remote_file(other.name)
+    await reader.extract("other", dist_of(second), second)
+    assert index.file_requests == [None]  # no more range attempts at this upstream
+
+    index.file_requests.clear()
+    clock.now += RANGE_RETRY_SECONDS
+    third = index.remote_file(other.name, sha256=False)
+    await reader.extract("other", dist_of(third), third)
+    assert len(index.file_requests) == 2
+    assert index.file_requests[0] is not None  # ranges are tried again
+
+
+async def test_a_full_download_must_match_the_page_sha256(
+    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    index = Index([big_wheel], ranges=False)
+    remote = index.remote_file(big_wheel.name)
+    lying = replace(remote, sha256="0" * 64)
+    reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
+    with pytest.raises(UpstreamError, match="does not match its sha256"):
+        await reader.extract("demo", dist_of(lying), lying)
+    assert reader.lookup(dist_of(lying)) is None
+    assert not (tmp_path / "index.jsonl").exists()
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+async def test_a_broken_upstream_wheel_is_an_upstream_error(
+    dists: Path, store: FilesystemBlobStore, ranges: bool
+) -> None:
+    broken = dists / "demo-1.0-py3-none-any.whl"
+    broken.write_bytes(os.urandom(200_000))
+    index = Index([broken], ranges=ranges)
+    remote = index.remote_file(broken.name)
+    with pytest.raises(UpstreamError, match="unreadable wheel"):
+        await RemoteMetadataReader(store).extract("demo", dist_of(remote), remote)
+
+
+async def test_metadata_that_disagrees_with_the_filename_is_refused(
+    dists: Path, store: FilesystemBlobStore
+) -> None:
+    wheel = build_wheel(dists, "demo", "1.0", metadata="Metadata-Version: 2.1\nName: demo\n")
+    index = Index([wheel])
+    remote = index.remote_file(wheel.name)
+    with pytest.raises(UpstreamError, match="version"):
+        await RemoteMetadataReader(store).extract("demo", dist_of(remote), remote)
+
+
+async def test_concurrent_requests_for_one_wheel_share_one_fetch(
+    big_wheel: Path, store: FilesystemBlobStore
+) -> None:
+    index = Index([big_wheel])
+    remote = index.remote_file(big_wheel.name)
+    reader = RemoteMetadataReader(store)
+    results: list[tuple[ExtractedMetadata, bytes]] = []
+
+    async def extract() -> None:
+        results.append(await reader.extract("demo", dist_of(remote), remote))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(10):
+            group.start_soon(extract)
+
+    assert len(results) == 10
+    assert len({result[0] for result in results}) == 1
+    single = Index([big_wheel])
+    fresh = single.remote_file(big_wheel.name)
+    await RemoteMetadataReader(FilesystemBlobStore(store.root / "other")).extract(
+        "demo", dist_of(fresh), fresh
+    )
+    assert len(index.file_requests) == len(single.file_requests)
+
+
+async def test_a_wheel_in_our_own_storage_is_read_by_ranges_too(
+    big_wheel: Path, store: FilesystemBlobStore
+) -> None:
+    data = await anyio.Path(big_wheel).read_bytes()
+    async with store.writer(big_wheel.name) as writer:
+        await writer.write(data)
+        blob = await writer.commit()
+    stored = StoredFile(big_wheel.name, blob.key, blob.size, blob.sha256, store)
+    dist = DistFile(big_wheel.name, hashes={"sha256": blob.sha256})
+    _, content = await RemoteMetadataReader(store).extract("demo", dist, stored)
+    assert content == metadata_in(big_wheel)
+
+
+async def test_what_another_process_extracted_is_read_from_the_store(
+    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    index = Index([big_wheel])
+    remote = index.remote_file(big_wheel.name)
+    reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
+    async with store.writer(big_wheel.name + ".metadata") as writer:
+        await writer.write(metadata_in(big_wheel))
+        blob = await writer.commit()
+    other_process = MetadataIndex(tmp_path / "index.jsonl")
+    other_process.add(
+        "demo", wheel_identity(dist_of(remote)), ExtractedMetadata(blob.sha256, blob.key)
+    )
+
+    _, content = await reader.extract("demo", dist_of(remote), remote)
+
+    assert content == metadata_in(big_wheel)
+    assert index.file_requests == []
+
+
+def test_a_torn_index_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "index.jsonl"
+    good = {"project": "demo", "file": "sha256:ab", "sha256": "cd", "key": "k"}
+    path.write_text("not json\n" + json.dumps(good) + "\n" + '{"project": "de')
+    index = MetadataIndex(path)
+    assert index.get("sha256:ab") == ExtractedMetadata("cd", "k")
+    assert index.generation("demo") == 1
+
+
+def test_wheels_without_a_sha256_are_known_by_a_hash_of_their_url() -> None:
+    identity = wheel_identity(DistFile("a-1-py3-none-any.whl", url="https://u:secret@x/a.whl"))
+    assert identity.startswith("url:")
+    assert "secret" not in identity
+
+
+# --- MetadataRepository over an upstream ----------------------------------------------
+
+
+def chain_over(index: Index, store: FilesystemBlobStore, index_path: Path) -> MetadataRepository:
+    settings = UpstreamSettings(url=BASE, name="up", page_ttl=3600)
+    upstream = UpstreamRepository(settings, index.client())
+    return MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, index_path))
+
+
+async def test_upstream_pages_advertise_metadata_for_every_wheel(
+    big_wheel: Path, dists: Path, store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    sdist = build_sdist(dists, "demo", "1.0")
+    advertised = build_wheel(dists, "demo", "0.9")
+    index = Index([big_wheel, sdist, advertised])
+    index.advertised[advertised.name] = "e" * 64
+    chain = chain_over(index, store, tmp_path / "index.jsonl")
+
+    page = await chain.get_project("demo", ANONYMOUS)
+
+    by_name = {dist.filename: dist.core_metadata for dist in page.files}
+    assert by_name == {
+        big_wheel.name: True,
+        sdist.name: False,
+        advertised.name: {"sha256": "e" * 64},
+    }
+    assert await chain.get_project("demo", ANONYMOUS) is page
+
+    served = await chain.get_file("demo", big_wheel.name + ".metadata", ANONYMOUS)
+
+    assert isinstance(served, InlineFile)
+    assert served.content == metadata_in(big_wheel)
+    assert served.sha256 == hashlib.sha256(served.content).hexdigest()
+    assert served.content_type == METADATA_CONTENT_TYPE
+    after = await chain.get_project("demo", ANONYMOUS)
+    assert after is not page
+    assert after.files[0].core_metadata == {"sha256": served.sha256}
+    assert await chain.get_project("demo", ANONYMOUS) is after
+
+
+async def test_an_upstreams_own_metadata_file_is_passed_through(
+    dists: Path, store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    wheel = build_wheel(dists, "demo", "1.0")
+    index = Index([wheel])
+    index.advertised[wheel.name] = "e" * 64
+    chain = chain_over(index, store, tmp_path / "index.jsonl")
+    served = await chain.get_file("demo", wheel.name + ".metadata", ANONYMOUS)
+    assert isinstance(served, RemoteFile)
+    assert served.url == FILES + wheel.name + ".metadata"
+    assert served.sha256 == "e" * 64
+
+
+async def test_extracted_metadata_is_served_from_the_store_after_a_restart(
+    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    index = Index([big_wheel])
+    first = await chain_over(index, store, tmp_path / "index.jsonl").get_file(
+        "demo", big_wheel.name + ".metadata", ANONYMOUS
+    )
+    requests = len(index.file_requests)
+
+    restarted = chain_over(index, store, tmp_path / "index.jsonl")
+    page = await restarted.get_project("demo", ANONYMOUS)
+    served = await restarted.get_file("demo", big_wheel.name + ".metadata", ANONYMOUS)
+
+    assert isinstance(first, InlineFile)
+    assert page.files[0].core_metadata == {"sha256": first.sha256}
+    assert served == first
+    assert len(index.file_requests) == requests
+
+
+async def test_a_lost_blob_is_extracted_again(
+    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+) -> None:
+    index = Index([big_wheel])
+    chain = chain_over(index, store, tmp_path / "index.jsonl")
+    served = await chain.get_file("demo", big_wheel.name + ".metadata", ANONYMOUS)
+    assert isinstance(served, InlineFile)
+    for path in store.root.rglob("*.metadata"):
+        path.unlink()
+    restarted = chain_over(index, store, tmp_path / "index.jsonl")
+    again = await restarted.get_file("demo", big_wheel.name + ".metadata", ANONYMOUS)
+    assert again == served

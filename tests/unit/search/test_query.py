@@ -1,0 +1,59 @@
+"""The query language: free words, filters, quoting, and the messages for mistakes."""
+
+from __future__ import annotations
+
+import pytest
+
+from packyard.search.query import MAX_QUERY_LENGTH, QuerySyntaxError, parse_query
+
+
+def test_free_words_become_terms_and_an_exact_name() -> None:
+    query = parse_query("Acme_Core")
+    assert query.terms == ("acme", "core")
+    assert query.exact_name == "acme-core"
+    assert not query.empty
+
+
+def test_filters() -> None:
+    query = parse_query(
+        'web source:in-house depends:Acme_Core author:"Jane Doe" classifier:"Framework :: Django"'
+    )
+    assert query.terms == ("web",)
+    assert query.source == "in-house"
+    assert query.depends == ("acme-core",)
+    assert query.authors == ("Jane Doe",)
+    assert query.classifiers == ("Framework :: Django",)
+
+
+def test_filters_alone_are_a_query() -> None:
+    query = parse_query("source:PUBLIC")
+    assert query.source == "public"
+    assert query.terms == ()
+    assert query.exact_name is None
+    assert not query.empty
+
+
+def test_double_colons_are_words_not_filters() -> None:
+    assert parse_query("Framework::Django").terms == ("framework", "django")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "-- ..."])
+def test_nothing_to_search(text: str) -> None:
+    assert parse_query(text).empty
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour:red", "Unknown filter 'colour:'"),
+        ("author:", "needs a value"),
+        ('author:""', "needs a value"),
+        ("source:elsewhere", "source: is one of in-house or public"),
+        ("source:public source:in-house", "only once"),
+        ('"unclosed', "not closed"),
+        ("x" * (MAX_QUERY_LENGTH + 1), "too long"),
+    ],
+)
+def test_mistakes_are_explained(text: str, message: str) -> None:
+    with pytest.raises(QuerySyntaxError, match=message):
+        parse_query(text)
