@@ -4,8 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the suite drives for real (none beyond Python yet for the index;
-# later services add theirs here, e.g. postgresql, chromium).
+# Debian packages the suite drives for real.
 # postgresql: the tests start their own throwaway server from its binaries (tests/postgres.py).
 # chromium: the browser tests drive Debian's Chromium through Playwright (never `playwright install`).
 APT_PACKAGES=(git postgresql chromium)
