@@ -2,17 +2,18 @@
 
 The hot paths of the index (`/simple/…`, `/files/…`) and `/healthz` are raw
 ASGI handlers, picked by a path-prefix check; everything else (the home
-page now; uploads, the browser and the admin API later) is a Starlette app,
+page, uploads, the browser and the admin API) is a Starlette app,
 which also runs the lifespan: the chain is closed when the app stops.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packyard.browser.build import standalone_browser
@@ -32,6 +33,11 @@ def create_app(
     files_app: ASGIApp | None = None,
     browser: Browser | None = None,
     routes: Sequence[BaseRoute] = (),
+    *,
+    api: ASGIApp | None = None,
+    read_guard: Callable[[ASGIApp], ASGIApp] | None = None,
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    middleware: Sequence[Middleware] = (),
 ) -> ASGIApp:
     """The packyard ASGI application.
 
@@ -43,17 +49,31 @@ def create_app(
             and `/project/…`; None builds one over `chain` alone.
         routes: more Starlette routes, matched before the browser's (the upload
             service's `/legacy/`, `routes/upload.py`).
+        api: the admin API (`routes/api`), mounted at `/api/v1`.
+        read_guard: wraps each read handler (`/simple/`, `/files/`, `/snapshot/`),
+            e.g. to require credentials (`routes/read_auth.py`).
+        on_shutdown: closed after the chain when the app stops (shared clients).
+        middleware: Starlette middleware around the browser, upload and API routes
+            (the admin pages' `ViewerMiddleware`); never on the read hot paths.
     """
     files = files_app or _no_files
+    guard = read_guard or _unguarded
+    mounts = [Mount("/api/v1", app=api)] if api is not None else []
     return _Dispatcher(
-        simple=SimpleRoute(chain),
-        files=files,
-        snapshot=SnapshotRoute(chain, files),
+        simple=guard(SimpleRoute(chain)),
+        files=guard(files),
+        # Its files are the unguarded handler: the snapshot's guard has passed already.
+        snapshot=guard(SnapshotRoute(chain, files)),
         other=Starlette(
-            routes=[*routes, *ui_routes(browser or standalone_browser(chain))],
-            lifespan=_closing(chain),
+            routes=[*routes, *mounts, *ui_routes(browser or standalone_browser(chain))],
+            lifespan=_closing(chain, on_shutdown),
+            middleware=list(middleware),
         ),
     )
+
+
+def _unguarded(app: ASGIApp) -> ASGIApp:
+    return app
 
 
 class _Dispatcher:
@@ -79,15 +99,22 @@ class _Dispatcher:
         return await self._other(scope, receive, send)
 
 
-def _closing(chain: Repository) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """A Starlette lifespan that closes the chain's clients when the app stops."""
+def _closing(
+    chain: Repository, on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """A Starlette lifespan that closes the chain's clients, then `on_shutdown`'s,
+    when the app stops."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await chain.aclose()
+            try:
+                await chain.aclose()
+            finally:
+                for close in on_shutdown:
+                    await close()
 
     return lifespan
 

@@ -11,6 +11,7 @@ each called with the chain built so far and the settings, returning the new chai
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from typing import cast
 
 import httpx
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
@@ -33,10 +36,14 @@ from packyard.repository.cache import build_file_cache, cached_upstream
 from packyard.repository.local import LocalRepository
 from packyard.repository.metadata import MetadataRepository
 from packyard.repository.policy import apply_policy
+from packyard.repository.policy_rules import StoredRulesReader
 from packyard.repository.priority import PriorityRepository
 from packyard.repository.remote_metadata import RemoteMetadataReader
 from packyard.repository.yank import YankRepository
+from packyard.routes.api import ApiServices, api_app
 from packyard.routes.files import FilesRoute
+from packyard.routes.read_auth import read_guard
+from packyard.routes.ui.admin import ViewerMiddleware, admin_routes, load_secret
 from packyard.routes.upload import upload_routes
 from packyard.search.recorder import SearchRecorder
 from packyard.settings import Settings, UpstreamSettings
@@ -77,7 +84,7 @@ def build_chain(
     if upstream_sources is not None:
         upstream_sources.extend(sources)
     upstreams = [
-        _curated(source, upstream, telemetry)
+        _curated(source, upstream, telemetry, session_factory_for(engine))
         for source, upstream in zip(sources, settings.upstreams, strict=True)
     ]
     # Yank overrides apply to the merged page (its `source` says upstream or
@@ -93,13 +100,17 @@ def build_chain(
 
 
 def _curated(
-    source: Repository, upstream: UpstreamSettings, telemetry: Telemetry | None
+    source: Repository,
+    upstream: UpstreamSettings,
+    telemetry: Telemetry | None,
+    sessions: sessionmaker[Session],
 ) -> Repository:
     """One upstream as the merge sees it: observed by telemetry, curated by its policy
-    (allow, deny, cool-down: `repository/policy.py`)."""
+    (allow, deny, cool-down: `repository/policy.py`), configured and stored in the
+    database by admins at runtime (`publish/policies.py`)."""
     if telemetry is not None:
         source = telemetry.observe_upstream(source, upstream.label)
-    return apply_policy(source, upstream)
+    return apply_policy(source, upstream, StoredRulesReader(sessions, upstream.label))
 
 
 def load_component(spec: str) -> ComponentFactory:
@@ -129,14 +140,43 @@ def build_app(settings: Settings) -> ASGIApp:
     upstream_sources: list[Repository] = []
     chain = SearchRecorder(build_chain(settings, engine, telemetry, upstream_sources), index)
     browser = build_browser(settings, engine, chain, index)
-    uploads = build_upload_routes(settings, engine, upstream_sources)
-    app = create_app(chain, files_app=FilesRoute(chain), browser=browser, routes=uploads)
+    sessions = session_factory_for(engine)
+    # Fetches CI issuers' keys; one per worker, closed by the app's lifespan.
+    http_client = httpx.AsyncClient(timeout=30.0)
+    authenticators = Authenticators(sessions, settings.auth, http_client)
+    uploads = build_upload_routes(settings, engine, upstream_sources, authenticators)
+    api = api_app(ApiServices(sessions, authenticators, FilesystemBlobStore(settings.blob_dir)))
+    guard = None
+    if settings.auth.read_requires_auth:
+        guard = read_guard(authenticators, settings.auth.credential_cache_seconds)
+    # Signs the admin pages' cookies: the same secret in every worker (decisions.md).
+    secret = load_secret(settings.data_dir, settings.browser.session_secret)
+    admin = admin_routes(
+        sessions,
+        FilesystemBlobStore(settings.blob_dir),
+        authenticators,
+        secret,
+        secure_cookies=settings.browser.secure_cookies,
+    )
+    app = create_app(
+        chain,
+        files_app=FilesRoute(chain),
+        browser=browser,
+        routes=[*uploads, *admin],
+        middleware=[Middleware(ViewerMiddleware, sessions=sessions, secret=secret)],
+        api=api,
+        read_guard=guard,
+        on_shutdown=[http_client.aclose],
+    )
     # Outermost: measures every request, serves /metrics, emits download events.
     return telemetry.instrument(app)
 
 
 def build_upload_routes(
-    settings: Settings, engine: Engine, upstream_sources: Sequence[Repository]
+    settings: Settings,
+    engine: Engine,
+    upstream_sources: Sequence[Repository],
+    authenticators: Authenticators,
 ) -> list[BaseRoute]:
     """`/legacy/`: the upload service over the in-house store, with the name guard
     over the upstreams and every way of signing in."""
@@ -147,13 +187,15 @@ def build_upload_routes(
         NameGuard(sessions, upstream_sources),
         settings.upload,
     )
-    # Fetches CI issuers' keys; lives as long as the process (one per worker).
-    http_client = httpx.AsyncClient(timeout=30.0)
-    return upload_routes(service, Authenticators(sessions, settings.auth, http_client))
+    return upload_routes(service, authenticators)
 
 
 def app_from_environment() -> ASGIApp:
     """uvicorn's factory in each worker: the settings come from the parent process."""
     from packyard.server import SETTINGS_VARIABLE
 
-    return build_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE]))
+    app = build_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE]))
+    # Everything built so far lives as long as the process: keep it out of the
+    # garbage collector's scans, which otherwise show up as latency spikes.
+    gc.freeze()
+    return app

@@ -27,6 +27,7 @@ from packyard.repository.base import Repository
 from packyard.routes.asgi import Headers, send_response
 from packyard.routes.errors import error_parts
 from packyard.routes.negotiation import MediaType, negotiate
+from packyard.routes.read_auth import IDENTITY
 from packyard.serialize import html, json
 
 # Name normalization spec: valid names, and the normal form.
@@ -34,6 +35,7 @@ _VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNOR
 _SEPARATORS = re.compile(r"[-_.]+")
 
 _ROOT = "/"  # The cache key of the project list: never a project name.
+_MAX_NAMES = 65_536  # Remembered valid names; the memo starts afresh past this.
 _VARY = (b"vary", b"Accept")
 _ALLOW = [
     (b"allow", b"GET, HEAD"),
@@ -100,7 +102,12 @@ class PageCache:
         digest = hashlib.sha256(media_type.content_type + b"\n" + body).hexdigest()[:32]
         etag = f'"{digest}"'.encode()
         common = [(b"etag", etag), _VARY, (b"cache-control", self._cache_control)]
-        headers = [(b"content-type", media_type.content_type), *common]
+        # Complete, Content-Length included: a warm page is sent without building anything.
+        headers = [
+            (b"content-type", media_type.content_type),
+            *common,
+            (b"content-length", str(len(body)).encode()),
+        ]
         return Page(source, body, etag, headers, common)
 
 
@@ -116,6 +123,8 @@ class SimpleRoute:
     ) -> None:
         self._chain = chain
         self._pages = PageCache(cache_control, max_pages)
+        # Requested name -> its normal form, for names already found valid.
+        self._normalized: dict[str, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = scope["method"] == "HEAD"
@@ -141,9 +150,9 @@ class SimpleRoute:
         name, slash, tail = rest.partition("/")
         if tail:
             raise NotFound(f"No page at {scope['path']!r}: project pages are /simple/<name>/.")
-        if not _VALID_NAME.match(name):
-            raise InvalidName(name)
-        normalized = normalize(name)
+        normalized = self._normalized.get(name)
+        if normalized is None:
+            normalized = self._check_name(name)
         if not slash or normalized != name:
             # SRA: MAY redirect unnormalised names; HTML URLs SHOULD end in `/`.
             await _redirect(scope, send, f"/simple/{normalized}/", query, head)
@@ -154,6 +163,19 @@ class SimpleRoute:
         render = json.render_project_detail if media_type.is_json else html.render_project_detail
         page = self._pages.get(normalized, media_type, detail, lambda: render(detail))
         await _send_page(send, page, if_none_match, head)
+
+    def _check_name(self, name: str) -> str:
+        """The normal form of a valid `name`, remembered (bounded) for the next request.
+
+        Raises:
+            InvalidName: the name is not valid under the name-normalization spec.
+        """
+        if not _VALID_NAME.match(name):
+            raise InvalidName(name)
+        if len(self._normalized) >= _MAX_NAMES:
+            self._normalized.clear()
+        normalized = self._normalized[name] = normalize(name)
+        return normalized
 
     async def _project_list(self, scope: Scope, send: Send, head: bool) -> None:
         accept, if_none_match, ctx = _request_headers(scope)
@@ -176,7 +198,11 @@ def _request_headers(scope: Scope) -> tuple[bytes | None, bytes | None, RequestC
         elif key == b"user-agent":
             user_agent = value.decode("latin-1")
     client = scope.get("client")
-    ctx = RequestContext(client=client[0] if client else None, user_agent=user_agent)
+    ctx = RequestContext(
+        identity=scope.get(IDENTITY),
+        client=client[0] if client else None,
+        user_agent=user_agent,
+    )
     return accept, if_none_match, ctx
 
 
@@ -195,7 +221,8 @@ async def _send_page(send: Send, page: Page, if_none_match: bytes | None, head: 
         await send({"type": "http.response.start", "status": 304, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
         return
-    await send_response(send, 200, page.headers, page.body, head=head)
+    await send({"type": "http.response.start", "status": 200, "headers": page.headers})
+    await send({"type": "http.response.body", "body": b"" if head else page.body})
 
 
 async def _redirect(scope: Scope, send: Send, path: str, query: bytes, head: bool) -> None:
