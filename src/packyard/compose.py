@@ -145,7 +145,11 @@ def build_app(settings: Settings) -> ASGIApp:
     http_client = httpx.AsyncClient(timeout=30.0)
     authenticators = Authenticators(sessions, settings.auth, http_client)
     uploads = build_upload_routes(settings, engine, upstream_sources, authenticators)
-    api = api_app(ApiServices(sessions, authenticators, FilesystemBlobStore(settings.blob_dir)))
+    api = api_app(
+        ApiServices(
+            sessions, authenticators, FilesystemBlobStore(settings.blob_dir), settings.upstreams
+        )
+    )
     guard = None
     if settings.auth.read_requires_auth:
         guard = read_guard(authenticators, settings.auth.credential_cache_seconds)

@@ -83,6 +83,10 @@ class AuthSettings(BaseModel):
     # When true, /simple/ and /files/ answer 401 with `WWW-Authenticate: Basic`
     # to requests without valid credentials.
     read_requires_auth: bool = False
+    # How long a successful read sign-in is remembered per Authorization value,
+    # so pip's password on every request costs one argon2 check, not one each
+    # time; a disabled user or revoked token keeps read access that long. 0: off.
+    credential_cache_seconds: float = Field(default=60.0, ge=0)
     oidc: tuple[OidcIssuerSettings, ...] = ()
 
 
@@ -129,6 +133,12 @@ class BrowserSettings(BaseModel):
     # The search index's SQLAlchemy URL; None: the store's database if it is
     # PostgreSQL, else SQLite in `<data_dir>/search.db`.
     search_url: str | None = None
+    # Signs the admin pages' session cookies; None: a random secret made once and
+    # kept in `<data_dir>/session-secret` (mode 0600), shared by workers and restarts.
+    session_secret: str | None = None
+    # Mark cookies `Secure` even when requests arrive over plain HTTP (TLS ends at
+    # a proxy that does not pass the scheme on); HTTPS requests always get it.
+    secure_cookies: bool = False
 
 
 class Settings(BaseModel):

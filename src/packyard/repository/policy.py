@@ -21,6 +21,12 @@ visible file of that version is left); it is listed with its reason in
 `_hidden-files`. `get_file` of a hidden file (or of its `.metadata`) raises
 `FileHidden`, a `FileNotFound` whose message gives the reason.
 
+Admins add allow and deny globs and override the cool-down at runtime
+(`publish/policies.py`); a `StoredRulesReader` (`repository/policy_rules.py`)
+hands them in, reloaded once per serial change. The effective allow-list is
+the configured one plus the stored one, likewise the deny-list; a stored
+cool-down replaces the configured one.
+
 `hide_files` is the shared rule, also used by `SnapshotRepository`.
 """
 
@@ -38,6 +44,7 @@ from typing_extensions import override
 from packyard.errors import FileNotFound, ProjectNotFound
 from packyard.model import DistFile, ProjectDetail, ProjectList, RequestContext, Resource
 from packyard.repository.base import DelegatingRepository, IdentityMemo, Repository
+from packyard.repository.policy_rules import NO_RULES, StoredRules, StoredRulesReader
 from packyard.serialize import file_version, upload_time
 from packyard.settings import UpstreamSettings
 
@@ -143,8 +150,9 @@ class NameRule:
     """
 
     def __init__(self, allow: Sequence[str], deny: Sequence[str]) -> None:
-        self.allow = tuple(_normal_glob(glob) for glob in allow)
-        self.deny = tuple(_normal_glob(glob) for glob in deny)
+        # Without duplicates, so that equal rules compare equal however they were given.
+        self.allow = tuple(dict.fromkeys(normal_glob(glob) for glob in allow))
+        self.deny = tuple(dict.fromkeys(normal_glob(glob) for glob in deny))
         self._allow = _compile(self.allow)
         self._deny = _compile(self.deny)
 
@@ -162,8 +170,9 @@ class PolicyRepository(DelegatingRepository):
     """Allow-list, deny-list and cool-down of one upstream source (module docstring).
 
     Identity rule: the same input page gives the same output page for as long
-    as no hidden file's cool-down has ended; the clock is read on each call,
-    so a file appears the first request after its cool-down, to the second.
+    as no hidden file's cool-down has ended and the effective policy is the
+    same; the clock is read on each call, so a file appears the first request
+    after its cool-down, to the second.
     """
 
     def __init__(
@@ -171,11 +180,18 @@ class PolicyRepository(DelegatingRepository):
         source: Repository,
         settings: UpstreamSettings,
         *,
+        rules: StoredRulesReader | None = None,
         clock: Callable[[], float] = time.time,
         max_pages: int = MAX_REMEMBERED_PAGES,
     ) -> None:
+        """`rules`: the admins' rules of this upstream, which this component then
+        owns and closes in `aclose`; None applies the configuration alone."""
         super().__init__(source)
         self.label = settings.label
+        self._settings = settings
+        self._rules = rules
+        self._max_pages = max_pages
+        self._stored = NO_RULES
         self.names = NameRule(settings.allow, settings.deny)
         self.cooldown = timedelta(days=settings.cooldown_days)
         self._clock = clock
@@ -184,7 +200,13 @@ class PolicyRepository(DelegatingRepository):
 
     @override
     async def list_projects(self, ctx: RequestContext) -> ProjectList:
-        """The source's list without refused names (the same object while unchanged)."""
+        """The source's list without refused names (the same object while unchanged).
+
+        Raises:
+            sqlite3.Error, sqlalchemy.exc.SQLAlchemyError: the stored rules cannot be read.
+            UpstreamError, UpstreamUnavailable: from the source.
+        """
+        await self._refresh()
         return self._lists("", await self.source.list_projects(ctx))
 
     @override
@@ -194,7 +216,9 @@ class PolicyRepository(DelegatingRepository):
         Raises:
             ProjectRefused: the name is denied or not allowed (a ProjectNotFound).
             ProjectNotFound, UpstreamError, UpstreamUnavailable: from the source.
+            sqlite3.Error, sqlalchemy.exc.SQLAlchemyError: the stored rules cannot be read.
         """
+        await self._refresh()
         self._check_name(name)
         return (await self._verdict(name, ctx)).detail
 
@@ -206,13 +230,43 @@ class PolicyRepository(DelegatingRepository):
             ProjectRefused: the name is denied or not allowed.
             FileHidden: the file (or the wheel of a `.metadata` file) is in cool-down.
             ProjectNotFound, FileNotFound, UpstreamError, UpstreamUnavailable: from the source.
+            sqlite3.Error, sqlalchemy.exc.SQLAlchemyError: the stored rules cannot be read.
         """
+        await self._refresh()
         self._check_name(name)
         if self.cooldown:
             reason = (await self._verdict(name, ctx)).reason_for(filename)
             if reason is not None:
                 raise FileHidden(name, filename, reason)
         return await self.source.get_file(name, filename, ctx)
+
+    @override
+    async def aclose(self) -> None:
+        if self._rules is not None:
+            self._rules.close()
+        await super().aclose()
+
+    async def _refresh(self) -> None:
+        """Apply the stored rules if they changed since the last call.
+
+        Only the part that changed is rebuilt, with a fresh memo: new names
+        re-filter the project list, a new cool-down re-judges pages; equal
+        effective rules keep every memo, so pages keep their identity.
+        """
+        if self._rules is None:
+            return
+        stored = await self._rules.current()
+        if stored is self._stored:
+            return
+        self._stored = stored
+        names, cooldown = _effective(self._settings, stored)
+        # Swapped without an await in between: a request sees one policy after its awaits.
+        if (names.allow, names.deny) != (self.names.allow, self.names.deny):
+            self.names = names
+            self._lists = IdentityMemo(self._filter_list)
+        if cooldown != self.cooldown:
+            self.cooldown = cooldown
+            self._pages = PageMemo(self._judge, self._max_pages)
 
     def _check_name(self, name: str) -> None:
         reason = self.names.refusal(name)
@@ -263,8 +317,17 @@ def _normal_name(name: str) -> str:
     return _SEPARATORS.sub("-", name).lower()
 
 
-def _normal_glob(glob: str) -> str:
+def normal_glob(glob: str) -> str:
+    """`glob` normalised like a project name (PEP 503): `Acme_*` gives `acme-*`."""
     return _SEPARATORS.sub("-", glob.strip()).lower()
+
+
+def _effective(settings: UpstreamSettings, stored: StoredRules) -> tuple[NameRule, timedelta]:
+    """The configuration plus the stored rules: both allow-lists, both deny-lists,
+    and the stored cool-down if one is set, else the configured one."""
+    names = NameRule((*settings.allow, *stored.allow), (*settings.deny, *stored.deny))
+    days = settings.cooldown_days if stored.cooldown_days is None else stored.cooldown_days
+    return names, timedelta(days=days)
 
 
 def _compile(globs: Sequence[str]) -> re.Pattern[str] | None:
@@ -283,8 +346,11 @@ def _iso(posix: float) -> str:
     return datetime.fromtimestamp(posix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def apply_policy(source: Repository, settings: UpstreamSettings) -> Repository:
-    """`source` behind a `PolicyRepository`, or `source` itself if `settings` curate nothing."""
-    if not settings.allow and not settings.deny and not settings.cooldown_days:
+def apply_policy(
+    source: Repository, settings: UpstreamSettings, rules: StoredRulesReader | None = None
+) -> Repository:
+    """`source` behind a `PolicyRepository`, or `source` itself if `settings` curate
+    nothing and no stored `rules` can be added at runtime."""
+    if rules is None and not settings.allow and not settings.deny and not settings.cooldown_days:
         return source
-    return PolicyRepository(source, settings)
+    return PolicyRepository(source, settings, rules=rules)

@@ -44,6 +44,7 @@ from packyard.routes.ranges import (
     precondition_status,
     requested_range,
 )
+from packyard.routes.read_auth import IDENTITY
 
 # Filenames are never reused, so a file never changes: cache it for a year.
 CACHE_CONTROL = b"public, max-age=31536000, immutable"
@@ -344,6 +345,7 @@ def _context(scope: Scope) -> RequestContext:
     client = scope.get("client")
     agent = request_header(scope, b"user-agent")
     return RequestContext(
+        identity=scope.get(IDENTITY),
         client=client[0] if client else None,
         user_agent=agent.decode("latin-1") if agent is not None else None,
     )

@@ -72,13 +72,16 @@ class Templates:
         status_code: int = 200,
     ) -> HTMLResponse:
         """Render `template` with `context` plus `root` (the mount path), `asset`
-        (versioned static URLs), `index_url` and `query` (the search box's text)."""
+        (versioned static URLs), `index_url`, `query` (the search box's text) and
+        `viewer` (the signed-in user, or None)."""
         root = request.scope.get("root_path", "").rstrip("/")
         values = {
             "root": root,
             "asset": lambda name: root + self.assets.url(name),
             "index_url": str(request.base_url) + "simple/",
             "query": "",
+            # Set by the admin pages' ViewerMiddleware: who is signed in, or None.
+            "viewer": getattr(request.state, "viewer", None),
             **context,
         }
         html = self.environment.get_template(template).render(values)

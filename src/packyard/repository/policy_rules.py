@@ -1,0 +1,124 @@
+"""The curation rules admins set at runtime, read for one upstream (hot path).
+
+`publish/policies.py` writes `upstream_rules` and `upstream_cooldowns` rows
+together with a serial bump (`db.serial`); `PolicyRepository` asks a
+`StoredRulesReader` on every request what the database adds to its
+upstream's configuration. As for yanks (`repository/yank.py`), the rows are
+read once per change of the serial, as the `SerialWatcher` tells, never per
+request: a check costs microseconds on SQLite and nothing between polls on
+PostgreSQL. Every replica sharing the database applies a change on its next
+request (PostgreSQL: within the watcher's poll interval).
+
+A reload that finds the same rules returns the very same `StoredRules`
+object, so a write elsewhere (an upload, a yank, another upstream's rules)
+costs `PolicyRepository` nothing and keeps its pages (the identity rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio.to_thread
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from packyard.db.freshness import SerialWatcher, open_serial_watcher
+from packyard.db.policies import UpstreamCooldown, UpstreamRule
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRules:
+    """What the database adds to one upstream's configured curation.
+
+    `allow` and `deny` are normalised globs, oldest first; `cooldown_days`
+    None means "as configured".
+    """
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    cooldown_days: float | None = None
+
+
+NO_RULES = StoredRules()
+
+
+def load_rules(session: Session, upstream: str) -> StoredRules:
+    """The stored rules of the upstream labelled `upstream` (`NO_RULES`-equal if none).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
+    """
+    rows = session.execute(
+        select(UpstreamRule.kind, UpstreamRule.glob)
+        .where(UpstreamRule.upstream == upstream)
+        .order_by(UpstreamRule.id)
+    ).all()
+    days = session.scalar(
+        select(UpstreamCooldown.days).where(UpstreamCooldown.upstream == upstream)
+    )
+    return StoredRules(
+        allow=tuple(glob for kind, glob in rows if kind == "allow"),
+        deny=tuple(glob for kind, glob in rows if kind == "deny"),
+        cooldown_days=days,
+    )
+
+
+class StoredRulesReader:
+    """The current `StoredRules` of one upstream, reloaded when the serial moves."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        upstream: str,
+        *,
+        watcher: SerialWatcher | None = None,
+    ) -> None:
+        """`upstream` is the label (`UpstreamSettings.label`) the rows are stored under.
+
+        `watcher` defaults to `open_serial_watcher` on the sessions' engine,
+        which this reader then owns and closes in `close`.
+
+        Raises:
+            TypeError: no watcher is given and the factory is not bound to an Engine.
+            sqlite3.Error: the SQLite database file cannot be opened.
+        """
+        self.upstream = upstream
+        self._sessions = session_factory
+        self._owns_watcher = watcher is None
+        if watcher is None:
+            engine = session_factory.kw.get("bind")
+            if not isinstance(engine, Engine):
+                raise TypeError("the session factory must be bound to an Engine")
+            watcher = open_serial_watcher(engine)
+        self._watcher = watcher
+        self._serial: int | None = None
+        self._rules = NO_RULES
+
+    async def current(self) -> StoredRules:
+        """The rules as of the watcher's serial; the same object while they are equal.
+
+        Raises:
+            sqlite3.Error, sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
+            LookupError: the database was not migrated.
+        """
+        # The serial is read before the rows: rows newer than their serial cost
+        # one needless reload later, never a stale policy.
+        serial = await self._watcher.current()
+        if serial != self._serial:
+            rules = await anyio.to_thread.run_sync(self._load)
+            # Concurrent reloads may finish out of order: the serial only grows,
+            # so a load tagged older than the kept one is dropped.
+            if self._serial is None or serial > self._serial:
+                if rules != self._rules:
+                    self._rules = rules
+                self._serial = serial
+        return self._rules
+
+    def close(self) -> None:
+        """Release the watcher if this reader opened it."""
+        if self._owns_watcher:
+            self._watcher.close()
+
+    def _load(self) -> StoredRules:
+        with self._sessions() as session:
+            return load_rules(session, self.upstream)

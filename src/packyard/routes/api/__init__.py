@@ -1,0 +1,66 @@
+"""The JSON admin API under `/api/v1` (DESIGN §1), with its OpenAPI document.
+
+    app = api_app(ApiServices(sessions, authenticators, store))
+    Mount("/api/v1", app=app)   # app.py
+
+FastAPI, for typed endpoints whose pydantic models are also the OpenAPI
+document (`/api/v1/openapi.json`, browsable at `/api/v1/docs`). The rules of
+who may do what are the services' in `publish/`; each endpoint only reads the
+request, calls one service in one audited transaction (`deps.audited`) and
+shapes the answer. One module per resource, each with a `router`, listed in
+`ROUTERS`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
+
+from packyard.routes.api import (
+    accounts,
+    audit,
+    deletions,
+    groups,
+    names,
+    policies,
+    roles,
+    tokens,
+    yanks,
+)
+from packyard.routes.api.deps import ApiServices, add_error_handlers
+
+__all__ = ["ROUTERS", "ApiServices", "api_app"]
+
+# Every router of the API; a new resource is a module with a `router`, added here.
+ROUTERS: list[APIRouter] = [
+    policies.router,
+    accounts.router,
+    groups.router,
+    tokens.router,
+    roles.router,
+    yanks.router,
+    deletions.router,
+    names.router,
+    audit.router,
+]
+
+
+def api_app(services: ApiServices) -> ASGIApp:
+    """The API as an ASGI app, to mount at `/api/v1` (its paths are relative to it).
+
+    The OpenAPI document and the docs page are found below the mount point
+    (`root_path`): `/api/v1/openapi.json` and `/api/v1/docs`.
+    """
+    app = FastAPI(
+        title="packyard admin API",
+        version="1",
+        summary="Users, groups, tokens, project roles, yanks, deletions, names and the audit log.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    add_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

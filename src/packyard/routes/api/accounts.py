@@ -1,0 +1,87 @@
+"""`/users`: list, create and disable users (administrators only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, Field, SecretStr
+from sqlalchemy.orm import Session
+
+from packyard.publish import accounts
+from packyard.routes.api.deps import Caller, RequestOrigin, audited, require_admin
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+class UserOut(BaseModel):
+    name: str
+    is_admin: bool
+    disabled: bool
+    has_password: bool = Field(description="False: signs in with API tokens only.")
+    groups: list[str]
+    created_at: datetime
+
+
+class NewUser(BaseModel):
+    name: str = Field(description="1 to 100 of a-z 0-9 . _ -; stored lower-case.")
+    password: SecretStr | None = Field(
+        default=None, description="At least 8 characters; none: API tokens only."
+    )
+    admin: bool = False
+
+
+def _out(summary: accounts.UserSummary) -> UserOut:
+    return UserOut(
+        name=summary.name,
+        is_admin=summary.is_admin,
+        disabled=summary.disabled,
+        has_password=summary.has_password,
+        groups=list(summary.groups),
+        created_at=summary.created_at,
+    )
+
+
+@router.get("", summary="List users")
+def list_users(
+    identity: Caller, session: Annotated[Session, audited("user-list")]
+) -> list[UserOut]:
+    require_admin(session, identity)
+    return [_out(summary) for summary in accounts.list_users(session)]
+
+
+@router.post("", status_code=201, summary="Create a user")
+def create_user(
+    body: NewUser,
+    identity: Caller,
+    session: Annotated[Session, audited("user-add")],
+    origin: RequestOrigin,
+) -> UserOut:
+    require_admin(session, identity)
+    password = body.password.get_secret_value() if body.password is not None else None
+    user = accounts.add_user(
+        session, body.name, password, body.admin, actor=identity, origin=origin
+    )
+    session.flush()
+    return UserOut(
+        name=user.name,
+        is_admin=user.is_admin,
+        disabled=user.disabled,
+        has_password=user.password_hash is not None,
+        groups=[],
+        created_at=user.created_at,
+    )
+
+
+@router.post("/{name}/disable", status_code=204, summary="Disable a user")
+def disable_user(
+    name: str,
+    identity: Caller,
+    session: Annotated[Session, audited("user-disable")],
+    origin: RequestOrigin,
+) -> Response:
+    """No sign-in, no token, no right any more; the roles stay for the record."""
+    require_admin(session, identity)
+    accounts.disable_user(session, name, actor=identity, origin=origin)
+    return Response(status_code=204)

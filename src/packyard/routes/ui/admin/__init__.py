@@ -1,0 +1,125 @@
+"""The browser's admin side: sign-in, "My account", project admin and site admin.
+
+    routes = admin_routes(sessions, store, authenticators, secret)
+    middleware = [Middleware(ViewerMiddleware, sessions=sessions, secret=secret)]
+
+Every page works without JavaScript: plain forms, POST-redirect-GET with a
+one-time message. Sessions are signed cookies re-checked against the
+database on every request (`sessions.py`); every POST is CSRF-checked
+(`csrf.py`). The rules are the services' (`publish/*`, `auth/permissions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from packyard.routes.ui.admin.account import PAGE as ACCOUNT
+from packyard.routes.ui.admin.account import AccountPages
+from packyard.routes.ui.admin.auth import Authenticate, SignIn
+from packyard.routes.ui.admin.pages import AdminSite, Endpoint, Handler
+from packyard.routes.ui.admin.project_admin import ProjectAdminPages, page_path
+from packyard.routes.ui.admin.sessions import SessionResolver, Viewer, load_secret
+from packyard.routes.ui.admin.site_admin import DELETIONS, NAMES, USERS, SiteAdminPages
+from packyard.routes.ui.assets import StaticAssets
+from packyard.routes.ui.templating import Templates
+from packyard.storage.base import BlobStore
+
+__all__ = ["ViewerMiddleware", "admin_routes", "load_secret"]
+
+
+def admin_routes(
+    sessions: sessionmaker[Session],
+    store: BlobStore,
+    authenticators: Authenticate,
+    secret: bytes,
+    *,
+    secure_cookies: bool = False,
+) -> list[BaseRoute]:
+    """The routes under `/admin/`.
+
+    Args:
+        sessions: the store's database sessions.
+        store: the in-house blob store (deletions remove blobs from it).
+        authenticators: checks passwords (`auth.authenticate.Authenticators`).
+        secret: signs cookies (`load_secret`); the same in every worker.
+        secure_cookies: `Secure` cookies even on plain HTTP (TLS ends at a proxy).
+    """
+    site = AdminSite(
+        Templates(StaticAssets()), sessions, SessionResolver(sessions, secret, secure_cookies)
+    )
+    sign_in = SignIn(site, authenticators)
+    account = AccountPages(site)
+    project = ProjectAdminPages(site, store)
+    admin = SiteAdminPages(site)
+
+    def get(path: str, endpoint: Endpoint) -> Route:
+        return Route(path, endpoint, methods=["GET", "HEAD"])
+
+    def post(path: str, endpoint: Endpoint) -> Route:
+        return Route(path, endpoint, methods=["POST"])
+
+    def back(path: str) -> Callable[[Request], str]:
+        return lambda request: path
+
+    project_page = "/admin/project/{name}/"
+    return [
+        get("/admin/sign-in", sign_in.form),
+        post("/admin/sign-in", sign_in.submit),
+        post("/admin/sign-out", sign_in.sign_out),
+        get("/admin/", site.page(_home(site))),
+        get(ACCOUNT, site.page(account.show)),
+        post(ACCOUNT + "/tokens", site.action(account.create_token, back=back(ACCOUNT))),
+        post(
+            ACCOUNT + "/tokens/{id:int}/revoke",
+            site.action(account.revoke_token, back=back(ACCOUNT)),
+        ),
+        get(project_page, site.page(project.show)),
+        post(project_page + "yank", site.action(project.yank, back=page_path)),
+        post(project_page + "unyank", site.action(project.unyank, back=page_path)),
+        post(project_page + "roles", site.action(project.add_role, back=page_path)),
+        post(project_page + "roles/remove", site.action(project.remove_role, back=page_path)),
+        get(project_page + "delete", site.page(project.confirm_delete, admin=True)),
+        post(project_page + "delete", site.action(project.delete, back=page_path, admin=True)),
+        get(USERS, site.page(admin.users, admin=True)),
+        post(USERS, site.action(admin.add_user, back=back(USERS), admin=True)),
+        post(
+            USERS + "/{name}/disable", site.action(admin.disable_user, back=back(USERS), admin=True)
+        ),
+        get(NAMES, site.page(admin.names, admin=True)),
+        post(NAMES, site.action(admin.allow, back=back(NAMES), admin=True)),
+        post(NAMES + "/{name}/disallow", site.action(admin.disallow, back=back(NAMES), admin=True)),
+        get(DELETIONS, site.page(admin.deletions, admin=True)),
+        get(DELETIONS + "/confirm", site.page(admin.start_deletion, admin=True)),
+        get("/admin/audit", site.page(admin.audit, admin=True)),
+    ]
+
+
+def _home(site: AdminSite) -> Handler:
+    async def home(request: Request, viewer: Viewer, form: FormData) -> Response:
+        """GET /admin/: links to the pages this viewer may use."""
+        return site.render(request, "admin/home.html", viewer, {})
+
+    return home
+
+
+class ViewerMiddleware:
+    """Puts the signed-in user (or None) in `request.state.viewer` for the public
+    pages' header ("Signed in as …", "Manage this project"). Only requests that
+    carry a session cookie cost a database read."""
+
+    def __init__(self, app: ASGIApp, sessions: sessionmaker[Session], secret: bytes) -> None:
+        self._app = app
+        self._resolver = SessionResolver(sessions, secret)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            viewer = await self._resolver.viewer(Request(scope))
+            scope.setdefault("state", {})["viewer"] = viewer
+        await self._app(scope, receive, send)

@@ -1,0 +1,248 @@
+"""Browser sessions: a signed cookie with an expiry, re-checked against the database.
+
+The cookie holds no secret and no rights, only who signed in and when:
+
+    base64url(JSON {"sid", "uid", "pwf", "exp"}) "." base64url(HMAC-SHA256)
+
+- `sid`: 128 random bits, new at every sign-in (no session fixation); the
+  CSRF token is derived from it (`csrf.py`);
+- `uid`: the user's id, or null for a visitor who has not signed in yet (the
+  sign-in form needs a CSRF token too);
+- `pwf`: a keyed fingerprint of the user's password hash, so that a new
+  password ends every session made with the old one;
+- `exp`: a Unix time after which the cookie is refused, whatever the browser does.
+
+On every request the user is read again (`SessionResolver.viewer`): a
+disabled, deleted or re-passworded user's cookie stops working at once, and
+admin rights are the stored ones. Signing out clears the cookie; a copy of
+it taken earlier stays usable until `exp` (the price of keeping no session
+rows), which is why sessions last `SESSION_SECONDS` only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from starlette.requests import Request
+from starlette.responses import Response
+
+from packyard.auth.identity import Identity
+from packyard.db.accounts import User
+
+COOKIE = "packyard_session"
+SESSION_SECONDS = 12 * 3600
+VISITOR_SECONDS = 2 * 3600
+SECRET_FILE = "session-secret"  # noqa: S105 (a file name)
+_VIEWER_KEY = "packyard.viewer"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionData:
+    """What a session cookie says; `uid` None: a visitor who has not signed in."""
+
+    sid: str
+    uid: int | None
+    pwf: str | None
+    exp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """The signed-in user as stored now, and their session."""
+
+    identity: Identity
+    session: SessionData
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @property
+    def is_admin(self) -> bool:
+        return self.identity.is_admin
+
+
+def load_secret(data_dir: Path, configured: str | None = None) -> bytes:
+    """The key that signs session cookies: `configured` (the `browser.session_secret`
+    setting) if given, else `<data_dir>/session-secret`, created once with 256 random
+    bits and mode 0600, so that every worker and every restart shares it.
+
+    Raises:
+        OSError: the file can neither be read nor created.
+    """
+    if configured:
+        return configured.encode()
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        temporary = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as stream:
+            stream.write(secrets.token_urlsafe(32))
+            stream.flush()
+            os.fsync(stream.fileno())
+        try:
+            # link() fails if another worker won the race: everyone reads the winner's.
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_text().strip().encode()
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A key of its own for each use of the secret (cookie signature, CSRF, flash)."""
+    return hmac.new(secret, f"packyard {purpose} v1".encode(), hashlib.sha256).digest()
+
+
+def sign(key: bytes, payload: dict[str, object]) -> str:
+    """`payload` as compact JSON, base64url-encoded, with its HMAC-SHA256."""
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    return body + "." + _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+
+
+def unsign(key: bytes, value: str) -> dict[str, object] | None:
+    """The payload of a value made by `sign` with `key`, or None if it was not."""
+    body, _, mac = value.partition(".")
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not mac or not hmac.compare_digest(mac, expected):
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+class SessionResolver:
+    """Reads, checks and writes the session cookie; finds the signed-in user."""
+
+    def __init__(
+        self, sessions: sessionmaker[Session], secret: bytes, secure_cookies: bool = False
+    ) -> None:
+        """`secure_cookies`: mark cookies `Secure` even on plain-HTTP requests (for a
+        TLS-terminating proxy that does not pass the scheme on)."""
+        self._sessions = sessions
+        self._key = derive_key(secret, "session")
+        self._fingerprint_key = derive_key(secret, "password fingerprint")
+        self.secret = secret
+        self.secure_cookies = secure_cookies
+
+    def read(self, request: Request) -> SessionData | None:
+        """The request's unexpired, correctly signed session, or None."""
+        raw = request.cookies.get(COOKIE)
+        payload = unsign(self._key, raw) if raw else None
+        if payload is None:
+            return None
+        sid, uid, pwf, exp = (payload.get(k) for k in ("sid", "uid", "pwf", "exp"))
+        if not isinstance(sid, str) or not isinstance(exp, int) or exp < time.time():
+            return None
+        if uid is not None and not (isinstance(uid, int) and isinstance(pwf, str)):
+            return None
+        return SessionData(sid, uid, pwf if isinstance(pwf, str) else None, exp)
+
+    async def viewer(self, request: Request) -> Viewer | None:
+        """The signed-in user of this request, checked against the database (once per
+        request): None without a session, or when the user is gone, disabled or has
+        a new password since signing in."""
+        if _VIEWER_KEY in request.scope:
+            cached: Viewer | None = request.scope[_VIEWER_KEY]
+            return cached
+        data = self.read(request)
+        found = None
+        if data is not None and data.uid is not None:
+            found = await anyio.to_thread.run_sync(self._identity, data)
+        viewer = Viewer(found, data) if found is not None and data is not None else None
+        request.scope[_VIEWER_KEY] = viewer
+        return viewer
+
+    def visitor(self) -> SessionData:
+        """A new session for someone who has not signed in (carries the sign-in CSRF token)."""
+        return SessionData(secrets.token_urlsafe(16), None, None, _now() + VISITOR_SECONDS)
+
+    def signed_in(self, user: Identity, password_hash: str | None) -> SessionData:
+        """A new session (new `sid`) for `user`, who has just signed in."""
+        assert user.user_id is not None
+        fingerprint = self._fingerprint(password_hash)
+        return SessionData(
+            secrets.token_urlsafe(16), user.user_id, fingerprint, _now() + SESSION_SECONDS
+        )
+
+    def password_hash(self, user_id: int) -> str | None:
+        """The stored password hash of a user (to fingerprint a new session)."""
+        with self._sessions() as session:
+            user = session.get(User, user_id)
+            return user.password_hash if user is not None else None
+
+    def store(self, request: Request, response: Response, data: SessionData) -> None:
+        """Set the session cookie on `response`: HttpOnly, SameSite=Lax, whole site,
+        `Secure` on HTTPS (or when the settings say so)."""
+        value = sign(
+            self._key, {"sid": data.sid, "uid": data.uid, "pwf": data.pwf, "exp": data.exp}
+        )
+        response.set_cookie(
+            COOKIE,
+            value,
+            max_age=max(0, data.exp - _now()),
+            path=_site_path(request),
+            secure=self.is_secure(request),
+            httponly=True,
+            samesite="lax",
+        )
+
+    def clear(self, request: Request, response: Response) -> None:
+        """Remove the session cookie."""
+        response.delete_cookie(
+            COOKIE,
+            path=_site_path(request),
+            secure=self.is_secure(request),
+            httponly=True,
+            samesite="lax",
+        )
+
+    def is_secure(self, request: Request) -> bool:
+        return self.secure_cookies or request.url.scheme == "https"
+
+    def _fingerprint(self, password_hash: str | None) -> str:
+        digest = hmac.new(self._fingerprint_key, (password_hash or "").encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    def _identity(self, data: SessionData) -> Identity | None:
+        with self._sessions() as session:
+            user = session.get(User, data.uid, options=[selectinload(User.groups)])
+            if user is None or user.disabled or data.pwf is None:
+                return None
+            if not hmac.compare_digest(self._fingerprint(user.password_hash), data.pwf):
+                return None
+            return Identity(
+                kind="user",
+                name=user.name,
+                user_id=user.id,
+                is_admin=user.is_admin,
+                groups=frozenset(group.name for group in user.groups),
+            )
+
+
+def _site_path(request: Request) -> str:
+    """The cookie's path: the whole site (the header shows who is signed in)."""
+    return str(request.scope.get("root_path", "")).rstrip("/") + "/"
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
