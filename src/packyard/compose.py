@@ -14,7 +14,7 @@ from __future__ import annotations
 import gc
 import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
 import httpx
@@ -28,6 +28,7 @@ from packyard.app import create_app
 from packyard.auth.authenticate import Authenticators
 from packyard.browser.build import build_browser, open_search_index
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
+from packyard.db.freshness import SerialWatcher, open_serial_watcher
 from packyard.errors import ConfigurationError
 from packyard.publish.name_guard import NameGuard
 from packyard.publish.upload import UploadService
@@ -68,14 +69,18 @@ def build_chain(
     engine: Engine,
     telemetry: Telemetry | None = None,
     upstream_sources: list[Repository] | None = None,
+    watcher: SerialWatcher | None = None,
 ) -> Repository:
     """The read path, from the configuration.
 
     `upstream_sources`, if given, receives each upstream as the name guard must
     see it: uncurated, so that a name hidden by a policy still counts as public.
+    `watcher`, if given, is shared by every component that follows the store's
+    serial (one check per event-loop turn for all of them); the caller closes it.
+    Without one, each such component opens and owns its own.
     """
     store = FilesystemBlobStore(settings.blob_dir)
-    local = LocalRepository(session_factory_for(engine), store)
+    local = LocalRepository(session_factory_for(engine), store, watcher=watcher)
     # Each upstream behind its cache (pages on disk, files in cache/files).
     files = build_file_cache(settings.data_dir, settings.cache)
     sources = [
@@ -84,13 +89,13 @@ def build_chain(
     if upstream_sources is not None:
         upstream_sources.extend(sources)
     upstreams = [
-        _curated(source, upstream, telemetry, session_factory_for(engine))
+        _curated(source, upstream, telemetry, session_factory_for(engine), watcher)
         for source, upstream in zip(sources, settings.upstreams, strict=True)
     ]
     # Yank overrides apply to the merged page (its `source` says upstream or
     # local), below the metadata component and any configured one.
     merged = PriorityRepository([local, *upstreams])
-    yanks = YankRepository(merged, session_factory_for(engine))
+    yanks = YankRepository(merged, session_factory_for(engine), watcher=watcher)
     # Upstream wheels' METADATA, read by range requests once and kept for good.
     remote = RemoteMetadataReader(store, settings.data_dir / "upstream-metadata.jsonl")
     chain: Repository = MetadataRepository(yanks, store, remote=remote)
@@ -104,13 +109,15 @@ def _curated(
     upstream: UpstreamSettings,
     telemetry: Telemetry | None,
     sessions: sessionmaker[Session],
+    watcher: SerialWatcher | None,
 ) -> Repository:
     """One upstream as the merge sees it: observed by telemetry, curated by its policy
     (allow, deny, cool-down: `repository/policy.py`), configured and stored in the
     database by admins at runtime (`publish/policies.py`)."""
     if telemetry is not None:
         source = telemetry.observe_upstream(source, upstream.label)
-    return apply_policy(source, upstream, StoredRulesReader(sessions, upstream.label))
+    rules = StoredRulesReader(sessions, upstream.label, watcher=watcher)
+    return apply_policy(source, upstream, rules)
 
 
 def load_component(spec: str) -> ComponentFactory:
@@ -138,7 +145,11 @@ def build_app(settings: Settings) -> ASGIApp:
     index = open_search_index(settings)
     # Outermost in the chain: notes each public project served, for the search.
     upstream_sources: list[Repository] = []
-    chain = SearchRecorder(build_chain(settings, engine, telemetry, upstream_sources), index)
+    # One serial watcher for the whole chain: one freshness check per loop turn.
+    watcher = open_serial_watcher(engine)
+    chain = SearchRecorder(
+        build_chain(settings, engine, telemetry, upstream_sources, watcher), index
+    )
     browser = build_browser(settings, engine, chain, index)
     sessions = session_factory_for(engine)
     # Fetches CI issuers' keys; one per worker, closed by the app's lifespan.
@@ -170,10 +181,19 @@ def build_app(settings: Settings) -> ASGIApp:
         middleware=[Middleware(ViewerMiddleware, sessions=sessions, secret=secret)],
         api=api,
         read_guard=guard,
-        on_shutdown=[http_client.aclose],
+        on_shutdown=[http_client.aclose, _closer(watcher)],
     )
     # Outermost: measures every request, serves /metrics, emits download events.
     return telemetry.instrument(app)
+
+
+def _closer(watcher: SerialWatcher) -> Callable[[], Awaitable[None]]:
+    """An app shutdown hook that closes the shared serial watcher."""
+
+    async def close() -> None:
+        watcher.close()
+
+    return close
 
 
 def build_upload_routes(

@@ -2,9 +2,12 @@
 install what they uploaded; and every kind of bad upload, refused with its
 message and leaving nothing stored.
 
-One server for the module, with a 1 MiB file limit (from a configuration
-file) so that "too large" is cheap to test; users and tokens are made with
-the `packyard user` and `packyard token` commands, as an operator would.
+One server per database, SQLite then PostgreSQL (the issue: "runs the
+database tests and the upload end-to-end tests against both"), each for the
+whole module, with a 1 MiB file limit (from a configuration file) so that
+"too large" is cheap to test; users and tokens are made with the `packyard
+user` and `packyard token` commands, as an operator would, on the same
+database as the server (`PACKYARD_DATABASE_URL`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +32,7 @@ from twine.package import PackageFile
 from tests.builders import build_sdist, build_wheel, metadata_text
 from tests.e2e.clients import installed, pip_install, run, uv_install
 from tests.e2e.servers import BIN, PackyardProcess, clean_environment, packyard
+from tests.postgres import PostgresServer
 from tests.unit.publish.test_multipart import encode, twine_form
 
 pytestmark = pytest.mark.e2e
@@ -82,12 +87,26 @@ class Site:
         return httpx.post(self.upload_url, content=body, headers=headers, auth=auth, timeout=60)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    root = tmp_path_factory.mktemp("publish")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The running site, on SQLite in its data directory, then on an empty
+    database of the session's PostgreSQL server."""
+    root = tmp_path_factory.mktemp(f"publish-{request.param}")
+    with ExitStack() as stack:
+        database_url = None
+        if request.param == "postgresql":
+            postgres: PostgresServer = request.getfixturevalue("postgres_server")
+            database_url = stack.enter_context(postgres.database())
+        yield stack.enter_context(running_site(root, database_url))
+
+
+@contextmanager
+def running_site(root: Path, database_url: str | None) -> Iterator[Site]:
+    """A started server in `root` with alice's and bob's tokens (and a revoked one);
+    `database_url` None keeps the database in the data directory (SQLite)."""
     config = root / "packyard.toml"
     config.write_text(f"[upload]\nmax_file_size = {LIMIT}\n")
-    server = PackyardProcess(root / "data")
+    server = PackyardProcess(root / "data", database_url=database_url)
     server.environment["PACKYARD_CONFIG"] = str(config)
     site = Site(server, {}, root)
     site.cli("user", "add", "alice", "--password-stdin", stdin="correct horse battery\n")
@@ -347,3 +366,10 @@ def test_of_concurrent_uploads_of_one_filename_exactly_one_succeeds(site: Site) 
     assert all(text.startswith("File already exists") for code, text in statuses if code == 400)
     page = httpx.get(site.server.index_url + "acme-race/").text
     assert page.count("acme_race-2.0-py3-none-any.whl") >= 1
+
+
+def test_the_server_and_the_cli_keep_their_data_in_the_database_given(site: Site) -> None:
+    """On PostgreSQL no SQLite file appears: `PACKYARD_DATABASE_URL` reached the
+    server and every `packyard` command."""
+    on_postgresql = "PACKYARD_DATABASE_URL" in site.server.environment
+    assert (site.server.data_dir / "packyard.db").exists() != on_postgresql
