@@ -57,7 +57,7 @@ TEMP = Path(tempfile.gettempdir())
 START_TIMEOUT = 120.0
 CLIENT_TIMEOUT = 180.0
 SETUP_TIMEOUT = 120.0
-DEVPI_PASSWORD = "bench"
+DEVPI_PASSWORD = "bench"  # noqa: S105 (root of a throwaway devpi on 127.0.0.1)
 TOOLS = ("pip", "uv")
 DIRECT = "upstream (direct)"
 
@@ -422,10 +422,8 @@ def table(results: dict[str, list[Outcome]], names: Sequence[str], versions: dic
             oks.append(f"{tool} {len(good)}/{len(outcomes)}")
         label = f"{name} {versions[name]}" if name in versions else name
         lines.append(f"| {label} | {cells[0]} | {cells[1]} | {', '.join(oks)} |")
-    failures = [
-        f"- {key}: {o.detail}" for key, outs in results.items() for o in outs if not o.ok
-    ]
-    return "\n".join(lines + ([""] + failures if failures else []))
+    failures = [f"- {key}: {o.detail}" for key, outs in results.items() for o in outs if not o.ok]
+    return "\n".join(lines + (["", *failures] if failures else []))
 
 
 def versions(settings: Settings, names: Sequence[str]) -> dict[str, str]:
@@ -506,7 +504,7 @@ def main() -> None:
     finally:
         shutil.rmtree(settings.work / "state", ignore_errors=True)
     print(f"Cold dry-run resolution of {settings.requirements.name}, median of {repeats} runs;")
-    print(f"every proxy started on an empty cache for each run; upstream nginx over {settings.www}.")
+    print(f"each proxy started on an empty cache for each run; upstream nginx over {settings.www}.")
     print()
     print(table(results, names, found))
 
