@@ -24,7 +24,7 @@ from typing import Protocol
 
 import anyio.to_thread
 from sqlalchemy import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.serial import SERIAL_ROW, read_serial
 
@@ -147,3 +147,22 @@ def open_serial_watcher(
     if engine.dialect.name == "sqlite" and in_file:
         return SqliteSerialWatcher(database)
     return PollingSerialWatcher(engine, poll_interval)
+
+
+def watcher_for(
+    session_factory: sessionmaker[Session], watcher: SerialWatcher | None
+) -> tuple[SerialWatcher, bool]:
+    """`watcher`, or a new one on the factory's engine; and whether the caller owns it.
+
+    A component that follows the serial takes an optional shared watcher; without
+    one it opens (and must close) its own.
+
+    Raises:
+        TypeError: no watcher is given and the factory is not bound to an Engine.
+    """
+    if watcher is not None:
+        return watcher, False
+    engine = session_factory.kw.get("bind")
+    if not isinstance(engine, Engine):
+        raise TypeError("the session factory must be bound to an Engine")
+    return open_serial_watcher(engine), True

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 from packaging.version import Version
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
-from packyard.db.freshness import SerialWatcher, open_serial_watcher
+from packyard.db.freshness import SerialWatcher, watcher_for
 from packyard.db.models import File, Project
 from packyard.errors import FileNotFound, ProjectNotFound
 from packyard.model import (
@@ -77,13 +77,7 @@ class LocalRepository(Repository):
         """
         self._sessions = session_factory
         self._store = store
-        self._owns_watcher = watcher is None
-        if watcher is None:
-            engine = session_factory.kw.get("bind")
-            if not isinstance(engine, Engine):
-                raise TypeError("the session factory must be bound to an Engine")
-            watcher = open_serial_watcher(engine)
-        self._watcher = watcher
+        self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
         self._index: _Index | None = None
         self._pages: dict[str, _Page] = {}
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import anyio.to_thread
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from packyard.db.freshness import SerialWatcher, open_serial_watcher
+from packyard.db.freshness import SerialWatcher, watcher_for
 from packyard.db.policies import UpstreamCooldown, UpstreamRule
 
 
@@ -84,13 +84,7 @@ class StoredRulesReader:
         """
         self.upstream = upstream
         self._sessions = session_factory
-        self._owns_watcher = watcher is None
-        if watcher is None:
-            engine = session_factory.kw.get("bind")
-            if not isinstance(engine, Engine):
-                raise TypeError("the session factory must be bound to an Engine")
-            watcher = open_serial_watcher(engine)
-        self._watcher = watcher
+        self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
         self._serial: int | None = None
         self._rules = NO_RULES
 

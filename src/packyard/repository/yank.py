@@ -26,11 +26,11 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 from packaging.version import InvalidVersion, Version
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
-from packyard.db.freshness import SerialWatcher, open_serial_watcher
+from packyard.db.freshness import SerialWatcher, watcher_for
 from packyard.db.governance import YankOverride
 from packyard.dists.filenames import parse_filename
 from packyard.errors import InvalidDistribution
@@ -85,13 +85,7 @@ class YankRepository(DelegatingRepository):
         """
         super().__init__(source)
         self._sessions = session_factory
-        self._owns_watcher = watcher is None
-        if watcher is None:
-            engine = session_factory.kw.get("bind")
-            if not isinstance(engine, Engine):
-                raise TypeError("the session factory must be bound to an Engine")
-            watcher = open_serial_watcher(engine)
-        self._watcher = watcher
+        self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
         self._snapshot: _Snapshot | None = None
         self._applied: dict[str, _Applied] = {}
 
