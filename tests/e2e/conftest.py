@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.builders import build_sdist, build_wheel
+from tests.e2e.chromium import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 from tests.e2e.servers import PackyardProcess
 
 pytestmark = pytest.mark.e2e
@@ -55,3 +57,23 @@ def two_sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoSites]:
         assert result.returncode == 0, result.stdout + result.stderr
     with upstream, site:
         yield TwoSites(upstream, site, local_dir, upstream_dir)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    """Debian's headless Chromium, one per test module."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    """A fresh browser context (no cookies) at desktop size."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context.new_page()
+    context.close()

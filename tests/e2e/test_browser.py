@@ -11,35 +11,23 @@ Screenshots are written to the test's temporary directory, and also to
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.builders import build_wheel
+from tests.e2e.chromium import TIMEOUT_MS, screenshot
 from tests.e2e.servers import PackyardProcess
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 XSS_README = (
     "# Evil\n\n<script>window.xss=1</script>\n\n"
     '<img src=x onerror="window.xss=2">\n\n[click](javascript:window.xss=3)\n'
 )
-TIMEOUT_MS = 15_000
 
 
 @dataclass(frozen=True)
@@ -83,39 +71,10 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sites]:
         yield Sites(site, upstream, root / "screenshots")
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context.new_page()
-    context.close()
-
-
-def screenshot(page: Page, sites: Sites, name: str) -> None:
-    sites.shots.mkdir(exist_ok=True)
-    path = sites.shots / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.read_bytes().startswith(b"\x89PNG")
-    keep = os.environ.get("PACKYARD_SCREENSHOTS_DIR")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(keep) / path.name)
-
-
 def test_search_open_a_project_and_follow_a_dependency(page: Page, sites: Sites) -> None:
     page.goto(sites.site.url + "/")
     expect(page.locator(".hero__stats")).to_contain_text("3 in-house projects")
-    screenshot(page, sites, "home")
+    screenshot(page, sites.shots, "home")
 
     page.fill("#q", "acme")
     page.keyboard.press("Enter")
@@ -123,7 +82,7 @@ def test_search_open_a_project_and_follow_a_dependency(page: Page, sites: Sites)
     results = page.locator(".package-snippet")
     expect(results).to_have_count(2)
     expect(results.filter(has_text="acme-tools")).to_contain_text("in-house")
-    screenshot(page, sites, "search")
+    screenshot(page, sites.shots, "search")
 
     results.filter(has_text="acme-tools").click()
     page.wait_for_url("**/project/acme-tools/")
@@ -133,7 +92,7 @@ def test_search_open_a_project_and_follow_a_dependency(page: Page, sites: Sites)
     expect(dependencies).to_contain_text("acme-core")
     expect(dependencies).to_contain_text('python_version >= "3.8"')
     expect(page.locator(".readme strong")).to_have_text("in house")
-    screenshot(page, sites, "project")
+    screenshot(page, sites.shots, "project")
 
     # A public dependency: its page comes at once, its README is loaded by app.js.
     page.evaluate("window.sameDocument = true")
@@ -185,5 +144,5 @@ def test_phone_width(chromium: Browser, sites: Sites) -> None:
     expect(page.locator("#dependencies")).to_contain_text("public-lib")
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the page is {overflow}px wider than a phone's screen"
-    screenshot(page, sites, "phone")
+    screenshot(page, sites.shots, "phone")
     context.close()

@@ -9,20 +9,18 @@ Screenshots go where test_browser.py's go (`$PACKYARD_SCREENSHOTS_DIR`).
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from tests.builders import build_wheel
+from tests.e2e.chromium import screenshot
 from tests.e2e.servers import PackyardProcess, clean_environment, packyard
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 
 pytestmark = pytest.mark.e2e
 
@@ -65,35 +63,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(server, root / "screenshots")
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: scripts/test.sh installs Debian's chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context.new_page()
-    context.close()
-
-
-def screenshot(page: Page, site: Site, name: str) -> None:
-    site.shots.mkdir(exist_ok=True)
-    path = site.shots / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    assert path.read_bytes().startswith(b"\x89PNG")
-    keep = os.environ.get("PACKYARD_SCREENSHOTS_DIR")
-    if keep:
-        Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(keep) / path.name)
-
-
 def sign_in(page: Page, site: Site, name: str) -> None:
     page.goto(site.server.url + "/project/acme-tools/")
     page.get_by_role("link", name="Sign in").click()
@@ -105,7 +74,7 @@ def sign_in(page: Page, site: Site, name: str) -> None:
 
 def test_admin_yanks_a_file_creates_a_token_and_signs_out(page: Page, site: Site) -> None:
     page.goto(site.server.url + "/admin/sign-in")
-    screenshot(page, site, "admin-sign-in")
+    screenshot(page, site.shots, "admin-sign-in")
     sign_in(page, site, "root")
     expect(page.get_by_role("heading", name="Hello, root")).to_be_visible()
     cookie = next(c for c in page.context.cookies() if c["name"] == "packyard_session")
@@ -123,7 +92,7 @@ def test_admin_yanks_a_file_creates_a_token_and_signs_out(page: Page, site: Site
     expect(page.get_by_role("status")).to_have_text(f"Yanked {WHEEL}.")
     page.locator("summary", has_text="1.0").click()
     expect(row.locator(".yank-reason")).to_have_text(f"Reason: {REASON}")
-    screenshot(page, site, "admin-project")
+    screenshot(page, site.shots, "admin-project")
 
     # The public page and the simple index both say so.
     page.goto(site.server.url + "/project/acme-tools/1.0/")
