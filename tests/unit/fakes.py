@@ -72,3 +72,32 @@ class MemoryRepository(Repository):
             raise FileNotFound(name, filename)
         content = files[filename]
         return InlineFile(filename, content, sha256(content).hexdigest())
+
+
+class PageSource(Repository):
+    """A source of fixed pages: `{name: ProjectDetail}`, the same objects every call."""
+
+    def __init__(self, label: str, pages: dict[str, ProjectDetail]) -> None:
+        self.label = label
+        self.pages = pages
+        self.projects = ProjectList(tuple(ProjectEntry(name) for name in pages))
+
+    @override
+    async def list_projects(self, ctx: RequestContext) -> ProjectList:
+        return self.projects
+
+    @override
+    async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
+        if name not in self.pages:
+            raise ProjectNotFound(name)
+        return self.pages[name]
+
+    @override
+    async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
+        page = await self.get_project(name, ctx)
+        if filename not in {dist.filename for dist in page.files} and not filename.endswith(
+            ".metadata"
+        ):
+            raise FileNotFound(name, filename)
+        content = f"{self.label}:{filename}".encode()
+        return InlineFile(filename, content, sha256(content).hexdigest())

@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from hashlib import sha256
 
 import pytest
-from typing_extensions import override
 
 from packyard.errors import FileNotFound, ProjectNotFound
 from packyard.model import (
     ANONYMOUS,
     DistFile,
-    InlineFile,
     ProjectDetail,
-    ProjectEntry,
-    ProjectList,
-    RequestContext,
-    Resource,
 )
 from packyard.repository.base import Repository
 from packyard.repository.policy import (
@@ -32,37 +25,9 @@ from packyard.repository.priority import PriorityRepository
 from packyard.serialize import file_version
 from packyard.serialize import json as json_page
 from packyard.settings import UpstreamSettings
+from tests.unit.fakes import PageSource
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-
-
-class PageSource(Repository):
-    """A source of fixed pages: `{name: ProjectDetail}`, the same objects every call."""
-
-    def __init__(self, label: str, pages: dict[str, ProjectDetail]) -> None:
-        self.label = label
-        self.pages = pages
-        self.projects = ProjectList(tuple(ProjectEntry(name) for name in pages))
-
-    @override
-    async def list_projects(self, ctx: RequestContext) -> ProjectList:
-        return self.projects
-
-    @override
-    async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
-        if name not in self.pages:
-            raise ProjectNotFound(name)
-        return self.pages[name]
-
-    @override
-    async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
-        page = await self.get_project(name, ctx)
-        if filename not in {dist.filename for dist in page.files} and not filename.endswith(
-            ".metadata"
-        ):
-            raise FileNotFound(name, filename)
-        content = f"{self.label}:{filename}".encode()
-        return InlineFile(filename, content, sha256(content).hexdigest())
 
 
 def wheel(name: str, version: str, uploaded: datetime | None) -> DistFile:

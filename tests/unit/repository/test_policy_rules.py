@@ -6,30 +6,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from hashlib import sha256
 from pathlib import Path
 
 import anyio.lowlevel
 import pytest
-from typing_extensions import override
 
 from packyard.auth.identity import Identity
 from packyard.db.engine import create_database_engine, session_factory_for
 from packyard.db.freshness import open_serial_watcher
 from packyard.db.serial import bump_serial
-from packyard.errors import ProjectNotFound
 from packyard.model import (
     ANONYMOUS,
     DistFile,
-    InlineFile,
     ProjectDetail,
-    ProjectEntry,
-    ProjectList,
-    RequestContext,
-    Resource,
 )
 from packyard.publish.policies import add_rule, remove_rule, set_cooldown
-from packyard.repository.base import Repository
 from packyard.repository.policy import (
     HIDDEN_FILES,
     FileHidden,
@@ -40,6 +31,7 @@ from packyard.repository.policy import (
 from packyard.repository.policy_rules import StoredRules, StoredRulesReader
 from packyard.settings import UpstreamSettings
 from tests.builders import LocalStore, make_local_store
+from tests.unit.fakes import PageSource
 
 ADMIN = Identity(kind="cli", name="root", is_admin=True)
 PYPI = UpstreamSettings(url="https://pypi.test/simple/", name="pypi", deny=("evil-*",))
@@ -50,36 +42,14 @@ OLD_WHEEL = "public_lib-1.0-py3-none-any.whl"
 NEW_WHEEL = "public_lib-2.0-py3-none-any.whl"
 
 
-class PageSource(Repository):
-    """Fixed pages, the same objects on every call, as a real upstream gives them."""
-
-    def __init__(self) -> None:
-        old = DistFile(
-            OLD_WHEEL, hashes={"sha256": "ab" * 32}, size=1, upload_time=NOW - timedelta(30)
-        )
-        new = DistFile(
-            NEW_WHEEL, hashes={"sha256": "cd" * 32}, size=1, upload_time=NOW - timedelta(1)
-        )
-        self.pages = {
-            name: ProjectDetail(name, (old, new), versions=("1.0", "2.0"), source="pypi")
-            for name in ("public-lib", "evil-pkg", "acme-core")
-        }
-        self.projects = ProjectList(tuple(ProjectEntry(name) for name in self.pages))
-
-    @override
-    async def list_projects(self, ctx: RequestContext) -> ProjectList:
-        return self.projects
-
-    @override
-    async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
-        if name not in self.pages:
-            raise ProjectNotFound(name)
-        return self.pages[name]
-
-    @override
-    async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
-        content = filename.encode()
-        return InlineFile(filename, content, sha256(content).hexdigest())
+def pages() -> dict[str, ProjectDetail]:
+    """The upstream's fixed pages: an old and a new wheel of each project."""
+    old = DistFile(OLD_WHEEL, hashes={"sha256": "ab" * 32}, size=1, upload_time=NOW - timedelta(30))
+    new = DistFile(NEW_WHEEL, hashes={"sha256": "cd" * 32}, size=1, upload_time=NOW - timedelta(1))
+    return {
+        name: ProjectDetail(name, (old, new), versions=("1.0", "2.0"), source="pypi")
+        for name in ("public-lib", "evil-pkg", "acme-core")
+    }
 
 
 @pytest.fixture
@@ -98,7 +68,7 @@ def reader(local: LocalStore, upstream: UpstreamSettings = PYPI) -> StoredRulesR
 
 @pytest.fixture
 async def policy(local: LocalStore) -> AsyncIterator[PolicyRepository]:
-    repository = PolicyRepository(PageSource(), PYPI, rules=reader(local))
+    repository = PolicyRepository(PageSource("pypi", pages()), PYPI, rules=reader(local))
     yield repository
     await repository.aclose()
 
@@ -154,7 +124,7 @@ async def test_a_stored_deny_applies_at_once_on_top_of_the_configured_one(
 @pytest.mark.anyio
 async def test_stored_allow_entries_join_the_configured_allow_list(local: LocalStore) -> None:
     configured = PYPI.model_copy(update={"allow": ("acme-*",)})
-    policy = PolicyRepository(PageSource(), configured, rules=reader(local))
+    policy = PolicyRepository(PageSource("pypi", pages()), configured, rules=reader(local))
     try:
         assert await names(policy) == ["acme-core"]
         await change(local, ("allow", "pypi", "public-lib"))
@@ -170,7 +140,7 @@ async def test_a_stored_cool_down_overrides_the_configured_one_until_reset(
     local: LocalStore,
 ) -> None:
     configured = PYPI.model_copy(update={"cooldown_days": 7})
-    policy = PolicyRepository(PageSource(), configured, rules=reader(local))
+    policy = PolicyRepository(PageSource("pypi", pages()), configured, rules=reader(local))
     try:
         page = await policy.get_project("public-lib", ANONYMOUS)
         assert [dist.filename for dist in page.files] == [OLD_WHEEL]
@@ -221,7 +191,7 @@ async def test_rows_are_read_once_per_serial_change(
     local: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rules = reader(local)
-    policy = PolicyRepository(PageSource(), PYPI, rules=rules)
+    policy = PolicyRepository(PageSource("pypi", pages()), PYPI, rules=rules)
     try:
         await policy.get_project("public-lib", ANONYMOUS)
         loads = 0
@@ -261,7 +231,7 @@ async def test_the_reader_returns_the_same_rules_object_while_they_are_equal(
 
 
 def test_apply_policy_always_wraps_when_stored_rules_may_come(local: LocalStore) -> None:
-    source = PageSource()
+    source = PageSource("pypi", pages())
     bare = UpstreamSettings(url="https://pypi.test/simple/")
     assert apply_policy(source, bare) is source
     rules = reader(local, bare)

@@ -15,7 +15,8 @@ from packyard.repository.policy import HIDDEN_FILES
 from packyard.repository.snapshot import NotYetPublished, SnapshotRepository
 from packyard.routes.files import FilesRoute
 from packyard.routes.snapshot import SnapshotRoute
-from tests.unit.repository.test_policy import PageSource, page
+from tests.unit.fakes import PageSource
+from tests.unit.repository.test_policy import page
 
 DAY = date(2024, 3, 1)
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
