@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import anyio.to_thread
 from packaging.version import Version
@@ -23,6 +24,7 @@ from typing_extensions import override
 from packyard.db.freshness import SerialWatcher, watcher_for
 from packyard.db.models import File, Project
 from packyard.errors import FileNotFound, ProjectNotFound
+from packyard.flights import Flights
 from packyard.model import (
     SOURCE_LOCAL,
     DistFile,
@@ -79,6 +81,7 @@ class LocalRepository(Repository):
         self._store = store
         self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
         self._index: _Index | None = None
+        self._index_loads: Flights[int, _Index] = Flights()
         self._pages: dict[str, _Page] = {}
 
     @override
@@ -111,9 +114,15 @@ class LocalRepository(Repository):
         serial = await self._watcher.current()
         index = self._index
         if index is None or index.serial != serial:
-            fresh = await anyio.to_thread.run_sync(self._load_index, serial)
-            if index is not None and index.listing == fresh.listing:
-                fresh = _Index(serial, index.listing, index.names)
+            # One load per serial, however many requests arrive before it lands.
+            fresh = await self._index_loads.run(
+                serial, partial(anyio.to_thread.run_sync, self._load_index, serial)
+            )
+            kept = self._index
+            if kept is not None and kept.serial >= serial:
+                return kept  # another caller stored this load, or a newer one
+            if kept is not None and kept.listing == fresh.listing:
+                fresh = _Index(serial, kept.listing, kept.names)
             self._index = index = fresh
         return index
 

@@ -17,6 +17,7 @@ costs `PolicyRepository` nothing and keeps its pages (the identity rule).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import anyio.to_thread
 from sqlalchemy import select
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.freshness import SerialWatcher, watcher_for
 from packyard.db.policies import UpstreamCooldown, UpstreamRule
+from packyard.flights import Flights
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class StoredRulesReader:
         self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
         self._serial: int | None = None
         self._rules = NO_RULES
+        self._loads: Flights[int, StoredRules] = Flights()
 
     async def current(self) -> StoredRules:
         """The rules as of the watcher's serial; the same object while they are equal.
@@ -99,7 +102,8 @@ class StoredRulesReader:
         # one needless reload later, never a stale policy.
         serial = await self._watcher.current()
         if serial != self._serial:
-            rules = await anyio.to_thread.run_sync(self._load)
+            # One load per serial, however many requests arrive before it lands.
+            rules = await self._loads.run(serial, partial(anyio.to_thread.run_sync, self._load))
             # Concurrent reloads may finish out of order: the serial only grows,
             # so a load tagged older than the kept one is dropped.
             if self._serial is None or serial > self._serial:

@@ -42,6 +42,7 @@ from packyard.dists.filenames import DistFilename, parse_filename
 from packyard.dists.metadata import MAX_METADATA_SIZE, parse_core_metadata, read_core_metadata
 from packyard.dists.remote_zip import RangeReader, read_wheel_metadata
 from packyard.errors import InvalidDistribution, PackyardError, UpstreamError
+from packyard.flights import Flights
 from packyard.model import ByteRange, DistFile, InlineFile, RemoteFile, Resource, StoredFile
 from packyard.storage.base import BlobStore
 
@@ -166,15 +167,6 @@ class _RangesRefused(Exception):
     """The upstream answered a range request with the whole file."""
 
 
-class _Flight:
-    """One extraction that every concurrent caller for the same wheel waits for."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.result: tuple[ExtractedMetadata, bytes] | None = None
-        self.error: Exception | None = None
-
-
 class RemoteMetadataReader:
     """Reads, keeps and finds the METADATA of wheels served by other sources."""
 
@@ -197,7 +189,7 @@ class RemoteMetadataReader:
         self._temp_dir = temp_dir
         self._clock = clock
         self._refused: dict[str, float] = {}
-        self._flights: dict[str, _Flight] = {}
+        self._flights: Flights[str, tuple[ExtractedMetadata, bytes]] = Flights()
 
     def lookup(self, dist: DistFile) -> ExtractedMetadata | None:
         """Where the METADATA of `dist` is kept, if it was extracted already."""
@@ -225,23 +217,9 @@ class RemoteMetadataReader:
             OSError: the blob store or the index could not be written.
         """
         identity = wheel_identity(dist)
-        while (flight := self._flights.get(identity)) is not None:
-            await flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            if flight.result is not None:
-                return flight.result
-            # The extracting caller was cancelled: the next one extracts.
-        mine = self._flights[identity] = _Flight()
-        try:
-            mine.result = await self._extract_once(project, identity, dist, wheel)
-            return mine.result
-        except Exception as exc:
-            mine.error = exc
-            raise
-        finally:
-            del self._flights[identity]
-            mine.done.set()
+        return await self._flights.run(
+            identity, lambda: self._extract_once(project, identity, dist, wheel)
+        )
 
     async def _extract_once(
         self, project: str, identity: str, dist: DistFile, wheel: Resource

@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, NoReturn, TypeVar
+from typing import Generic, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -28,6 +28,7 @@ from packyard.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from packyard.flights import Flights
 from packyard.model import (
     DistFile,
     ProjectDetail,
@@ -92,15 +93,6 @@ class _Page:
     by_filename: dict[str, DistFile] = field(default_factory=dict)
 
 
-class _Flight(Generic[T]):
-    """One upstream request that any number of callers wait for."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.result: tuple[T] | None = None
-        self.error: Exception | None = None
-
-
 class UpstreamRepository(Repository):
     """A remote simple index (PyPI or any PEP 503/691 index) as a source.
 
@@ -131,7 +123,7 @@ class UpstreamRepository(Repository):
         self._max_projects = max_projects
         self._pages: OrderedDict[str, _Remembered[_Page]] = OrderedDict()
         self._list: _Remembered[ProjectList] | None = None
-        self._flights: dict[str, _Flight[object]] = {}
+        self._flights: Flights[str, object] = Flights()
 
     @override
     async def list_projects(self, ctx: RequestContext) -> ProjectList:
@@ -195,25 +187,7 @@ class UpstreamRepository(Repository):
 
     async def _coalesced(self, key: str, fetch: Callable[[], Awaitable[T]]) -> T:
         """Run `fetch` once for all concurrent callers with the same `key`."""
-        while (flight := self._flights.get(key)) is not None:
-            await flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            if flight.result is not None:
-                return flight.result[0]  # type: ignore[return-value]
-            # The caller that fetched was cancelled: the next one fetches.
-        mine: _Flight[object] = _Flight()
-        self._flights[key] = mine
-        try:
-            result = await fetch()
-            mine.result = (result,)
-            return result
-        except Exception as exc:
-            mine.error = exc
-            raise
-        finally:
-            del self._flights[key]
-            mine.done.set()
+        return cast(T, await self._flights.run(key, fetch))
 
     async def _refresh_project(self, name: str) -> _Page:
         old = self._pages.get(name)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 
 import anyio.to_thread
 from packaging.version import InvalidVersion, Version
@@ -34,6 +35,7 @@ from packyard.db.freshness import SerialWatcher, watcher_for
 from packyard.db.governance import YankOverride
 from packyard.dists.filenames import parse_filename
 from packyard.errors import InvalidDistribution
+from packyard.flights import Flights
 from packyard.model import SOURCE_LOCAL, DistFile, ProjectDetail, RequestContext
 from packyard.repository.base import DelegatingRepository, Repository
 
@@ -87,6 +89,7 @@ class YankRepository(DelegatingRepository):
         self._sessions = session_factory
         self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
         self._snapshot: _Snapshot | None = None
+        self._loads: Flights[int, _Snapshot] = Flights()
         self._applied: dict[str, _Applied] = {}
 
     @override
@@ -123,8 +126,12 @@ class YankRepository(DelegatingRepository):
         serial = await self._watcher.current()
         snapshot = self._snapshot
         if snapshot is None or snapshot.serial != serial:
-            snapshot = await anyio.to_thread.run_sync(self._load, serial)
-            self._snapshot = snapshot
+            # One load per serial, however many requests arrive before it lands.
+            snapshot = await self._loads.run(
+                serial, partial(anyio.to_thread.run_sync, self._load, serial)
+            )
+            if self._snapshot is None or self._snapshot.serial < serial:
+                self._snapshot = snapshot
         return snapshot
 
     def _load(self, serial: int) -> _Snapshot:

@@ -136,19 +136,28 @@ class SearchIndex:
         only gets its `source` updated (when `source` is not "").
         """
         with self.engine.begin() as connection:
-            known = connection.execute(
-                text("SELECT in_house, source FROM search_projects WHERE name = :name"),
-                {"name": name},
-            ).first()
-            if known is None:
-                self._upsert(connection, SearchDocument(name, display_name, source))
-                return True
-            if not known.in_house and source and known.source != source:
-                connection.execute(
-                    text("UPDATE search_projects SET source = :source WHERE name = :name"),
-                    {"name": name, "source": source},
-                )
-            return False
+            return self._record(connection, name, display_name, source)
+
+    def record_public_many(self, projects: Iterable[tuple[str, str, str]]) -> None:
+        """`record_public` for each `(name, display_name, source)`, in one transaction."""
+        with self.engine.begin() as connection:
+            for name, display_name, source in projects:
+                self._record(connection, name, display_name, source)
+
+    def _record(self, connection: Connection, name: str, display_name: str, source: str) -> bool:
+        known = connection.execute(
+            text("SELECT in_house, source FROM search_projects WHERE name = :name"),
+            {"name": name},
+        ).first()
+        if known is None:
+            self._upsert(connection, SearchDocument(name, display_name, source))
+            return True
+        if not known.in_house and source and known.source != source:
+            connection.execute(
+                text("UPDATE search_projects SET source = :source WHERE name = :name"),
+                {"name": name, "source": source},
+            )
+        return False
 
     def remove(self, names: Iterable[str]) -> None:
         """Drop the documents of `names` (unknown names are ignored)."""

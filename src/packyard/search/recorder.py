@@ -1,10 +1,16 @@
 """The hook that makes public projects searchable: it notes every upstream
 project the chain serves a page for (DESIGN §1: the browser searches "every
 project ever requested through the proxy").
+
+Recording is off the request's path: a page is served at once, and the names
+met meanwhile are written in the background, many to a transaction. A cold
+resolution asks for dozens of new projects within a second; one database
+commit (an fsync) each would cost more than serving the pages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import anyio.to_thread
@@ -24,34 +30,54 @@ class SearchRecorder(DelegatingRepository):
     It sits outermost in the chain, so it sees only what the chain really
     serves (after any policy). The page object is returned unchanged (the
     identity rule). A name is written once per process: later requests cost
-    one set lookup, which keeps the index route's hot path hot. The recorder
-    owns `index` and closes it with the chain.
+    one dict lookup, which keeps the index route's hot path hot. The names
+    of one event-loop turn, and those met while a write runs, go in one
+    transaction. The recorder owns `index`: `aclose` writes what is still
+    pending, then closes it.
     """
 
     def __init__(self, source: Repository, index: SearchIndex) -> None:
         super().__init__(source)
         self.index = index
         self._seen: dict[str, str] = {}
+        self._pending: dict[str, tuple[str, str]] = {}  # name -> (display name, source)
+        self._writer: asyncio.Task[None] | None = None
 
     @override
     async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
-        """See `Repository.get_project`; recording never makes it fail."""
+        """See `Repository.get_project`; recording never makes it fail or wait."""
         detail = await self.source.get_project(name, ctx)
         if detail.source != SOURCE_LOCAL and self._seen.get(name) != detail.source:
-            self._seen[name] = detail.source  # before the write: concurrent callers skip it
-            try:
-                await anyio.to_thread.run_sync(
-                    self.index.record_public, name, detail.name, detail.source
-                )
-            except SQLAlchemyError:
-                # The page is what matters; the name is recorded on a later request.
-                logger.warning("could not record %r in the search index", name, exc_info=True)
-                self._seen.pop(name, None)
+            self._seen[name] = detail.source
+            self._pending[name] = (detail.name, detail.source)
+            if self._writer is None:
+                self._writer = asyncio.get_running_loop().create_task(self._write_pending())
         return detail
+
+    async def settle(self) -> None:
+        """Wait until every name met so far is written (or its write failed)."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
 
     @override
     async def aclose(self) -> None:
         try:
+            await self.settle()
             await self.source.aclose()
         finally:
             self.index.close()
+
+    async def _write_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                rows = [(name, display, source) for name, (display, source) in batch.items()]
+                try:
+                    await anyio.to_thread.run_sync(self.index.record_public_many, rows)
+                except SQLAlchemyError:
+                    # The pages were served; the names are recorded on a later request.
+                    logger.warning("could not record %d names in the search index", len(rows))
+                    for name in batch:
+                        self._seen.pop(name, None)
+        finally:
+            self._writer = None

@@ -7,8 +7,9 @@ import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
-from sqlalchemy import Executable, update
+from sqlalchemy import Executable, event, update
 
 from packyard.db.engine import create_database_engine, session_factory_for
 from packyard.db.freshness import PollingSerialWatcher
@@ -208,3 +209,25 @@ async def test_a_quarantined_project_keeps_its_page_but_offers_no_files(
     assert (page.files, page.versions) == ((), ())
     with pytest.raises(FileNotFound):
         await repository.get_file("acme", wheel.name, ANONYMOUS)
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_after_a_change_share_one_reload(
+    local: LocalStore, repository: LocalRepository, tmp_path: Path
+) -> None:
+    """A burst of requests (a client resolving in parallel) reloads the index once."""
+    await add(local, tmp_path / "dists", build_wheel(tmp_path, "acme", "1.0"))
+    listings: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM projects" in statement and "ORDER BY projects.name" in statement:
+            listings.append(statement)
+
+    event.listen(local.engine, "before_cursor_execute", count)
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+                group.start_soon(repository.list_projects, ANONYMOUS)
+    finally:
+        event.remove(local.engine, "before_cursor_execute", count)
+    assert len(listings) == 1

@@ -110,6 +110,7 @@ class Site:
     upstream: FakeUpstream
     index: SearchIndex
     browser: Browser
+    recorder: SearchRecorder
 
     def yank(self, filename: str, reason: str) -> None:
         with self.store.sessions.begin() as session:
@@ -143,5 +144,5 @@ async def site(store: LocalStore) -> AsyncIterator[Site]:
     browser = Browser(chain, index, catalog, InHouseSync(index, catalog, chain, interval=0))
     transport = httpx.ASGITransport(app=create_app(chain, browser=browser))
     async with httpx.AsyncClient(transport=transport, base_url="http://index.test") as client:
-        yield Site(client, store, upstream, index, browser)
+        yield Site(client, store, upstream, index, browser, chain)
     await chain.aclose()

@@ -140,6 +140,7 @@ async def test_search(site: Site) -> None:
 async def test_public_projects_are_searchable_once_served(site: Site) -> None:
     assert "0</strong> projects" in (await site.client.get("/search?q=httpx")).text
     await site.client.get("/simple/httpx/")  # a client asks the index, not the browser
+    await site.recorder.settle()  # names are written in the background
     results = await site.client.get("/search?q=httpx")
     assert "public: pypi" in results.text
     await site.client.get("/project/httpx/0.28.1/details")
