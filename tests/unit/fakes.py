@@ -8,6 +8,7 @@ from typing_extensions import override
 
 from packyard.errors import FileNotFound, ProjectNotFound, UpstreamUnavailable
 from packyard.model import (
+    ByteRange,
     DistFile,
     InlineFile,
     ProjectDetail,
@@ -15,6 +16,7 @@ from packyard.model import (
     ProjectList,
     RequestContext,
     Resource,
+    SuffixRange,
 )
 from packyard.repository.base import Repository
 
@@ -101,3 +103,12 @@ class PageSource(Repository):
             raise FileNotFound(name, filename)
         content = f"{self.label}:{filename}".encode()
         return InlineFile(filename, content, sha256(content).hexdigest())
+
+
+def part_of(content: bytes, byte_range: ByteRange | SuffixRange | None) -> bytes:
+    """The bytes of `content` that a `RemoteOpener` yields for `byte_range`."""
+    if isinstance(byte_range, SuffixRange):
+        return content[-byte_range.length :]
+    if byte_range is None:
+        return content
+    return content[byte_range.start : byte_range.end + 1]

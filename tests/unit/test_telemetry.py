@@ -22,6 +22,7 @@ from packyard.model import (
     RemoteFile,
     RequestContext,
     Resource,
+    SuffixRange,
 )
 from packyard.publish.audit import AUDIT_LOGGER
 from packyard.repository.base import DelegatingRepository
@@ -31,7 +32,7 @@ from packyard.telemetry import EventLog, Metrics, Telemetry, prepare_multiproces
 from packyard.telemetry.asgi import Instrumented, route_family
 from packyard.telemetry.metrics import RequestStats
 from packyard.telemetry.upstream import ObservedUpstream, instrument_client
-from tests.unit.fakes import MemoryRepository
+from tests.unit.fakes import MemoryRepository, part_of
 
 WHEEL = "acme_core-1.0-py3-none-any.whl"
 CONTENT = b"wheel bytes"
@@ -79,12 +80,10 @@ class _Opener:
         self.content = content
 
     @asynccontextmanager
-    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
-        part = (
-            self.content
-            if byte_range is None
-            else self.content[byte_range.start : byte_range.end + 1]
-        )
+    async def open(
+        self, url: str, byte_range: ByteRange | SuffixRange | None
+    ) -> AsyncIterator[RemoteBody]:
+        part = part_of(self.content, byte_range)
 
         async def chunks() -> AsyncIterator[bytes]:
             yield part

@@ -36,7 +36,14 @@ import anyio
 import anyio.to_thread
 
 from packyard.errors import UpstreamError
-from packyard.model import ByteRange, RemoteBody, RemoteFile, RemoteOpener, StoredFile
+from packyard.model import (
+    ByteRange,
+    RemoteBody,
+    RemoteFile,
+    RemoteOpener,
+    StoredFile,
+    SuffixRange,
+)
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, blob_key
 
 logger = logging.getLogger(__name__)
@@ -243,7 +250,9 @@ class _TeeOpener:
         self._inner: RemoteOpener = resource.opener
 
     @asynccontextmanager
-    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
+    async def open(
+        self, url: str, byte_range: ByteRange | SuffixRange | None
+    ) -> AsyncIterator[RemoteBody]:
         """See `model.RemoteOpener.open`. A full download's chunks also raise
         UpstreamError when the bytes do not match the page's sha256 or size."""
         if byte_range is not None:  # part of a file: nothing to verify or keep

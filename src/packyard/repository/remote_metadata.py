@@ -40,10 +40,18 @@ import anyio.to_thread
 
 from packyard.dists.filenames import DistFilename, parse_filename
 from packyard.dists.metadata import MAX_METADATA_SIZE, parse_core_metadata, read_core_metadata
-from packyard.dists.remote_zip import RangeReader, read_wheel_metadata
+from packyard.dists.remote_zip import TAIL_SIZE, RangeReader, read_wheel_metadata
 from packyard.errors import InvalidDistribution, PackyardError, UpstreamError
 from packyard.flights import Flights
-from packyard.model import ByteRange, DistFile, InlineFile, RemoteFile, Resource, StoredFile
+from packyard.model import (
+    ByteRange,
+    DistFile,
+    InlineFile,
+    RemoteFile,
+    Resource,
+    StoredFile,
+    SuffixRange,
+)
 from packyard.storage.base import BlobStore
 
 RANGE_RETRY_SECONDS = 600.0
@@ -120,6 +128,8 @@ class MetadataIndex:
             return
         try:
             with self._path.open("rb") as file:
+                if os.fstat(file.fileno()).st_size == self._offset:
+                    return  # nothing appended since
                 file.seek(self._offset)
                 data = file.read()
         except FileNotFoundError:
@@ -132,6 +142,9 @@ class MetadataIndex:
     def add(self, project: str, identity: str, entry: ExtractedMetadata) -> None:
         """Record `entry`, in memory and as one appended line (POSIX `O_APPEND`:
         concurrent writers never interleave a line).
+
+        Not synced: a line lost in a crash costs one more extraction, which
+        finds (or rewrites) the very same content-addressed blob.
 
         Raises:
             OSError: the line could not be written.
@@ -224,7 +237,9 @@ class RemoteMetadataReader:
     async def _extract_once(
         self, project: str, identity: str, dist: DistFile, wheel: Resource
     ) -> tuple[ExtractedMetadata, bytes]:
-        await anyio.to_thread.run_sync(self._index.refresh)
+        # On the event loop: a `stat`, and a read only when another worker
+        # appended lines; a thread hop would cost more than either.
+        self._index.refresh()
         known = self._index.get(identity)
         if known is not None:
             try:
@@ -232,11 +247,9 @@ class RemoteMetadataReader:
             except FileNotFoundError:
                 pass  # the blob was removed: extract it again
         content = await self._read(dist.filename, wheel)
-        async with self._store.writer(dist.filename + ".metadata") as writer:
-            await writer.write(content)
-            blob = await writer.commit()
+        blob = await self._store.put(dist.filename + ".metadata", content)
         entry = ExtractedMetadata(blob.sha256, blob.key)
-        await anyio.to_thread.run_sync(self._index.add, project, identity, entry)
+        self._index.add(project, identity, entry)  # one small append, no fsync: see `add`
         return entry, content
 
     async def _read(self, filename: str, wheel: Resource) -> bytes:
@@ -267,14 +280,15 @@ class RemoteMetadataReader:
         return await self._read_download(parsed, wheel)
 
     async def _read_ranges(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:
-        """Range requests only; the size comes from the page, else from a 1-byte probe.
+        """Range requests only. Without a size from the page, the first request
+        asks for the file's end by suffix (`bytes=-N`), which also tells its size.
 
         Raises:
             _RangesRefused: the upstream answered a range with the whole file.
         """
-        size = wheel.size
+        size, tail = wheel.size, b""
         if size is None:
-            size = await self._probe_size(wheel)
+            size, tail = await self._read_tail(wheel)
 
         async def read(start: int, end: int) -> bytes:
             async with wheel.opener.open(wheel.url, ByteRange(start, end - 1)) as body:
@@ -285,19 +299,19 @@ class RemoteMetadataReader:
                     raise UpstreamError(wheel.upstream, message)
                 return b"".join([chunk async for chunk in body.chunks])
 
-        return await read_wheel_metadata(read, size, parsed)
+        return await read_wheel_metadata(read, size, parsed, tail=tail)
 
-    async def _probe_size(self, wheel: RemoteFile) -> int:
-        """The file's size, from the Content-Range of a request for its first byte.
+    async def _read_tail(self, wheel: RemoteFile) -> tuple[int, bytes]:
+        """The file's size and its last `TAIL_SIZE` bytes, in one request.
 
         Raises:
             _RangesRefused: the upstream answered with the whole file, or
                 without a size.
         """
-        async with wheel.opener.open(wheel.url, ByteRange(0, 0)) as body:
+        async with wheel.opener.open(wheel.url, SuffixRange(TAIL_SIZE)) as body:
             if not body.ranged or body.size is None:
                 raise _RangesRefused
-            return body.size
+            return body.size, b"".join([chunk async for chunk in body.chunks])
 
     async def _read_download(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:
         """ONE full download into a temporary file, then `read_core_metadata`."""

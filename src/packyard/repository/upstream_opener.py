@@ -22,7 +22,7 @@ from packyard.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from packyard.model import ByteRange, RemoteBody
+from packyard.model import ByteRange, RemoteBody, SuffixRange
 from packyard.repository.upstream_http import translate_error
 
 _CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)")
@@ -45,12 +45,15 @@ class UpstreamOpener:
         self._label = label
 
     @asynccontextmanager
-    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
+    async def open(
+        self, url: str, byte_range: ByteRange | SuffixRange | None
+    ) -> AsyncIterator[RemoteBody]:
         """GET `url`, yielding exactly the bytes of `byte_range` (or all of them).
 
         A 206 is passed through; a 200 to a range request is skipped and cut to
         the range here, and marked `ranged=False` so that a caller can give up
         rather than read the whole file. The response is always closed on exit.
+        A suffix range's 206 must say the file's size (`bytes a-b/size`).
 
         Raises (on entering):
             FileNotFound: the upstream answered 404 or 410.
@@ -61,7 +64,9 @@ class UpstreamOpener:
         """
         # Files are served byte for byte: no content coding (SRA checklist §4).
         headers = {"Accept-Encoding": "identity"}
-        if byte_range is not None:
+        if isinstance(byte_range, SuffixRange):
+            headers["Range"] = f"bytes=-{byte_range.length}"
+        elif byte_range is not None:
             headers["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
         try:
             request = self._client.build_request("GET", url, headers=headers)
@@ -73,17 +78,18 @@ class UpstreamOpener:
         finally:
             await response.aclose()
 
-    def _body(self, response: httpx.Response, url: str, wanted: ByteRange | None) -> RemoteBody:
+    def _body(
+        self, response: httpx.Response, url: str, wanted: ByteRange | SuffixRange | None
+    ) -> RemoteBody:
         status = response.status_code
-        if status == 206 and wanted is not None:
+        if isinstance(wanted, SuffixRange) and status in (200, 206):
+            if status == 206:
+                return self._partial_suffix(response, url, wanted)
+            return self._whole_for_suffix(response, wanted)
+        if status == 206 and isinstance(wanted, ByteRange):
             return self._partial(response, url, wanted)
-        if status == 200:
-            size = _int_header(response, "Content-Length")
-            if wanted is not None and size is not None and wanted.end >= size:
-                raise UpstreamError(self._label, f"has {size} bytes, fewer than asked, at {url}")
-            skip, length = (wanted.start, wanted.length) if wanted else (0, None)
-            chunks = _sliced(self._raw(response), skip, length, self._label)
-            return RemoteBody(size, chunks, ranged=wanted is None)
+        if status == 200 and not isinstance(wanted, SuffixRange):
+            return self._whole(response, url, wanted)
         if status in (404, 410):
             raise UpstreamFileGone(self._label, url)
         if status == 416:
@@ -93,6 +99,15 @@ class UpstreamOpener:
         if status == 429 or status >= 500:
             raise UpstreamUnavailable(self._label, f"is failing (HTTP {status} for {url})")
         raise UpstreamError(self._label, f"answered HTTP {status} for {url}")
+
+    def _whole(self, response: httpx.Response, url: str, wanted: ByteRange | None) -> RemoteBody:
+        """A 200: the whole file, cut to `wanted` here (`ranged=False` if a range was asked)."""
+        size = _int_header(response, "Content-Length")
+        if wanted is not None and size is not None and wanted.end >= size:
+            raise UpstreamError(self._label, f"has {size} bytes, fewer than asked, at {url}")
+        skip, length = (wanted.start, wanted.length) if wanted else (0, None)
+        chunks = _sliced(self._raw(response), skip, length, self._label)
+        return RemoteBody(size, chunks, ranged=wanted is None)
 
     def _partial(self, response: httpx.Response, url: str, wanted: ByteRange) -> RemoteBody:
         """RFC 9110 §14.4: trust a 206 only if its Content-Range covers the range."""
@@ -105,6 +120,35 @@ class UpstreamOpener:
         size = None if match[3] == "*" else int(match[3])
         skip = wanted.start - int(match[1])
         return RemoteBody(size, _sliced(self._raw(response), skip, wanted.length, self._label))
+
+    def _partial_suffix(
+        self, response: httpx.Response, url: str, wanted: SuffixRange
+    ) -> RemoteBody:
+        """A 206 to `bytes=-N`: it must end at the end of the file and say its size."""
+        header = response.headers.get("Content-Range", "")
+        match = _CONTENT_RANGE.fullmatch(header.strip())
+        if match is None or match[3] == "*":
+            raise UpstreamError(
+                self._label, f"answered {header!r} to a request for the last bytes of {url}"
+            )
+        first, last, size = int(match[1]), int(match[2]), int(match[3])
+        start = max(size - wanted.length, 0)
+        if last != size - 1 or first > start:
+            raise UpstreamError(
+                self._label, f"answered {header!r} to a request for the last bytes of {url}"
+            )
+        chunks = _sliced(self._raw(response), start - first, size - start, self._label)
+        return RemoteBody(size, chunks)
+
+    def _whole_for_suffix(self, response: httpx.Response, wanted: SuffixRange) -> RemoteBody:
+        """A 200 to `bytes=-N`: the whole file, cut to its end here (`ranged=False`)."""
+        size = _int_header(response, "Content-Length")
+        if size is None:
+            return RemoteBody(None, _last(self._raw(response), wanted.length), ranged=False)
+        start = max(size - wanted.length, 0)
+        return RemoteBody(
+            size, _sliced(self._raw(response), start, size - start, self._label), ranged=False
+        )
 
     async def _raw(self, response: httpx.Response) -> AsyncIterator[bytes]:
         """The body as sent: `aiter_raw` never undoes a content coding of a file."""
@@ -137,6 +181,15 @@ async def _sliced(
             return
     if length:
         raise UpstreamUnavailable(label, f"ended the response {length} bytes early")
+
+
+async def _last(chunks: AsyncIterator[bytes], length: int) -> AsyncIterator[bytes]:
+    """The last `length` bytes of a body of unknown length, once it has all arrived."""
+    tail = b""
+    async for chunk in chunks:
+        tail = (tail + chunk)[-length:]
+    if tail:
+        yield tail
 
 
 def _int_header(response: httpx.Response, name: str) -> int | None:

@@ -139,6 +139,15 @@ class BlobStore(Protocol):
         """
         ...
 
+    async def put(self, filename: str, content: bytes) -> StoredBlob:
+        """Store a small blob held in memory, as `writer` would, in one step.
+
+        Raises:
+            InvalidBlobKey: `filename` can't be part of a key (see `blob_key`).
+            OSError: the blob could not be stored; nothing is left behind.
+        """
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove the blob if it exists.
 

@@ -22,13 +22,14 @@ from packyard.model import (
     RequestContext,
     Resource,
     StoredFile,
+    SuffixRange,
 )
 from packyard.repository.base import IdentityMemo
 from packyard.repository.cache import CacheRepository
 from packyard.repository.file_cache import FileCache
 from packyard.repository.page_store import PageStore
 from packyard.storage.filesystem import TEMP_DIR, FilesystemBlobStore
-from tests.unit.fakes import MemoryRepository
+from tests.unit.fakes import MemoryRepository, part_of
 
 pytestmark = pytest.mark.anyio
 
@@ -59,14 +60,15 @@ class MemoryOpener:
         self.opens = 0
 
     @asynccontextmanager
-    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
+    async def open(
+        self, url: str, byte_range: ByteRange | SuffixRange | None
+    ) -> AsyncIterator[RemoteBody]:
         self.opens += 1
         project, filename = url.removeprefix("memory://").split("/")
         content = self.upstream.projects[project][filename]
         if self.corrupt:
             content = content[:-1] + bytes([content[-1] ^ 1])
-        if byte_range is not None:
-            content = content[byte_range.start : byte_range.end + 1]
+        content = part_of(content, byte_range)
         yield RemoteBody(len(content), self._chunks(content))
 
     async def _chunks(self, content: bytes) -> AsyncIterator[bytes]:

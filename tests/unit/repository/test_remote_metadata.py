@@ -20,6 +20,7 @@ import anyio
 import httpx
 import pytest
 
+from packyard.dists.remote_zip import TAIL_SIZE
 from packyard.errors import UpstreamError
 from packyard.model import ANONYMOUS, DistFile, InlineFile, RemoteFile, StoredFile
 from packyard.repository.metadata import METADATA_CONTENT_TYPE, MetadataRepository
@@ -86,10 +87,15 @@ class Index:
 
     def file(self, data: bytes, header: str | None) -> httpx.Response:
         match = re.fullmatch(r"bytes=(\d+)-(\d+)", header or "")
-        if match is None or not self.ranges:
+        suffix = re.fullmatch(r"bytes=-(\d+)", header or "")
+        if (match is None and suffix is None) or not self.ranges:
             self.sent += len(data)
             return httpx.Response(200, stream=Body(data))
-        start, end = int(match[1]), min(int(match[2]), len(data) - 1)
+        if suffix is not None:
+            start, end = max(len(data) - int(suffix[1]), 0), len(data) - 1
+        else:
+            assert match is not None
+            start, end = int(match[1]), min(int(match[2]), len(data) - 1)
         self.sent += end - start + 1
         content_range = f"bytes {start}-{end}/{len(data)}"
         return httpx.Response(
@@ -175,14 +181,16 @@ async def test_metadata_is_read_by_ranges_stored_and_found_after_a_restart(
     assert restarted.generation("demo") == 1
 
 
-async def test_without_a_size_the_first_byte_is_asked_for_the_size(
+async def test_without_a_size_one_suffix_request_gives_the_end_and_the_size(
     big_wheel: Path, store: FilesystemBlobStore
 ) -> None:
     index = Index([big_wheel])
     remote = index.remote_file(big_wheel.name, sized=False)
     _, content = await RemoteMetadataReader(store).extract("demo", dist_of(remote), remote)
     assert content == metadata_in(big_wheel)
-    assert index.file_requests[0] == "bytes=0-0"
+    # The dist-info is written last: the end records, the central directory
+    # and METADATA are all in the one suffix read.
+    assert index.file_requests == [f"bytes=-{TAIL_SIZE}"]
     assert index.sent < 100_000
 
 

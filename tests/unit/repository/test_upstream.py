@@ -16,7 +16,7 @@ from packyard.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from packyard.model import ANONYMOUS, ByteRange, RemoteFile
+from packyard.model import ANONYMOUS, ByteRange, RemoteFile, SuffixRange
 from packyard.repository.upstream import (
     ACCEPT,
     UpstreamRepository,
@@ -293,7 +293,11 @@ def file_server(content: bytes, honour_ranges: bool) -> Handler:
         if wanted is None or not honour_ranges:
             headers = {"Content-Length": str(len(content))}
             return httpx.Response(200, content=streamed(content), headers=headers)
-        start, end = (int(part) for part in wanted.removeprefix("bytes=").split("-"))
+        first, last = wanted.removeprefix("bytes=").split("-")
+        if first:
+            start, end = int(first), int(last)
+        else:  # a suffix: the last N bytes
+            start, end = max(len(content) - int(last), 0), len(content) - 1
         headers = {"Content-Range": f"bytes {start}-{end}/{len(content)}"}
         return httpx.Response(206, content=streamed(content[start : end + 1]), headers=headers)
 
@@ -301,7 +305,7 @@ def file_server(content: bytes, honour_ranges: bool) -> Handler:
 
 
 async def read(
-    opener: UpstreamOpener, url: str, byte_range: ByteRange | None
+    opener: UpstreamOpener, url: str, byte_range: ByteRange | SuffixRange | None
 ) -> tuple[int | None, bytes]:
     async with opener.open(url, byte_range) as body:
         return body.size, b"".join([chunk async for chunk in body.chunks])
@@ -319,6 +323,39 @@ async def test_opener_ranges_with_206_and_with_a_200_fallback(honour_ranges: boo
     assert await read(opener, url, None) == (len(content), content)
     assert await read(opener, url, ByteRange(1000, 5000)) == (len(content), content[1000:5001])
     assert await read(opener, url, ByteRange(0, 0)) == (len(content), content[:1])
+
+
+@pytest.mark.parametrize("honour_ranges", [True, False])
+async def test_opener_suffix_ranges_give_the_end_and_the_size(honour_ranges: bool) -> None:
+    content = bytes(range(256)) * 40
+    opener = opener_for(file_server(content, honour_ranges))
+    url = "https://files.test/demo-1.0.whl"
+    async with opener.open(url, SuffixRange(3000)) as body:
+        assert (body.size, body.ranged) == (len(content), honour_ranges)
+        assert b"".join([chunk async for chunk in body.chunks]) == content[-3000:]
+    # Longer than the file: all of it.
+    assert await read(opener, url, SuffixRange(99_999)) == (len(content), content)
+
+
+async def test_opener_cuts_a_200_of_unknown_length_to_its_end() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=streamed(b"0123456789" * 300))
+
+    async with opener_for(handler).open("https://files.test/f.whl", SuffixRange(15)) as body:
+        assert (body.size, body.ranged) == (None, False)
+        assert b"".join([chunk async for chunk in body.chunks]) == b"567890123456789"
+
+
+@pytest.mark.parametrize(
+    "content_range", ["bytes 0-9/100", "bytes 90-98/100", "bytes 90-99/*", "bytes 95-99/100", ""]
+)
+async def test_opener_rejects_a_206_that_is_not_the_end_asked_for(content_range: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Range"] == "bytes=-10"
+        return httpx.Response(206, content=b"x" * 10, headers={"Content-Range": content_range})
+
+    with pytest.raises(UpstreamError, match="last bytes"):
+        await read(opener_for(handler), "https://files.test/f.whl", SuffixRange(10))
 
 
 async def test_opener_rejects_a_206_for_another_range() -> None:

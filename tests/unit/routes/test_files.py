@@ -33,10 +33,12 @@ from packyard.model import (
     RequestContext,
     Resource,
     StoredFile,
+    SuffixRange,
 )
 from packyard.repository.base import Repository
 from packyard.routes.files import FilesRoute
 from packyard.routes.ranges import parse_range
+from tests.unit.fakes import part_of
 
 CONTENT = bytes(i % 251 for i in range(1000))
 SHA = sha256(CONTENT).hexdigest()
@@ -78,17 +80,17 @@ class FakeOpener:
     content: bytes
     announce_size: bool = True
     error: PackyardError | None = None
-    opened: list[ByteRange | None] = field(default_factory=list)
+    opened: list[ByteRange | SuffixRange | None] = field(default_factory=list)
     closed: int = 0
 
     @asynccontextmanager
-    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
+    async def open(
+        self, url: str, byte_range: ByteRange | SuffixRange | None
+    ) -> AsyncIterator[RemoteBody]:
         self.opened.append(byte_range)
         if self.error is not None:
             raise self.error
-        data = self.content
-        if byte_range is not None:
-            data = data[byte_range.start : byte_range.end + 1]
+        data = part_of(self.content, byte_range)
         size = len(self.content) if self.announce_size else None
         try:
             yield RemoteBody(size, _chunks(data))

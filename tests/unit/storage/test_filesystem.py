@@ -182,3 +182,34 @@ async def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path: P
     os.utime(stale, (an_hour_ago, an_hour_ago))
     assert store.remove_stale_temp_files(max_age=60) == 1
     assert files_under(tmp_path) == [fresh]
+
+
+@pytest.mark.anyio
+async def test_put_stores_a_small_blob_as_a_writer_would(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    blob = await store.put("a-1.0.tar.gz", DATA)
+    assert blob.key == blob_key(SHA256, "a-1.0.tar.gz")
+    assert (blob.size, blob.created) == (len(DATA), True)
+    assert blob.md5 == hashlib.md5(DATA, usedforsecurity=False).hexdigest()
+    assert store.local_path(blob.key).read_bytes() == DATA
+    again = await store.put("a-1.0.tar.gz", DATA)
+    assert (again.key, again.created) == (blob.key, False)
+    assert files_under(tmp_path / TEMP_DIR) == []
+
+
+@pytest.mark.anyio
+async def test_put_refuses_a_bad_name_and_leaves_nothing(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    with pytest.raises(InvalidBlobKey):
+        await store.put("../escape", DATA)
+    assert files_under(tmp_path) == []
+
+
+@pytest.mark.anyio
+async def test_a_failed_put_leaves_no_temporary_file(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    # A plain file where a key's directory must go: the rename into place fails.
+    (tmp_path / SHA256[:2]).write_bytes(b"in the way")
+    with pytest.raises(OSError):  # noqa: PT011 (the OS decides which one)
+        await store.put("a-1.0.tar.gz", DATA)
+    assert files_under(tmp_path / TEMP_DIR) == []
