@@ -98,7 +98,9 @@ def build_chain(
     yanks = YankRepository(merged, session_factory_for(engine), watcher=watcher)
     # Upstream wheels' METADATA, read by range requests once and kept for good.
     remote = RemoteMetadataReader(store, settings.data_dir / "upstream-metadata.jsonl")
-    chain: Repository = MetadataRepository(yanks, store, remote=remote)
+    chain: Repository = MetadataRepository(
+        yanks, store, remote=remote, read_ahead=settings.cache.metadata_read_ahead
+    )
     for spec in settings.components:
         chain = load_component(spec)(chain, settings)
     return chain

@@ -105,6 +105,10 @@ class CacheSettings(BaseModel):
 
     # Upstream files are evicted, least recently used first, past this size.
     max_file_bytes: int = Field(default=50 * 1024**3, gt=0)
+    # When an upstream page is fetched, read the METADATA of its newest release's
+    # wheels (at most 3) at once, before a client asks for it: a cold resolution
+    # then waits for one upstream round trip per project instead of two.
+    metadata_read_ahead: bool = True
 
 
 class TelemetrySettings(BaseModel):

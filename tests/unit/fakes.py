@@ -26,7 +26,8 @@ class MemoryRepository(Repository):
 
     Returns the same ProjectDetail object for as long as its data is unchanged,
     as real sources must. `calls` counts get_project calls; `down` makes every
-    call fail as an unreachable upstream would.
+    call fail as an unreachable upstream would; `files_asked` lists the
+    filenames asked of `get_file`.
     """
 
     def __init__(self, label: str, projects: dict[str, dict[str, bytes]]) -> None:
@@ -34,6 +35,7 @@ class MemoryRepository(Repository):
         self.projects = projects
         self.calls = 0
         self.down = False
+        self.files_asked: list[str] = []
         self._details: dict[str, ProjectDetail] = {}
         self._list: ProjectList | None = None
 
@@ -66,6 +68,7 @@ class MemoryRepository(Repository):
 
     @override
     async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
+        self.files_asked.append(filename)
         self._check()
         files = self.projects.get(name)
         if files is None:

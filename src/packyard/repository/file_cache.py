@@ -171,10 +171,15 @@ class FileCache:
         key = _key(resource)
         if key is None:
             return None
+        path = self.store.local_path(key)
+        # A miss, the common case on a cold cache, costs one `stat` on the
+        # event loop: cheaper than the worker-thread hop of an index query.
+        if path is not None and not path.is_file():
+            return None
         size = await anyio.to_thread.run_sync(self.index.hit, key, self._clock())
         if size is None:
             return None
-        if not await self.store.exists(key):  # removed behind our back: fetch again
+        if path is None and not await self.store.exists(key):  # removed behind our back
             await anyio.to_thread.run_sync(self.index.forget, key)
             return None
         assert resource.sha256 is not None  # _key gave a key

@@ -22,7 +22,8 @@ index offers one or not:
   (the Simple Repository API allows `true` without a hash; pip and uv then
   fetch `.metadata` without checking a hash). The `.metadata` file is read
   from the wheel with range requests by `RemoteMetadataReader`, once per
-  wheel ever, and kept in the blob store.
+  wheel ever, and kept in the blob store; with `read_ahead`, that of the
+  newest release is read as soon as its page passes (`read_ahead.py`).
 
 Content type: `text/plain; charset=utf-8`, as PyPI serves it: METADATA is
 UTF-8 text (core metadata spec), and a browser then shows it instead of
@@ -39,6 +40,7 @@ from typing_extensions import override
 
 from packyard.errors import FileNotFound
 from packyard.model import (
+    ANONYMOUS,
     SOURCE_LOCAL,
     DistFile,
     InlineFile,
@@ -47,6 +49,7 @@ from packyard.model import (
     Resource,
 )
 from packyard.repository.base import DelegatingRepository, IdentityMemo, Repository
+from packyard.repository.read_ahead import ReadAhead
 from packyard.repository.remote_metadata import (
     ExtractedMetadata,
     RemoteMetadataReader,
@@ -68,13 +71,18 @@ class MetadataRepository(DelegatingRepository):
         store: BlobStore,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         remote: RemoteMetadataReader | None = None,
+        *,
+        read_ahead: bool = False,
     ) -> None:
         """`store` holds the METADATA blobs; `cache_bytes` bounds the memory spent
         on metadata files already served; `remote` reads and keeps the METADATA
-        of upstream wheels (by default with an index in memory only)."""
+        of upstream wheels (by default with an index in memory only);
+        `read_ahead` reads that of an upstream page's newest release as soon
+        as the page passes (`read_ahead.py`)."""
         super().__init__(source)
         self._store = store
         self._remote = remote if remote is not None else RemoteMetadataReader(store)
+        self._read_ahead = ReadAhead(self._extract) if read_ahead else None
         self._files_by_name: IdentityMemo[ProjectDetail, Mapping[str, DistFile]] = IdentityMemo(
             lambda page: {dist.filename: dist for dist in page.files}
         )
@@ -103,8 +111,20 @@ class MetadataRepository(DelegatingRepository):
         if hit is not None and hit[0] is page and hit[1] == generation:
             return hit[2]
         advertised = self._advertise(page)
+        if self._read_ahead is not None and (hit is None or hit[0] is not page):
+            self._read_ahead.consider(name, self._unextracted(page))
         self._advertised[name] = (page, generation, advertised)
         return advertised
+
+    def _unextracted(self, page: ProjectDetail) -> list[DistFile]:
+        """The page's wheels whose METADATA only an extraction can give."""
+        return [
+            dist
+            for dist in page.files
+            if dist.filename.endswith(".whl")
+            and not dist.core_metadata
+            and self._remote.lookup(dist) is None
+        ]
 
     def _advertise(self, page: ProjectDetail) -> ProjectDetail:
         """PEP 658/714: `core-metadata` on every wheel that has none from its upstream."""
@@ -168,11 +188,28 @@ class MetadataRepository(DelegatingRepository):
                 return await self._stored_metadata(filename, known, dist)
             except FileNotFoundError:
                 pass  # the blob was removed: extract it again
-        resource = await self.source.get_file(name, dist.filename, ctx)
-        known, content = await self._remote.extract(name, dist, resource)
+        known, content = await self._extract(name, dist, ctx)
         served = self._inline(filename, content, known.sha256, dist)
         self._remember(served)
         return served
+
+    async def _extract(
+        self, name: str, dist: DistFile, ctx: RequestContext = ANONYMOUS
+    ) -> tuple[ExtractedMetadata, bytes]:
+        """Read the METADATA of the upstream wheel `dist` (once, however many ask)."""
+        resource = await self.source.get_file(name, dist.filename, ctx)
+        return await self._remote.extract(name, dist, resource)
+
+    async def settle(self) -> None:
+        """Wait until the metadata read ahead so far is read (or failed)."""
+        if self._read_ahead is not None:
+            await self._read_ahead.settle()
+
+    @override
+    async def aclose(self) -> None:
+        if self._read_ahead is not None:
+            await self._read_ahead.aclose()
+        await super().aclose()
 
     async def _local_metadata(self, filename: str, sha256: str, dist: DistFile) -> InlineFile:
         key = blob_key(sha256, filename)

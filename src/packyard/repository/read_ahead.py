@@ -1,0 +1,99 @@
+"""`ReadAhead`: the newest release's wheel metadata, read as soon as its page passes.
+
+A resolver reads a project page and then, at once, the `.metadata` of the
+wheel it picks, nearly always one of the newest release. On a cold cache that
+second request waits for range reads of the upstream's wheel (DESIGN §2).
+Starting them when the page goes by lets the client's own request join the
+extraction already under way (`RemoteMetadataReader` runs one per wheel), or
+find it done: a cold resolution then waits for one upstream round trip per
+project instead of two.
+
+Bounded, so that it never becomes a crawler: only the newest final release,
+only when it has at most `MAX_WHEELS` wheels (which of 40 platform wheels a
+client wants is its own choice), at most `CONCURRENCY` reads at a time, each
+wheel at most once per process. Metadata is kept for good, so nothing read
+ahead is thrown away. A failure is only logged at debug level: the client's
+own request, if it comes, reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
+
+from packaging.version import Version
+
+from packyard.dists.filenames import parse_filename
+from packyard.errors import InvalidDistribution, PackyardError
+from packyard.model import DistFile
+
+logger = logging.getLogger(__name__)
+
+MAX_WHEELS = 3
+CONCURRENCY = 4
+
+Extract = Callable[[str, DistFile], Awaitable[object]]
+"""`extract(project, wheel)`: read and keep the METADATA of one wheel."""
+
+
+def newest_release(wheels: Iterable[DistFile], max_wheels: int = MAX_WHEELS) -> list[DistFile]:
+    """The wheels of the newest final, unyanked release; none if it has more than `max_wheels`."""
+    by_version: dict[Version, list[DistFile]] = {}
+    for dist in wheels:
+        if dist.yanked:
+            continue
+        try:
+            version = parse_filename(dist.filename).version
+        except InvalidDistribution:
+            continue
+        if not version.is_prerelease:
+            by_version.setdefault(version, []).append(dist)
+    if not by_version:
+        return []
+    newest = by_version[max(by_version)]
+    return newest if len(newest) <= max_wheels else []
+
+
+class ReadAhead:
+    """Starts background extractions; owns their tasks (`aclose` cancels them)."""
+
+    def __init__(
+        self, extract: Extract, *, max_wheels: int = MAX_WHEELS, concurrency: int = CONCURRENCY
+    ) -> None:
+        self._extract = extract
+        self._max_wheels = max_wheels
+        self._slots = asyncio.Semaphore(concurrency)
+        self._started: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def consider(self, project: str, wheels: Iterable[DistFile]) -> None:
+        """Read ahead the newest release among `wheels` (those still without metadata)."""
+        for dist in newest_release(wheels, self._max_wheels):
+            if dist.filename in self._started:
+                continue
+            self._started.add(dist.filename)
+            task = asyncio.get_running_loop().create_task(self._read(project, dist))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for every read started so far (for tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        with suppress(asyncio.CancelledError):
+            await self.settle()
+
+    async def _read(self, project: str, dist: DistFile) -> None:
+        async with self._slots:
+            try:
+                await self._extract(project, dist)
+            except (PackyardError, OSError) as exc:
+                logger.debug("reading ahead the metadata of %s failed: %s", dist.filename, exc)
+            except Exception:  # a fault of ours: logged, but no page is failed for it
+                logger.exception("reading ahead the metadata of %s failed", dist.filename)
