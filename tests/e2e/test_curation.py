@@ -8,6 +8,7 @@ and holds new files back for 7 days, and writes its events to a file.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -129,7 +130,13 @@ def test_metrics_and_events_record_the_requests(curated: CuratedSite, tmp_path: 
     assert 'packyard_http_request_duration_seconds_bucket{family="files",le="+Inf"}' in text
     assert "packyard_downloads_total{cache=" in text
     assert 'packyard_upstream_request_duration_seconds_count{upstream="json-upstream"}' in text
-    events = [json.loads(line) for line in curated.events.read_text().splitlines()]
+    # Events are handed to the writer in batches (within 0.2 s): wait for the last one.
+    deadline = time.monotonic() + 10
+    while True:
+        events = [json.loads(line) for line in curated.events.read_text().splitlines()]
+        if any(e["event"] == "page-miss" for e in events) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     downloads = [e for e in events if e["event"] == "download"]
     assert any(
         e["filename"] == "dated_lib-1.0-py3-none-any.whl" and e["version"] == "1.0"

@@ -9,7 +9,9 @@ with `Z`); keys are sorted so lines diff and grep well.
 Writing never blocks the event loop: lines go through a bounded queue to a
 thread that writes them (a full stdout pipe or a slow disk would otherwise
 stall every request). When the queue is full, lines are dropped and counted
-in `dropped`, rather than delaying requests.
+in `dropped`, rather than delaying requests. Lines emitted on the event loop
+are handed over in batches, at most every `BATCH_SECONDS`: waking the writer
+thread for every line cost more than serving a cached file (bench/RESULTS.md).
 
 The file is rotated by size (`max_bytes`, keeping `backups` old files). Size
 rotation is not safe across processes, so with several workers each writes
@@ -19,6 +21,7 @@ such as Filebeat follow `<stem>*<suffix>*`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import logging.handlers
@@ -31,6 +34,7 @@ from pathlib import Path
 from packyard.publish.audit import AUDIT_LOGGER
 
 QUEUE_LINES = 10_000
+BATCH_SECONDS = 0.2
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024
 DEFAULT_BACKUPS = 5
 
@@ -79,6 +83,7 @@ class EventLog:
             AUDIT_LOGGER.setLevel(logging.INFO)
         AUDIT_LOGGER.addHandler(self._queue)
         self._closed = False
+        self._batch: list[str] = []  # lines emitted on the event loop, not yet handed over
 
     @property
     def dropped(self) -> int:
@@ -86,16 +91,42 @@ class EventLog:
         return self._queue.dropped
 
     def emit(self, event: str, **fields: object) -> None:
-        """Write one event line: `{"event": event, "at": now, **fields}`."""
+        """Write one event line: `{"event": event, "at": now, **fields}`.
+
+        On an event loop the line joins the current batch, handed to the
+        writer within `BATCH_SECONDS`; elsewhere it is handed over at once.
+        """
         at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         line = json.dumps({"event": event, "at": at, **fields}, default=str, sort_keys=True)
-        record = logging.LogRecord("packyard.events", logging.INFO, "", 0, line, None, None)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._hand_over([line])
+            return
+        if not self._batch:
+            loop.call_later(BATCH_SECONDS, self.flush)
+        self._batch.append(line)
+
+    def flush(self) -> None:
+        """Hand the current batch to the writer thread now."""
+        batch, self._batch = self._batch, []
+        if batch:
+            self._hand_over(batch)
+
+    def _hand_over(self, lines: list[str]) -> None:
+        # One record for the batch: its message is the lines, one per line.
+        message = "\n".join(lines)
+        record = logging.LogRecord("packyard.events", logging.INFO, "", 0, message, None, None)
+        before = self._queue.dropped
         self._queue.handle(record)
+        if self._queue.dropped != before:
+            self._queue.dropped += len(lines) - 1  # a dropped batch drops every line
 
     def close(self) -> None:
         """Stop taking audit lines, write what is queued, and close the file."""
         if self._closed:
             return
+        self.flush()
         self._closed = True
         AUDIT_LOGGER.removeHandler(self._queue)
         self._listener.stop()
