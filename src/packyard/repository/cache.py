@@ -13,8 +13,9 @@ with a `page_ttl` of 0. The freshness window lives here, in one place:
 - a 404 is remembered for `NEGATIVE_TTL` (in memory only: after a restart the
   upstream is simply asked again), and forgets the kept page.
 
-Pages and the project list persist on disk (`page_store.PageStore`) and are
-read back lazily after a restart. An unchanged page stays the very same object
+Pages and the project list persist on disk (`page_store.PageStore`), written
+in the background in fetch order (no request waits for the disk; shutting
+down waits for the writes), and are read back lazily after a restart. An unchanged page stays the very same object
 (DESIGN §2 identity rule), even across a restart: a revalidated page equal to
 the one read from disk is dropped in favour of it.
 
@@ -123,6 +124,8 @@ class CacheRepository(DelegatingRepository):
         self._list: _Kept[ProjectList] | None = None
         self._negative: dict[str, float] = {}
         self._flights: dict[str, asyncio.Task[Any]] = {}
+        self._writes: list[Callable[[], None]] = []  # page-store writes not yet run
+        self._writer: asyncio.Task[None] | None = None
 
     @override
     async def list_projects(self, ctx: RequestContext) -> ProjectList:
@@ -169,6 +172,7 @@ class CacheRepository(DelegatingRepository):
         for task in flights:
             task.cancel()
         await asyncio.gather(*flights, return_exceptions=True)
+        await self.settle()
         await super().aclose()
 
     # --- serving kept pages ----------------------------------------------------
@@ -239,11 +243,11 @@ class CacheRepository(DelegatingRepository):
         now = self._clock()
         if kept is not None and (kept.value is detail or kept.value == detail):
             kept.fetched_at, kept.retry_at = now, 0.0
-            await self._persist(self._store.touch, name, now)
+            self._persist(self._store.touch, name, now)
             return kept
         kept = _Kept(detail, now, {dist.filename: dist for dist in detail.files})
         self._remember(name, kept)
-        await self._persist(self._store.save_project, name, detail, now)
+        self._persist(self._store.save_project, name, detail, now)
         return kept
 
     async def _fetch_list(self) -> _Kept[ProjectList]:
@@ -261,10 +265,10 @@ class CacheRepository(DelegatingRepository):
         now = self._clock()
         if kept is not None and (kept.value is projects or kept.value == projects):
             kept.fetched_at, kept.retry_at = now, 0.0
-            await self._persist(self._store.touch, None, now)
+            self._persist(self._store.touch, None, now)
             return kept
         self._list = kept = _Kept(projects, now)
-        await self._persist(self._store.save_list, projects, now)
+        self._persist(self._store.save_list, projects, now)
         return kept
 
     def _failed(self, kept: _Kept[Any] | None, exc: UpstreamError, what: str) -> None:
@@ -284,7 +288,7 @@ class CacheRepository(DelegatingRepository):
             now = self._clock()
             self._negative = {n: t for n, t in self._negative.items() if t > now}
         self._negative[name] = self._clock() + self._negative_ttl
-        await self._persist(self._store.delete_project, name)
+        self._persist(self._store.delete_project, name)
 
     # --- memory and disk -------------------------------------------------------
 
@@ -295,6 +299,10 @@ class CacheRepository(DelegatingRepository):
             self._pages.popitem(last=False)
 
     async def _load_page(self, name: str) -> _Kept[ProjectDetail] | None:
+        # A page never fetched, the common case on a cold cache, costs one
+        # `stat` on the event loop rather than a worker-thread hop.
+        if not self._store.has_project(name):
+            return None
         stored = await anyio.to_thread.run_sync(self._store.load_project, name)
         if stored is None:
             return None
@@ -315,13 +323,36 @@ class CacheRepository(DelegatingRepository):
             self._list = _Kept(stored.value, stored.fetched_at)
         return self._list
 
-    async def _persist(self, write: Callable[..., None], *args: Any) -> None:
-        """Run a page-store write in a thread; a failure is logged, not raised:
-        the page is still served from memory."""
+    def _persist(self, write: Callable[..., None], *args: Any) -> None:
+        """Queue a page-store write; the page is served from memory meanwhile.
+
+        The writes run in order, in a background task, as many as have queued
+        up in one worker-thread hop: a burst of cold pages costs one hop, and
+        no request waits for the disk. A failure is logged, not raised.
+        """
+        self._writes.append(partial(write, *args))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_queued())
+
+    async def settle(self) -> None:
+        """Wait until every queued page-store write is done."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_queued(self) -> None:
         try:
-            await anyio.to_thread.run_sync(write, *args)
-        except (OSError, ValueError) as exc:
-            logger.error("could not update the page cache of %s: %s", self.label, exc)
+            while self._writes:
+                batch, self._writes = self._writes, []
+                await anyio.to_thread.run_sync(self._write_batch, batch)
+        finally:
+            self._writer = None
+
+    def _write_batch(self, batch: list[Callable[[], None]]) -> None:
+        for write in batch:
+            try:
+                write()
+            except (OSError, ValueError) as exc:
+                logger.error("could not update the page cache of %s: %s", self.label, exc)
 
 
 def build_file_cache(data_dir: Path, settings: CacheSettings) -> FileCache:

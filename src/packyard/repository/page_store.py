@@ -64,6 +64,11 @@ class PageStore:
             logger.warning("ignoring the unreadable cached page %s: %s", path, exc)
             return None
 
+    def has_project(self, name: str) -> bool:
+        """Whether a page of `name` is kept (one `stat`: cheap enough for the event loop)."""
+        path = self._project_path(name)
+        return path is not None and path.is_file()
+
     def save_project(self, name: str, detail: ProjectDetail, fetched_at: float) -> None:
         """Keep `detail` as fetched at `fetched_at` (seconds since the epoch).
 

@@ -332,6 +332,7 @@ async def test_pages_survive_a_restart_and_keep_their_identity(
 ) -> None:
     before = await cache.get_project("demo", ANONYMOUS)
     projects = await cache.list_projects(ANONYMOUS)
+    await cache.settle()  # as shutting down does: the pages are written in the background
     upstream.down = True
     restarted = make_cache()
     after = await restarted.get_project("demo", ANONYMOUS)
@@ -346,6 +347,28 @@ async def test_pages_survive_a_restart_and_keep_their_identity(
     await eventually(lambda: upstream.calls == 2)
     await settle()
     assert await restarted.get_project("demo", ANONYMOUS) is after
+
+
+async def test_a_page_is_served_before_it_is_written_and_written_in_the_background(
+    cache: CacheRepository, tmp_path: Path
+) -> None:
+    page = await cache.get_project("demo", ANONYMOUS)
+    await cache.settle()
+    stored = PageStore(tmp_path / "pages").load_project("demo")
+    assert stored is not None
+    assert stored.value == page
+
+
+async def test_a_page_that_cannot_be_written_is_still_served(
+    make_cache: Callable[..., CacheRepository], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "pages").write_bytes(b"a file where the folder must go")
+    cache = make_cache()
+    page = await cache.get_project("demo", ANONYMOUS)
+    await cache.settle()
+    assert page.name == "demo"
+    assert "could not update the page cache" in caplog.text
+    await cache.aclose()
 
 
 # --- files -------------------------------------------------------------------
