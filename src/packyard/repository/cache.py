@@ -15,9 +15,10 @@ with a `page_ttl` of 0. The freshness window lives here, in one place:
 
 Pages and the project list persist on disk (`page_store.PageStore`), written
 in the background in fetch order (no request waits for the disk; shutting
-down waits for the writes), and are read back lazily after a restart. An unchanged page stays the very same object
-(DESIGN §2 identity rule), even across a restart: a revalidated page equal to
-the one read from disk is dropped in favour of it.
+down waits for the writes), and are read back lazily after a restart. An
+unchanged page stays the very same object (DESIGN §2 identity rule), even
+across a restart: a revalidated page equal to the one read from disk is
+dropped in favour of it.
 
 Files go through `file_cache.FileCache`: a verified cached copy is served from
 our blob store, anything else streams from the upstream and is cached on the

@@ -51,6 +51,7 @@ from packyard.model import (
 from packyard.repository.base import DelegatingRepository, IdentityMemo, Repository
 from packyard.repository.read_ahead import ReadAhead
 from packyard.repository.remote_metadata import (
+    DamagedBlob,
     ExtractedMetadata,
     RemoteMetadataReader,
     read_metadata_blob,
@@ -186,19 +187,20 @@ class MetadataRepository(DelegatingRepository):
         if known is not None:
             try:
                 return await self._stored_metadata(filename, known, dist)
-            except FileNotFoundError:
-                pass  # the blob was removed: extract it again
-        known, content = await self._extract(name, dist, ctx)
-        served = self._inline(filename, content, known.sha256, dist)
-        self._remember(served)
-        return served
+            except (FileNotFoundError, DamagedBlob):
+                pass  # removed, or lost in a crash (it is not durable): extract it again
+        return await self._extract(name, dist, ctx)
 
     async def _extract(
         self, name: str, dist: DistFile, ctx: RequestContext = ANONYMOUS
-    ) -> tuple[ExtractedMetadata, bytes]:
-        """Read the METADATA of the upstream wheel `dist` (once, however many ask)."""
+    ) -> InlineFile:
+        """Read the METADATA of the upstream wheel `dist` (once, however many ask),
+        and keep it in memory too: the client that asks next is served from there."""
         resource = await self.source.get_file(name, dist.filename, ctx)
-        return await self._remote.extract(name, dist, resource)
+        known, content = await self._remote.extract(name, dist, resource)
+        served = self._inline(dist.filename + METADATA_SUFFIX, content, known.sha256, dist)
+        self._remember(served)
+        return served
 
     async def settle(self) -> None:
         """Wait until the metadata read ahead so far is read (or failed)."""

@@ -74,12 +74,17 @@ def wheel_identity(dist: DistFile) -> str:
     return "url:" + hashlib.sha256(dist.url.encode()).hexdigest()
 
 
+class DamagedBlob(PackyardError):
+    """A stored metadata blob is not what was stored (too large, or another sha256)."""
+
+
 async def read_metadata_blob(store: BlobStore, key: str, sha256: str) -> bytes:
     """The bytes of the metadata blob `key`, checked against `sha256`.
 
     Raises:
-        PackyardError: the blob is larger than `MAX_METADATA_SIZE` or does not
-            match `sha256` (a damaged store: a server fault).
+        DamagedBlob: the blob is larger than `MAX_METADATA_SIZE` or does not
+            match `sha256` (a damaged store: a server fault, unless the blob
+            was extracted, not durable, and can be extracted again).
         FileNotFoundError: there is no such blob.
         OSError: the blob could not be read.
     """
@@ -88,11 +93,11 @@ async def read_metadata_blob(store: BlobStore, key: str, sha256: str) -> bytes:
     async for chunk in store.read(key, None):
         size += len(chunk)
         if size > MAX_METADATA_SIZE:
-            raise PackyardError(f"The stored metadata blob {key!r} is larger than allowed.")
+            raise DamagedBlob(f"The stored metadata blob {key!r} is larger than allowed.")
         chunks.append(chunk)
     content = b"".join(chunks)
     if hashlib.sha256(content).hexdigest() != sha256:
-        raise PackyardError(f"The stored metadata {key!r} does not match its sha256.")
+        raise DamagedBlob(f"The stored metadata {key!r} does not match its sha256.")
     return content
 
 
@@ -244,10 +249,12 @@ class RemoteMetadataReader:
         if known is not None:
             try:
                 return known, await read_metadata_blob(self._store, known.key, known.sha256)
-            except FileNotFoundError:
-                pass  # the blob was removed: extract it again
+            except (FileNotFoundError, DamagedBlob):
+                pass  # removed, or lost in a crash (it is not durable): extract it again
         content = await self._read(dist.filename, wheel)
-        blob = await self._store.put(dist.filename + ".metadata", content)
+        # Not durable: it can be extracted again, and syncing it would make the
+        # client wait for the disk (see `read_metadata_blob`'s callers).
+        blob = await self._store.put(dist.filename + ".metadata", content, durable=False)
         entry = ExtractedMetadata(blob.sha256, blob.key)
         self._index.add(project, identity, entry)  # one small append, no fsync: see `add`
         return entry, content

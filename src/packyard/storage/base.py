@@ -139,8 +139,12 @@ class BlobStore(Protocol):
         """
         ...
 
-    async def put(self, filename: str, content: bytes) -> StoredBlob:
+    async def put(self, filename: str, content: bytes, *, durable: bool = True) -> StoredBlob:
         """Store a small blob held in memory, as `writer` would, in one step.
+
+        `durable=False` is for data that can be made again (a cache): the
+        store may skip making it survive a crash, so after one the blob may
+        be missing or damaged, and its reader must then make it again.
 
         Raises:
             InvalidBlobKey: `filename` can't be part of a key (see `blob_key`).

@@ -26,7 +26,10 @@ from packyard.publish.importer import import_directory
 from packyard.repository.base import Repository
 from packyard.repository.local import LocalRepository
 from packyard.repository.metadata import METADATA_CONTENT_TYPE, MetadataRepository
+from packyard.repository.remote_metadata import RemoteMetadataReader
+from packyard.storage.filesystem import FilesystemBlobStore
 from tests.builders import LocalStore, build_sdist, build_wheel, make_local_store
+from tests.unit.fakes import MemoryRepository
 
 UPSTREAM_METADATA = InlineFile("up-1.0-py3-none-any.whl.metadata", b"up", "0" * 64)
 
@@ -151,3 +154,23 @@ async def test_the_cache_stays_within_its_byte_budget(
     second = await tiny.get_file("acme", "acme-1.0-py3-none-any.whl.metadata", ANONYMOUS)
     assert first is not second
     assert first == second
+
+
+@pytest.mark.anyio
+async def test_extracted_metadata_damaged_by_a_crash_is_extracted_again(tmp_path: Path) -> None:
+    wheel = build_wheel(tmp_path, "demo", "1.0")
+    upstream = MemoryRepository("pypi", {"demo": {wheel.name: wheel.read_bytes()}})
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    index = tmp_path / "upstream-metadata.jsonl"
+    first = MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, index))
+    served = await first.get_file("demo", wheel.name + ".metadata", ANONYMOUS)
+    assert isinstance(served, InlineFile)
+    (blob,) = (path for path in (tmp_path / "blobs").rglob("*.metadata") if path.is_file())
+    blob.write_bytes(b"")  # written without fsync: a crash may leave it empty
+
+    restarted = MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, index))
+    again = await restarted.get_file("demo", wheel.name + ".metadata", ANONYMOUS)
+    assert isinstance(again, InlineFile)
+    assert again.content == served.content
+    assert blob.read_bytes() == served.content  # repaired
+    assert upstream.files_asked == [wheel.name, wheel.name]

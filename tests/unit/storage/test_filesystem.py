@@ -213,3 +213,14 @@ async def test_a_failed_put_leaves_no_temporary_file(tmp_path: Path) -> None:
     with pytest.raises(OSError):  # noqa: PT011 (the OS decides which one)
         await store.put("a-1.0.tar.gz", DATA)
     assert files_under(tmp_path / TEMP_DIR) == []
+
+
+@pytest.mark.anyio
+async def test_a_put_that_need_not_be_durable_replaces_a_damaged_blob(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path)
+    blob = await store.put("a-1.0.tar.gz.metadata", DATA, durable=False)
+    store.local_path(blob.key).write_bytes(b"torn by a crash")
+    again = await store.put("a-1.0.tar.gz.metadata", DATA, durable=False)
+    assert (again.key, again.created) == (blob.key, False)
+    assert store.local_path(blob.key).read_bytes() == DATA
+    assert files_under(tmp_path / TEMP_DIR) == []
