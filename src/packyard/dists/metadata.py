@@ -34,6 +34,7 @@ MAX_METADATA_SIZE = 10 * 1024 * 1024
 MAX_SCANNED_BYTES = 2 * 1024**3  # uncompressed tar bytes walked past to find PKG-INFO
 MAX_MEMBERS = 100_000
 # Name-normalization spec: the valid project names.
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 _VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 # Everything a broken or hostile archive can raise while being read.
 _ARCHIVE_ERRORS = (
@@ -94,7 +95,7 @@ def parse_core_metadata(content: bytes, dist: DistFilename) -> CoreMetadata:
         InvalidDistribution: Name or Version is missing or invalid, differs
             from the filename's, or Requires-Python is not a valid specifier.
     """
-    raw, _unparsed = parse_email(content)
+    raw, _unparsed = parse_email(_header_block(content))
     name, version_text = raw.get("name"), raw.get("version")
     if not name or not _VALID_NAME.match(name):
         raise _invalid(dist, f"The metadata has no valid Name field (found {name!r}).")
@@ -117,6 +118,13 @@ def parse_core_metadata(content: bytes, dist: DistFilename) -> CoreMetadata:
     return CoreMetadata(
         content, name, version, requires_python, summary.strip() if summary else None
     )
+
+
+def _header_block(content: bytes) -> bytes:
+    """The header fields: up to the first empty line, after which comes the description
+    (core metadata 2.1+), which can be most of the bytes and is never needed here."""
+    end = _END_OF_HEADERS.search(content)
+    return content if end is None else content[: end.start() + 1]
 
 
 def _wheel_metadata(path: Path, dist: DistFilename) -> bytes:

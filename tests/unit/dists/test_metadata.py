@@ -11,7 +11,7 @@ import pytest
 from packaging.version import Version
 
 from packyard.dists.filenames import parse_filename
-from packyard.dists.metadata import CoreMetadata, read_core_metadata
+from packyard.dists.metadata import CoreMetadata, parse_core_metadata, read_core_metadata
 from packyard.errors import InvalidDistribution
 from tests.builders import build_metadata_bomb_wheel, build_sdist, build_wheel, metadata_text
 
@@ -171,3 +171,13 @@ def test_a_pkg_info_that_is_a_link_is_not_metadata(tmp_path: Path) -> None:
         archive.addfile(link)
     with pytest.raises(InvalidDistribution, match="PKG-INFO"):
         read(sdist)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_only_the_header_fields_are_parsed_not_the_description(newline: str) -> None:
+    lines = ["Metadata-Version: 2.1", "Name: demo", "Version: 1.0", "Summary: The demo", ""]
+    body = ["Name: not-the-name", "Version: 9.9", "", "x" * 100_000]
+    content = newline.join(lines + body).encode()
+    parsed = parse_core_metadata(content, parse_filename("demo-1.0-py3-none-any.whl"))
+    assert (parsed.name, parsed.version, parsed.summary) == ("demo", Version("1.0"), "The demo")
+    assert parsed.content == content  # served byte for byte, description and all
