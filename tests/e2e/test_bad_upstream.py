@@ -49,14 +49,16 @@ def file_path(project: str) -> str:
 @pytest.mark.parametrize(
     ("project", "expected"),
     [
-        ("drop-mid-file", BROKEN),
-        ("wrong-length", BROKEN),
-        ("bad-hash", BROKEN),
-        ("short-file", 502),
+        ("drop-mid-file", {BROKEN}),
+        # Whether the break is seen before the first bytes are sent or after
+        # depends on how the few bytes arrive: a 503 or a broken transfer.
+        ("wrong-length", {BROKEN, 503}),
+        ("bad-hash", {BROKEN}),
+        ("short-file", {502}),
     ],
 )
 def test_a_bad_file_is_cut_off_or_refused_and_never_cached(
-    bad_site: BadSite, project: str, expected: int | str
+    bad_site: BadSite, project: str, expected: set[int | str]
 ) -> None:
     page = get(bad_site.site, f"/simple/{project}/")
     assert isinstance(page, httpx.Response)
@@ -64,10 +66,10 @@ def test_a_bad_file_is_cut_off_or_refused_and_never_cached(
     for _ in range(2):  # the second time too: nothing was cached the first time
         outcome = get(bad_site.site, file_path(project))
         if isinstance(outcome, httpx.Response):
-            assert outcome.status_code == expected, outcome.text
+            assert outcome.status_code in expected, outcome.text
             assert bad_site.upstream.url in outcome.text
         else:
-            assert outcome == expected
+            assert outcome in expected
     assert not any(project in path.name for path in bad_site.site.cached_blobs())
 
 

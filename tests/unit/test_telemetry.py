@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from typing_extensions import override
 
 from packyard.app import create_app
@@ -26,13 +27,16 @@ from packyard.model import (
 )
 from packyard.publish.audit import AUDIT_LOGGER
 from packyard.repository.base import DelegatingRepository
+from packyard.repository.cache import build_file_cache, cached_upstream
+from packyard.repository.upstream import UpstreamRepository
 from packyard.routes.files import FilesRoute
-from packyard.settings import Settings
+from packyard.settings import Settings, UpstreamSettings
 from packyard.telemetry import EventLog, Metrics, Telemetry, prepare_multiprocess
 from packyard.telemetry.asgi import Instrumented, route_family
 from packyard.telemetry.metrics import RequestStats
 from packyard.telemetry.upstream import ObservedUpstream, instrument_client
 from tests.unit.fakes import MemoryRepository, part_of
+from tests.unit.upstream_server import Servers, response
 
 WHEEL = "acme_core-1.0-py3-none-any.whl"
 CONTENT = b"wheel bytes"
@@ -217,15 +221,66 @@ async def test_upstream_errors_are_counted_and_logged(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_upstream_requests_are_timed_through_httpx_hooks() -> None:
+async def test_upstream_requests_are_timed_by_the_client_observer() -> None:
+    async def failing(request: web.BaseRequest) -> web.StreamResponse:
+        return response(status=503)
+
     metrics = Metrics(environ={})
-    transport = httpx.MockTransport(lambda request: httpx.Response(503))
-    async with httpx.AsyncClient(transport=transport) as http:
-        instrument_client(http, "pypi", metrics)
-        await http.get("https://upstream.test/simple/numpy/")
+    async with Servers() as servers:
+        upstream = await servers.start(failing)
+        settings = UpstreamSettings(url=upstream.url + "/simple/", name="pypi")
+        client = servers.client(settings)
+        instrument_client(client, "pypi", metrics)
+        with pytest.raises(UpstreamUnavailable):
+            await UpstreamRepository(settings, client).get_project("numpy", ANONYMOUS)
     text = metrics.render().decode()
     assert 'packyard_upstream_request_duration_seconds_count{upstream="pypi"} 1.0' in text
     assert 'packyard_upstream_responses_total{status="503",upstream="pypi"} 1.0' in text
+
+
+@pytest.mark.anyio
+async def test_each_hop_of_a_redirect_is_counted() -> None:
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/simple/":
+            return response(status=301, headers={"Location": "/mirror/"})
+        return response(b"", headers={"Content-Type": "text/html"})
+
+    metrics = Metrics(environ={})
+    async with Servers() as servers:
+        upstream = await servers.start(handler)
+        settings = UpstreamSettings(url=upstream.url + "/simple/", name="pypi")
+        client = servers.client(settings)
+        instrument_client(client, "pypi", metrics)
+        await UpstreamRepository(settings, client).list_projects(ANONYMOUS)
+    text = metrics.render().decode()
+    assert 'packyard_upstream_request_duration_seconds_count{upstream="pypi"} 1.0' in text
+    assert 'packyard_upstream_responses_total{status="301",upstream="pypi"} 1.0' in text
+    assert 'packyard_upstream_responses_total{status="200",upstream="pypi"} 1.0' in text
+
+
+@pytest.mark.anyio
+async def test_observe_upstream_instruments_the_client_under_the_cache(tmp_path: Path) -> None:
+    """The wiring of `compose.py`: the upstream's client is found under its cache."""
+
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        return response(status=502)
+
+    telemetry = Telemetry(Metrics(environ={}), EventLog(tmp_path / "events.jsonl"))
+    files = build_file_cache(tmp_path, Settings(data_dir=tmp_path).cache)
+    async with Servers() as servers:
+        upstream = await servers.start(handler)
+        settings = UpstreamSettings(url=upstream.url + "/simple/", name="pypi")
+        source = telemetry.observe_upstream(cached_upstream(settings, tmp_path, files), "pypi")
+        try:
+            with pytest.raises(UpstreamUnavailable, match="HTTP 502"):
+                await source.get_project("numpy", ANONYMOUS)
+        finally:
+            await source.aclose()
+    telemetry.close()
+    assert telemetry.metrics is not None
+    text = telemetry.metrics.render().decode()
+    assert 'packyard_upstream_responses_total{status="502",upstream="pypi"} 1.0' in text
+    assert 'packyard_upstream_errors_total{kind="unavailable",upstream="pypi"} 1.0' in text
 
 
 def test_request_stats_of_several_workers_are_summed(tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 This module is about HTTP: requests with content negotiation, conditional
 revalidation (ETag / Last-Modified), a short freshness window, and one request
 per project however many callers ask at once. The pages themselves are read by
-`upstream_pages`; files are streamed by `upstream_opener`.
+`upstream_pages`; files are streamed by `upstream_opener`; both share one
+`upstream_http.UpstreamClient` (aiohttp).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from dataclasses import dataclass, field
 from typing import Generic, NoReturn, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import anyio
 import anyio.to_thread
-import httpx
 from typing_extensions import override
 
-from packyard import __version__
 from packyard.errors import (
     FileNotFound,
     ProjectNotFound,
@@ -39,7 +39,7 @@ from packyard.model import (
 )
 from packyard.repository import upstream_pages as pages
 from packyard.repository.base import Repository
-from packyard.repository.upstream_http import translate_error
+from packyard.repository.upstream_http import CLIENT_ERRORS, UpstreamClient, translate_error
 from packyard.repository.upstream_opener import UpstreamOpener
 from packyard.settings import UpstreamSettings
 
@@ -59,19 +59,14 @@ MAX_REMEMBERED_PROJECTS = 10_000
 T = TypeVar("T")
 
 
-def make_upstream_client(settings: UpstreamSettings) -> httpx.AsyncClient:
+def make_upstream_client(settings: UpstreamSettings) -> UpstreamClient:
     """The HTTP client for one upstream (built once, in `compose.py`).
 
-    Proxy variables (`HTTPS_PROXY`, `NO_PROXY`) and `SSL_CERT_FILE` are
+    Its aiohttp session is opened by the first request, in the server's event
+    loop. Proxy variables (`HTTPS_PROXY`, `NO_PROXY`) and `SSL_CERT_FILE` are
     honoured: protected networks often reach PyPI only through a proxy.
     """
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-        headers={"User-Agent": f"packyard/{__version__}"},
-        follow_redirects=True,
-        max_redirects=10,
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-    )
+    return UpstreamClient(settings)
 
 
 @dataclass(slots=True)
@@ -110,7 +105,7 @@ class UpstreamRepository(Repository):
     def __init__(
         self,
         settings: UpstreamSettings,
-        client: httpx.AsyncClient,
+        client: UpstreamClient,
         *,
         max_projects: int = MAX_REMEMBERED_PROJECTS,
         clock: Callable[[], float] = time.monotonic,
@@ -164,8 +159,8 @@ class UpstreamRepository(Repository):
         return remote_file(page.by_filename, name, filename, self.opener, self.label)
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        """The HTTP client, for instrumentation (telemetry adds httpx event hooks)."""
+    def client(self) -> UpstreamClient:
+        """The HTTP client, for instrumentation (telemetry sets its `observer`)."""
         return self._client
 
     @override
@@ -215,7 +210,7 @@ class UpstreamRepository(Repository):
         self,
         url: str,
         old: _Remembered[T] | None,
-        parse: Callable[[httpx.Response, bytes], T],
+        parse: Callable[[aiohttp.ClientResponse, bytes], T],
     ) -> _Remembered[T] | None:
         """GET a page, revalidating `old`; None when the upstream says 404 or 410.
 
@@ -230,9 +225,9 @@ class UpstreamRepository(Repository):
         if old is not None and old.last_modified:
             headers["If-Modified-Since"] = old.last_modified
         response, body = await self._get(url, headers)
-        if response.status_code in (404, 410):
+        if response.status in (404, 410):
             return None
-        if response.status_code == 304 and old is not None:
+        if response.status == 304 and old is not None:
             return self._revalidated(old, response)
         self._check_status(response)
         digest = hashlib.sha256(body).hexdigest()
@@ -245,41 +240,49 @@ class UpstreamRepository(Repository):
         etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
         return _Remembered(value, digest, self._clock(), etag, modified)
 
-    def _revalidated(self, old: _Remembered[T], response: httpx.Response) -> _Remembered[T]:
+    def _revalidated(self, old: _Remembered[T], response: aiohttp.ClientResponse) -> _Remembered[T]:
         """RFC 9111 §4.3.4: a 304 refreshes the stored validators and freshness."""
         old.fetched_at = self._clock()
         old.etag = response.headers.get("ETag", old.etag)
         old.last_modified = response.headers.get("Last-Modified", old.last_modified)
         return old
 
-    async def _get(self, url: str, headers: dict[str, str]) -> tuple[httpx.Response, bytes]:
+    async def _get(self, url: str, headers: dict[str, str]) -> tuple[aiohttp.ClientResponse, bytes]:
         """GET `url` and read at most `MAX_PAGE_BYTES` of its body (of a 200 only).
+
+        The body is decoded (gzip, deflate); redirects are followed, and the
+        response's `url` is then the final one.
 
         Raises:
             UpstreamUnavailable: connection failure or timeout.
             UpstreamError: too many redirects, or a body that is too large.
         """
         try:
-            async with self._client.stream("GET", url, headers=headers) as response:
-                if response.status_code != 200:  # only a 200's body is ever read
+            response = await self._client.get(url, headers)
+            try:
+                if response.status != 200:  # only a 200's body is ever read
                     return response, b""
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_PAGE_BYTES:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.content.iter_any():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > MAX_PAGE_BYTES:
                         self._fail(f"sent a page larger than {MAX_PAGE_BYTES} bytes: {url}")
-                return response, bytes(body)
-        except httpx.HTTPError as exc:
+                return response, b"".join(chunks)
+            finally:
+                response.release()
+        except CLIENT_ERRORS as exc:
             raise translate_error(exc, self.label) from exc
 
-    def _check_status(self, response: httpx.Response) -> None:
+    def _check_status(self, response: aiohttp.ClientResponse) -> None:
         """Accept 200 only.
 
         Raises:
             UpstreamUnavailable: 429 or a 5xx status (worth retrying later).
             UpstreamError: 401/403 (credentials refused) or any other status.
         """
-        status = response.status_code
+        status = response.status
         if status == 200:
             return
         where = f"(HTTP {status} for {response.url})"
@@ -289,7 +292,7 @@ class UpstreamRepository(Repository):
             raise UpstreamUnavailable(self.label, f"is failing or overloaded {where}")
         self._fail(f"answered with an unexpected status {where}")
 
-    def _parse_page(self, name: str, response: httpx.Response, body: bytes) -> _Page:
+    def _parse_page(self, name: str, response: aiohttp.ClientResponse, body: bytes) -> _Page:
         kind = self._kind(response)
         page_url = str(response.url)  # the final URL, after redirects (SRA: relative URLs)
         try:
@@ -301,7 +304,7 @@ class UpstreamRepository(Repository):
             self._fail(f"sent an unreadable page for {name!r}: {exc}")
         return _Page(detail, {file.filename: file for file in detail.files})
 
-    def _parse_list(self, response: httpx.Response, body: bytes) -> ProjectList:
+    def _parse_list(self, response: aiohttp.ClientResponse, body: bytes) -> ProjectList:
         try:
             if self._kind(response) == "json":
                 return pages.parse_json_list(body, self.label)
@@ -309,7 +312,7 @@ class UpstreamRepository(Repository):
         except pages.InvalidPage as exc:
             self._fail(f"sent an unreadable project list: {exc}")
 
-    def _kind(self, response: httpx.Response) -> str:
+    def _kind(self, response: aiohttp.ClientResponse) -> str:
         """PEP 691 §Content-Types: v1+json, v1+html or its alias text/html.
 
         Raises:
@@ -358,9 +361,9 @@ def remote_file(
     raise FileNotFound(name, filename)
 
 
-def _text(response: httpx.Response, body: bytes) -> str:
+def _text(response: aiohttp.ClientResponse, body: bytes) -> str:
     """Decode an HTML page with its declared charset, UTF-8 otherwise."""
     try:
-        return body.decode(response.charset_encoding or "utf-8", errors="replace")
+        return body.decode(response.charset or "utf-8", errors="replace")
     except LookupError:  # an unknown charset name
         return body.decode("utf-8", errors="replace")

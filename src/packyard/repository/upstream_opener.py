@@ -3,7 +3,8 @@
 An upstream may answer a range request with a 206 (trusted only if its
 Content-Range covers the range) or with a 200 of the whole file (cut to the
 range here). A 404 or 410 becomes `UpstreamFileGone`; the pages that list the
-files are read by `upstream.py`.
+files are read by `upstream.py`. Files are read as sent: no content coding is
+undone (aiohttp's `auto_decompress=False`, per request).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import unquote, urlsplit
 
-import httpx
+import aiohttp
 
 from packyard.errors import (
     FileNotFound,
@@ -23,9 +24,13 @@ from packyard.errors import (
     UpstreamUnavailable,
 )
 from packyard.model import ByteRange, RemoteBody, SuffixRange
-from packyard.repository.upstream_http import translate_error
+from packyard.repository.upstream_http import CLIENT_ERRORS, UpstreamClient, translate_error
 
 _CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)")
+# Files are served byte for byte: no content coding (SRA checklist §4).
+_WHOLE = {"Accept-Encoding": "identity"}
+CHUNK_SIZE = 64 * 1024
+"""The most bytes of a file in one chunk (aiohttp would hand over all it has buffered)."""
 
 
 class UpstreamFileGone(FileNotFound):
@@ -40,7 +45,7 @@ class UpstreamFileGone(FileNotFound):
 class UpstreamOpener:
     """Streams upstream files, with or without a byte range (`model.RemoteOpener`)."""
 
-    def __init__(self, client: httpx.AsyncClient, label: str) -> None:
+    def __init__(self, client: UpstreamClient, label: str) -> None:
         self._client = client
         self._label = label
 
@@ -62,26 +67,25 @@ class UpstreamOpener:
             UpstreamError: any other status, or a 206 for another range.
         The chunks raise UpstreamUnavailable if the connection breaks mid-body.
         """
-        # Files are served byte for byte: no content coding (SRA checklist §4).
-        headers = {"Accept-Encoding": "identity"}
+        headers = _WHOLE
         if isinstance(byte_range, SuffixRange):
-            headers["Range"] = f"bytes=-{byte_range.length}"
+            headers = {**_WHOLE, "Range": f"bytes=-{byte_range.length}"}
         elif byte_range is not None:
-            headers["Range"] = f"bytes={byte_range.start}-{byte_range.end}"
+            headers = {**_WHOLE, "Range": f"bytes={byte_range.start}-{byte_range.end}"}
         try:
-            request = self._client.build_request("GET", url, headers=headers)
-            response = await self._client.send(request, stream=True)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            response = await self._client.get(url, headers, decode=False)
+        except CLIENT_ERRORS as exc:
             raise translate_error(exc, self._label) from exc
         try:
             yield self._body(response, url, byte_range)
         finally:
-            await response.aclose()
+            # Back to the pool if the whole body arrived; the connection is closed if not.
+            response.release()
 
     def _body(
-        self, response: httpx.Response, url: str, wanted: ByteRange | SuffixRange | None
+        self, response: aiohttp.ClientResponse, url: str, wanted: ByteRange | SuffixRange | None
     ) -> RemoteBody:
-        status = response.status_code
+        status = response.status
         if isinstance(wanted, SuffixRange) and status in (200, 206):
             if status == 206:
                 return self._partial_suffix(response, url, wanted)
@@ -100,7 +104,9 @@ class UpstreamOpener:
             raise UpstreamUnavailable(self._label, f"is failing (HTTP {status} for {url})")
         raise UpstreamError(self._label, f"answered HTTP {status} for {url}")
 
-    def _whole(self, response: httpx.Response, url: str, wanted: ByteRange | None) -> RemoteBody:
+    def _whole(
+        self, response: aiohttp.ClientResponse, url: str, wanted: ByteRange | None
+    ) -> RemoteBody:
         """A 200: the whole file, cut to `wanted` here (`ranged=False` if a range was asked)."""
         size = _int_header(response, "Content-Length")
         if wanted is not None and size is not None and wanted.end >= size:
@@ -109,7 +115,7 @@ class UpstreamOpener:
         chunks = _sliced(self._raw(response), skip, length, self._label)
         return RemoteBody(size, chunks, ranged=wanted is None)
 
-    def _partial(self, response: httpx.Response, url: str, wanted: ByteRange) -> RemoteBody:
+    def _partial(self, response: aiohttp.ClientResponse, url: str, wanted: ByteRange) -> RemoteBody:
         """RFC 9110 §14.4: trust a 206 only if its Content-Range covers the range."""
         header = response.headers.get("Content-Range", "")
         match = _CONTENT_RANGE.fullmatch(header.strip())
@@ -122,7 +128,7 @@ class UpstreamOpener:
         return RemoteBody(size, _sliced(self._raw(response), skip, wanted.length, self._label))
 
     def _partial_suffix(
-        self, response: httpx.Response, url: str, wanted: SuffixRange
+        self, response: aiohttp.ClientResponse, url: str, wanted: SuffixRange
     ) -> RemoteBody:
         """A 206 to `bytes=-N`: it must end at the end of the file and say its size."""
         header = response.headers.get("Content-Range", "")
@@ -140,7 +146,9 @@ class UpstreamOpener:
         chunks = _sliced(self._raw(response), start - first, size - start, self._label)
         return RemoteBody(size, chunks)
 
-    def _whole_for_suffix(self, response: httpx.Response, wanted: SuffixRange) -> RemoteBody:
+    def _whole_for_suffix(
+        self, response: aiohttp.ClientResponse, wanted: SuffixRange
+    ) -> RemoteBody:
         """A 200 to `bytes=-N`: the whole file, cut to its end here (`ranged=False`)."""
         size = _int_header(response, "Content-Length")
         if size is None:
@@ -150,12 +158,18 @@ class UpstreamOpener:
             size, _sliced(self._raw(response), start, size - start, self._label), ranged=False
         )
 
-    async def _raw(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        """The body as sent: `aiter_raw` never undoes a content coding of a file."""
+    async def _raw(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """The body as sent (`open` asked aiohttp not to undo a content coding).
+
+        In chunks of at most `CHUNK_SIZE`, as they arrive: the files route reads
+        one chunk before it answers, so a body that breaks off after its start
+        is a broken transfer; one that breaks before (aiohttp then raises at
+        once, dropping what it had buffered) is a 503 naming the upstream.
+        """
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_chunked(CHUNK_SIZE):
                 yield chunk
-        except httpx.HTTPError as exc:
+        except CLIENT_ERRORS as exc:
             raise translate_error(exc, self._label) from exc
 
 
@@ -192,6 +206,6 @@ async def _last(chunks: AsyncIterator[bytes], length: int) -> AsyncIterator[byte
         yield tail
 
 
-def _int_header(response: httpx.Response, name: str) -> int | None:
+def _int_header(response: aiohttp.ClientResponse, name: str) -> int | None:
     value = response.headers.get(name, "").strip()
     return int(value) if value.isdigit() else None

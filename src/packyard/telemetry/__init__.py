@@ -7,7 +7,8 @@ wraps each upstream (`observe_upstream`) and the whole app (`instrument`).
   upstream errors, the audit trail);
 - `metrics.py`: the metrics and the `/metrics` text, multiprocess mode;
 - `asgi.py`: the per-request wrapper (the hot path);
-- `upstream.py`: httpx hooks and the upstream error observer.
+- `upstream.py`: the upstream client's request observer and the upstream
+  error observer.
 """
 
 from __future__ import annotations

@@ -2,52 +2,51 @@
 
 Two seams, neither of which changes what flows through:
 
-- `instrument_client` adds httpx event hooks (a public httpx API) to an
-  upstream's client: every response's latency (until its headers) and status.
+- `instrument_client` sets the `observer` of an upstream's HTTP client:
+  every request's latency (until the headers of its final response) and the
+  status of each response, each hop of a redirect counted on its own.
 - `ObservedUpstream` wraps an upstream source in the chain and records every
-  `UpstreamError` that reaches it (a transport failure has no response for a
-  hook to see) as a metric and an `upstream-error` event, then re-raises it.
-  A failure a cache below hides (stale-if-error) is seen only by the hooks.
+  `UpstreamError` that reaches it (a transport failure has no response for the
+  observer to see) as a metric and an `upstream-error` event, then re-raises it.
+  A failure a cache below hides (stale-if-error) is seen only by the observer.
 """
 
 from __future__ import annotations
 
-import time
-
-import httpx
+import aiohttp
+from prometheus_client import Counter
 from typing_extensions import override
 
 from packyard.errors import UpstreamError, UpstreamUnavailable
 from packyard.model import ProjectDetail, ProjectList, RequestContext, Resource
 from packyard.repository.base import DelegatingRepository, Repository
+from packyard.repository.upstream_http import UpstreamClient
 from packyard.telemetry.events import EventLog
 from packyard.telemetry.metrics import Metrics
 
-_STARTED = "packyard.started"
 
-
-def instrument_client(client: httpx.AsyncClient, label: str, metrics: Metrics) -> None:
-    """Add hooks that time each request to `label` and count its response status."""
+def instrument_client(client: UpstreamClient, label: str, metrics: Metrics) -> None:
+    """Time each request to `label` and count the status of each of its responses."""
     seconds = metrics.upstream_seconds.labels(label)
+    counters: dict[int, Counter] = {}  # per status: `labels` takes a lock and a lookup
 
-    async def on_request(request: httpx.Request) -> None:
-        request.extensions[_STARTED] = time.perf_counter()
+    def count(status: int) -> None:
+        counter = counters.get(status)
+        if counter is None:
+            counter = counters[status] = metrics.upstream_responses.labels(label, str(status))
+        counter.inc()
 
-    async def on_response(response: httpx.Response) -> None:
-        started = response.request.extensions.get(_STARTED)
-        if isinstance(started, float):
-            seconds.observe(time.perf_counter() - started)
-        metrics.upstream_responses.labels(label, str(response.status_code)).inc()
+    def observe(response: aiohttp.ClientResponse, elapsed: float) -> None:
+        seconds.observe(elapsed)
+        for hop in response.history:  # the redirects followed on the way
+            count(hop.status)
+        count(response.status)
 
-    hooks = client.event_hooks
-    client.event_hooks = {
-        "request": [*hooks.get("request", []), on_request],
-        "response": [*hooks.get("response", []), on_response],
-    }
+    client.observer = observe
 
 
-def find_client(repository: Repository) -> httpx.AsyncClient | None:
-    """The httpx client of the `UpstreamRepository` at the bottom of `repository`, if any.
+def find_client(repository: Repository) -> UpstreamClient | None:
+    """The HTTP client of the `UpstreamRepository` at the bottom of `repository`, if any.
 
     Follows `source` through delegating wrappers (such as the upstream cache).
     """

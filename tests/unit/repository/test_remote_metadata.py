@@ -1,12 +1,13 @@
 """RemoteMetadataReader and MetadataRepository over upstream wheels without `.metadata`.
 
-The upstream is an in-memory index (httpx.MockTransport) behind the real
-`UpstreamOpener` and `UpstreamRepository`, which honours Range or, when told
-to, answers every request with the whole file, as some servers do.
+The upstream is a fake index served on 127.0.0.1 (`tests/unit/upstream_server.py`)
+behind the real `UpstreamOpener` and `UpstreamRepository`; it honours Range
+or, when told to, answers every request with the whole file, as some servers do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -17,8 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
+from aiohttp import web
 
 from packyard.dists.remote_zip import TAIL_SIZE
 from packyard.errors import UpstreamError
@@ -32,16 +33,23 @@ from packyard.repository.remote_metadata import (
     wheel_identity,
 )
 from packyard.repository.upstream import UpstreamRepository
+from packyard.repository.upstream_http import UpstreamClient
 from packyard.repository.upstream_opener import UpstreamOpener
 from packyard.settings import UpstreamSettings
 from packyard.storage.filesystem import FilesystemBlobStore
 from tests.builders import build_sdist, build_wheel
+from tests.unit.upstream_server import Servers, response, streamed
 
 pytestmark = pytest.mark.anyio
 
-BASE = "https://upstream.test/simple/"
-FILES = "https://upstream.test/files/"
 JSON = "application/vnd.pypi.simple.v1+json"
+CHUNK = 65536
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Servers]:
+    async with Servers() as servers:
+        yield servers
 
 
 class Clock:
@@ -52,19 +60,12 @@ class Clock:
         return self.now
 
 
-class Body(httpx.AsyncByteStream):
-    """A streamed body in 64 KiB chunks (a `content=` body is read eagerly, not streamed)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for start in range(0, len(self.data), 65536):
-            yield self.data[start : start + 65536]
-
-
 class Index:
-    """A fake upstream index of `files`; counts file requests and the bytes it sends."""
+    """A fake upstream index of `files`; counts file requests and the bytes it sends.
+
+    Served on 127.0.0.1 once `start`ed; bodies go out in 64 KiB writes, without
+    a Content-Length (chunked).
+    """
 
     def __init__(self, files: list[Path], *, ranges: bool = True, sizes: bool = True) -> None:
         self.files = {path.name: path.read_bytes() for path in files}
@@ -73,24 +74,44 @@ class Index:
         self.advertised: dict[str, str] = {}  # filename -> sha256 of its .metadata
         self.file_requests: list[str | None] = []  # the Range header of each
         self.sent = 0
+        self.url = ""
 
-    async def __call__(self, request: httpx.Request) -> httpx.Response:
-        await anyio.sleep(0.001)  # a network round trip: lets concurrent callers meet
-        path = request.url.path
+    async def start(self, servers: Servers) -> Index:
+        self._servers = servers
+        self.url = (await servers.start(self.handle)).url
+        self.opener = UpstreamOpener(self.client(), "up")
+        return self
+
+    @property
+    def base(self) -> str:
+        return self.url + "/simple/"
+
+    @property
+    def files_url(self) -> str:
+        return self.url + "/files/"
+
+    def client(self) -> UpstreamClient:
+        return self._servers.client(UpstreamSettings(url=self.base, name="up"))
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        await asyncio.sleep(0.001)  # a slower network round trip: lets concurrent callers meet
+        path = request.path
         if path.startswith("/simple/"):
-            return httpx.Response(200, content=self.page(), headers={"Content-Type": JSON})
+            return response(self.page(), headers={"Content-Type": JSON})
         filename = path.rsplit("/", 1)[1]
         self.file_requests.append(request.headers.get("Range"))
         if filename.endswith(".metadata"):
-            return httpx.Response(200, stream=Body(b"upstream metadata\n"))
-        return self.file(self.files[filename], request.headers.get("Range"))
+            return await streamed(request, b"upstream metadata\n", chunk=CHUNK)
+        return await self.file(request, self.files[filename], request.headers.get("Range"))
 
-    def file(self, data: bytes, header: str | None) -> httpx.Response:
+    async def file(
+        self, request: web.BaseRequest, data: bytes, header: str | None
+    ) -> web.StreamResponse:
         match = re.fullmatch(r"bytes=(\d+)-(\d+)", header or "")
         suffix = re.fullmatch(r"bytes=-(\d+)", header or "")
         if (match is None and suffix is None) or not self.ranges:
             self.sent += len(data)
-            return httpx.Response(200, stream=Body(data))
+            return await streamed(request, data, chunk=CHUNK)
         if suffix is not None:
             start, end = max(len(data) - int(suffix[1]), 0), len(data) - 1
         else:
@@ -98,8 +119,12 @@ class Index:
             start, end = int(match[1]), min(int(match[2]), len(data) - 1)
         self.sent += end - start + 1
         content_range = f"bytes {start}-{end}/{len(data)}"
-        return httpx.Response(
-            206, stream=Body(data[start : end + 1]), headers={"Content-Range": content_range}
+        return await streamed(
+            request,
+            data[start : end + 1],
+            status=206,
+            headers={"Content-Range": content_range},
+            chunk=CHUNK,
         )
 
     def page(self) -> bytes:
@@ -107,7 +132,7 @@ class Index:
         for filename, data in self.files.items():
             entry: dict[str, object] = {
                 "filename": filename,
-                "url": FILES + filename,
+                "url": self.files_url + filename,
                 "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
             }
             if self.sizes:
@@ -117,15 +142,12 @@ class Index:
             files.append(entry)
         return json.dumps({"meta": {"api-version": "1.1"}, "name": "demo", "files": files}).encode()
 
-    def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(self))
-
     def remote_file(self, filename: str, *, sized: bool = True, sha256: bool = True) -> RemoteFile:
         data = self.files[filename]
         return RemoteFile(
             filename=filename,
-            url=FILES + filename,
-            opener=UpstreamOpener(self.client(), "up"),
+            url=self.files_url + filename,
+            opener=self.opener,
             upstream="up",
             sha256=hashlib.sha256(data).hexdigest() if sha256 else None,
             size=len(data) if sized else None,
@@ -163,9 +185,9 @@ def store(tmp_path: Path) -> FilesystemBlobStore:
 
 
 async def test_metadata_is_read_by_ranges_stored_and_found_after_a_restart(
-    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
-    index = Index([big_wheel])
+    index = await Index([big_wheel]).start(servers)
     remote = index.remote_file(big_wheel.name)
     reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
 
@@ -182,9 +204,9 @@ async def test_metadata_is_read_by_ranges_stored_and_found_after_a_restart(
 
 
 async def test_without_a_size_one_suffix_request_gives_the_end_and_the_size(
-    big_wheel: Path, store: FilesystemBlobStore
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore
 ) -> None:
-    index = Index([big_wheel])
+    index = await Index([big_wheel]).start(servers)
     remote = index.remote_file(big_wheel.name, sized=False)
     _, content = await RemoteMetadataReader(store).extract("demo", dist_of(remote), remote)
     assert content == metadata_in(big_wheel)
@@ -195,10 +217,10 @@ async def test_without_a_size_one_suffix_request_gives_the_end_and_the_size(
 
 
 async def test_an_upstream_that_ignores_ranges_gets_one_full_download(
-    big_wheel: Path, dists: Path, store: FilesystemBlobStore
+    servers: Servers, big_wheel: Path, dists: Path, store: FilesystemBlobStore
 ) -> None:
     other = build_wheel(dists, "other", "2.0")
-    index = Index([big_wheel, other], ranges=False)
+    index = await Index([big_wheel, other], ranges=False).start(servers)
     clock = Clock()
     reader = RemoteMetadataReader(store, clock=clock)
 
@@ -222,9 +244,9 @@ async def test_an_upstream_that_ignores_ranges_gets_one_full_download(
 
 
 async def test_a_full_download_must_match_the_page_sha256(
-    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
-    index = Index([big_wheel], ranges=False)
+    index = await Index([big_wheel], ranges=False).start(servers)
     remote = index.remote_file(big_wheel.name)
     lying = replace(remote, sha256="0" * 64)
     reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
@@ -236,30 +258,30 @@ async def test_a_full_download_must_match_the_page_sha256(
 
 @pytest.mark.parametrize("ranges", [True, False])
 async def test_a_broken_upstream_wheel_is_an_upstream_error(
-    dists: Path, store: FilesystemBlobStore, ranges: bool
+    servers: Servers, dists: Path, store: FilesystemBlobStore, ranges: bool
 ) -> None:
     broken = dists / "demo-1.0-py3-none-any.whl"
     broken.write_bytes(os.urandom(200_000))
-    index = Index([broken], ranges=ranges)
+    index = await Index([broken], ranges=ranges).start(servers)
     remote = index.remote_file(broken.name)
     with pytest.raises(UpstreamError, match="unreadable wheel"):
         await RemoteMetadataReader(store).extract("demo", dist_of(remote), remote)
 
 
 async def test_metadata_that_disagrees_with_the_filename_is_refused(
-    dists: Path, store: FilesystemBlobStore
+    servers: Servers, dists: Path, store: FilesystemBlobStore
 ) -> None:
     wheel = build_wheel(dists, "demo", "1.0", metadata="Metadata-Version: 2.1\nName: demo\n")
-    index = Index([wheel])
+    index = await Index([wheel]).start(servers)
     remote = index.remote_file(wheel.name)
     with pytest.raises(UpstreamError, match="version"):
         await RemoteMetadataReader(store).extract("demo", dist_of(remote), remote)
 
 
 async def test_concurrent_requests_for_one_wheel_share_one_fetch(
-    big_wheel: Path, store: FilesystemBlobStore
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore
 ) -> None:
-    index = Index([big_wheel])
+    index = await Index([big_wheel]).start(servers)
     remote = index.remote_file(big_wheel.name)
     reader = RemoteMetadataReader(store)
     results: list[tuple[ExtractedMetadata, bytes]] = []
@@ -273,7 +295,7 @@ async def test_concurrent_requests_for_one_wheel_share_one_fetch(
 
     assert len(results) == 10
     assert len({result[0] for result in results}) == 1
-    single = Index([big_wheel])
+    single = await Index([big_wheel]).start(servers)
     fresh = single.remote_file(big_wheel.name)
     await RemoteMetadataReader(FilesystemBlobStore(store.root / "other")).extract(
         "demo", dist_of(fresh), fresh
@@ -295,9 +317,9 @@ async def test_a_wheel_in_our_own_storage_is_read_by_ranges_too(
 
 
 async def test_what_another_process_extracted_is_read_from_the_store(
-    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
-    index = Index([big_wheel])
+    index = await Index([big_wheel]).start(servers)
     remote = index.remote_file(big_wheel.name)
     reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
     async with store.writer(big_wheel.name + ".metadata") as writer:
@@ -333,17 +355,17 @@ def test_wheels_without_a_sha256_are_known_by_a_hash_of_their_url() -> None:
 
 
 def chain_over(index: Index, store: FilesystemBlobStore, index_path: Path) -> MetadataRepository:
-    settings = UpstreamSettings(url=BASE, name="up", page_ttl=3600)
+    settings = UpstreamSettings(url=index.base, name="up", page_ttl=3600)
     upstream = UpstreamRepository(settings, index.client())
     return MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, index_path))
 
 
 async def test_upstream_pages_advertise_metadata_for_every_wheel(
-    big_wheel: Path, dists: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers, big_wheel: Path, dists: Path, store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
     sdist = build_sdist(dists, "demo", "1.0")
     advertised = build_wheel(dists, "demo", "0.9")
-    index = Index([big_wheel, sdist, advertised])
+    index = await Index([big_wheel, sdist, advertised]).start(servers)
     index.advertised[advertised.name] = "e" * 64
     chain = chain_over(index, store, tmp_path / "index.jsonl")
 
@@ -370,22 +392,22 @@ async def test_upstream_pages_advertise_metadata_for_every_wheel(
 
 
 async def test_an_upstreams_own_metadata_file_is_passed_through(
-    dists: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers, dists: Path, store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
     wheel = build_wheel(dists, "demo", "1.0")
-    index = Index([wheel])
+    index = await Index([wheel]).start(servers)
     index.advertised[wheel.name] = "e" * 64
     chain = chain_over(index, store, tmp_path / "index.jsonl")
     served = await chain.get_file("demo", wheel.name + ".metadata", ANONYMOUS)
     assert isinstance(served, RemoteFile)
-    assert served.url == FILES + wheel.name + ".metadata"
+    assert served.url == index.files_url + wheel.name + ".metadata"
     assert served.sha256 == "e" * 64
 
 
 async def test_extracted_metadata_is_served_from_the_store_after_a_restart(
-    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
-    index = Index([big_wheel])
+    index = await Index([big_wheel]).start(servers)
     first = await chain_over(index, store, tmp_path / "index.jsonl").get_file(
         "demo", big_wheel.name + ".metadata", ANONYMOUS
     )
@@ -402,9 +424,9 @@ async def test_extracted_metadata_is_served_from_the_store_after_a_restart(
 
 
 async def test_a_lost_blob_is_extracted_again(
-    big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
-    index = Index([big_wheel])
+    index = await Index([big_wheel]).start(servers)
     chain = chain_over(index, store, tmp_path / "index.jsonl")
     served = await chain.get_file("demo", big_wheel.name + ".metadata", ANONYMOUS)
     assert isinstance(served, InlineFile)
