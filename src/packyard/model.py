@@ -125,17 +125,6 @@ class ByteRange:
         return ByteRange(start, last)
 
 
-@dataclass(frozen=True, slots=True)
-class SuffixRange:
-    """The last `length` bytes of a file whose size is not known yet (RFC 9110 `bytes=-N`).
-
-    One request then gives both the end of the file and, in its Content-Range,
-    the file's size: reading a zip's end record needs no size probe first.
-    """
-
-    length: int
-
-
 class BlobReader(Protocol):
     """Reads bytes of a stored blob (implemented by each blob store)."""
 
@@ -186,8 +175,6 @@ class RemoteOpener(Protocol):
     `open(url, byte_range)` yields a `RemoteBody` whose chunks are exactly the
     bytes of `byte_range` (or the whole file for None), whether or not the
     upstream honoured the Range header: the opener skips and truncates itself.
-    For a `SuffixRange` they are the last `length` bytes (all of a shorter
-    file), and `size` is the file's size when the upstream told it.
 
     Raises (on entering):
         UpstreamUnavailable, UpstreamError: the upstream failed.
@@ -195,7 +182,7 @@ class RemoteOpener(Protocol):
     """
 
     def open(
-        self, url: str, byte_range: ByteRange | SuffixRange | None
+        self, url: str, byte_range: ByteRange | None
     ) -> AbstractAsyncContextManager[RemoteBody]: ...
 
 

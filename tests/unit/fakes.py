@@ -16,7 +16,6 @@ from packyard.model import (
     ProjectList,
     RequestContext,
     Resource,
-    SuffixRange,
 )
 from packyard.repository.base import Repository
 
@@ -108,10 +107,8 @@ class PageSource(Repository):
         return InlineFile(filename, content, sha256(content).hexdigest())
 
 
-def part_of(content: bytes, byte_range: ByteRange | SuffixRange | None) -> bytes:
+def part_of(content: bytes, byte_range: ByteRange | None) -> bytes:
     """The bytes of `content` that a `RemoteOpener` yields for `byte_range`."""
-    if isinstance(byte_range, SuffixRange):
-        return content[-byte_range.length :]
     if byte_range is None:
         return content
     return content[byte_range.start : byte_range.end + 1]

@@ -23,7 +23,6 @@ from packyard.model import (
     RemoteFile,
     RequestContext,
     Resource,
-    SuffixRange,
 )
 from packyard.publish.audit import AUDIT_LOGGER
 from packyard.repository.base import DelegatingRepository
@@ -85,7 +84,7 @@ class _Opener:
 
     @asynccontextmanager
     async def open(
-        self, url: str, byte_range: ByteRange | SuffixRange | None
+        self, url: str, byte_range: ByteRange | None
     ) -> AsyncIterator[RemoteBody]:
         part = part_of(self.content, byte_range)
 

@@ -93,16 +93,6 @@ class _Window:
         self.start = size
         self.data = b""
 
-    def keep_tail(self, tail: bytes) -> None:
-        """Start from the file's last bytes, read by the caller.
-
-        Raises:
-            InvalidDistribution: `tail` is longer than the file.
-        """
-        if len(tail) > self.size:
-            raise InvalidDistribution(f"The zip's end ({len(tail)} bytes) is longer than the file.")
-        self.start, self.data = self.size - len(tail), tail
-
     async def get(self, start: int, end: int, what: str) -> bytes:
         """The bytes `start`..`end` (exclusive), read unless already at hand.
 
@@ -132,14 +122,10 @@ class _Window:
         return data
 
 
-async def read_wheel_metadata(
-    read: RangeReader, size: int, wheel: DistFilename, *, tail: bytes = b""
-) -> bytes:
+async def read_wheel_metadata(read: RangeReader, size: int, wheel: DistFilename) -> bytes:
     """The exact bytes of `<name>-<version>.dist-info/METADATA` in the wheel `wheel`.
 
-    `read` reads byte ranges of the wheel, whose length is `size`; `tail`,
-    the file's last bytes if they were read already (with its size), saves
-    the first read when it holds the end records. The
+    `read` reads byte ranges of the wheel, whose length is `size`. The
     member chosen is the last central directory entry (as `zipfile` and so pip
     choose) of a top-level `.dist-info` directory whose name and version,
     normalised, are the filename's.
@@ -153,8 +139,6 @@ async def read_wheel_metadata(
         Whatever `read` raises (e.g. UpstreamError) passes through.
     """
     window = _Window(read, size)
-    if tail:
-        window.keep_tail(tail)
     await window.get(max(size - TAIL_SIZE, 0), size, "end")
     directory = await _directory(window)
     entry = await _find_metadata(window, directory, wheel)

@@ -42,7 +42,6 @@ from packyard.model import (
     RemoteFile,
     RemoteOpener,
     StoredFile,
-    SuffixRange,
 )
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, blob_key
 
@@ -255,9 +254,7 @@ class _TeeOpener:
         self._inner: RemoteOpener = resource.opener
 
     @asynccontextmanager
-    async def open(
-        self, url: str, byte_range: ByteRange | SuffixRange | None
-    ) -> AsyncIterator[RemoteBody]:
+    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
         """See `model.RemoteOpener.open`. A full download's chunks also raise
         UpstreamError when the bytes do not match the page's sha256 or size."""
         if byte_range is not None:  # part of a file: nothing to verify or keep

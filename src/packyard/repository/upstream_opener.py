@@ -23,7 +23,7 @@ from packyard.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from packyard.model import ByteRange, RemoteBody, SuffixRange
+from packyard.model import ByteRange, RemoteBody
 from packyard.repository.upstream_http import CLIENT_ERRORS, UpstreamClient, translate_error
 
 _CONTENT_RANGE = re.compile(r"bytes ([0-9]+)-([0-9]+)/([0-9]+|\*)")
@@ -50,15 +50,12 @@ class UpstreamOpener:
         self._label = label
 
     @asynccontextmanager
-    async def open(
-        self, url: str, byte_range: ByteRange | SuffixRange | None
-    ) -> AsyncIterator[RemoteBody]:
+    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
         """GET `url`, yielding exactly the bytes of `byte_range` (or all of them).
 
         A 206 is passed through; a 200 to a range request is skipped and cut to
         the range here, and marked `ranged=False` so that a caller can give up
         rather than read the whole file. The response is always closed on exit.
-        A suffix range's 206 must say the file's size (`bytes a-b/size`).
 
         Raises (on entering):
             FileNotFound: the upstream answered 404 or 410.
@@ -68,9 +65,7 @@ class UpstreamOpener:
         The chunks raise UpstreamUnavailable if the connection breaks mid-body.
         """
         headers = _WHOLE
-        if isinstance(byte_range, SuffixRange):
-            headers = {**_WHOLE, "Range": f"bytes=-{byte_range.length}"}
-        elif byte_range is not None:
+        if byte_range is not None:
             headers = {**_WHOLE, "Range": f"bytes={byte_range.start}-{byte_range.end}"}
         try:
             response = await self._client.get(url, headers, decode=False)
@@ -83,16 +78,12 @@ class UpstreamOpener:
             response.release()
 
     def _body(
-        self, response: aiohttp.ClientResponse, url: str, wanted: ByteRange | SuffixRange | None
+        self, response: aiohttp.ClientResponse, url: str, wanted: ByteRange | None
     ) -> RemoteBody:
         status = response.status
-        if isinstance(wanted, SuffixRange) and status in (200, 206):
-            if status == 206:
-                return self._partial_suffix(response, url, wanted)
-            return self._whole_for_suffix(response, wanted)
-        if status == 206 and isinstance(wanted, ByteRange):
+        if status == 206 and wanted is not None:
             return self._partial(response, url, wanted)
-        if status == 200 and not isinstance(wanted, SuffixRange):
+        if status == 200:
             return self._whole(response, url, wanted)
         if status in (404, 410):
             raise UpstreamFileGone(self._label, url)
@@ -126,37 +117,6 @@ class UpstreamOpener:
         size = None if match[3] == "*" else int(match[3])
         skip = wanted.start - int(match[1])
         return RemoteBody(size, _sliced(self._raw(response), skip, wanted.length, self._label))
-
-    def _partial_suffix(
-        self, response: aiohttp.ClientResponse, url: str, wanted: SuffixRange
-    ) -> RemoteBody:
-        """A 206 to `bytes=-N`: it must end at the end of the file and say its size."""
-        header = response.headers.get("Content-Range", "")
-        match = _CONTENT_RANGE.fullmatch(header.strip())
-        if match is None or match[3] == "*":
-            raise UpstreamError(
-                self._label, f"answered {header!r} to a request for the last bytes of {url}"
-            )
-        first, last, size = int(match[1]), int(match[2]), int(match[3])
-        start = max(size - wanted.length, 0)
-        if last != size - 1 or first > start:
-            raise UpstreamError(
-                self._label, f"answered {header!r} to a request for the last bytes of {url}"
-            )
-        chunks = _sliced(self._raw(response), start - first, size - start, self._label)
-        return RemoteBody(size, chunks)
-
-    def _whole_for_suffix(
-        self, response: aiohttp.ClientResponse, wanted: SuffixRange
-    ) -> RemoteBody:
-        """A 200 to `bytes=-N`: the whole file, cut to its end here (`ranged=False`)."""
-        size = _int_header(response, "Content-Length")
-        if size is None:
-            return RemoteBody(None, _last(self._raw(response), wanted.length), ranged=False)
-        start = max(size - wanted.length, 0)
-        return RemoteBody(
-            size, _sliced(self._raw(response), start, size - start, self._label), ranged=False
-        )
 
     async def _raw(self, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """The body as sent (`open` asked aiohttp not to undo a content coding).
@@ -195,15 +155,6 @@ async def _sliced(
             return
     if length:
         raise UpstreamUnavailable(label, f"ended the response {length} bytes early")
-
-
-async def _last(chunks: AsyncIterator[bytes], length: int) -> AsyncIterator[bytes]:
-    """The last `length` bytes of a body of unknown length, once it has all arrived."""
-    tail = b""
-    async for chunk in chunks:
-        tail = (tail + chunk)[-length:]
-    if tail:
-        yield tail
 
 
 def _int_header(response: aiohttp.ClientResponse, name: str) -> int | None:

@@ -22,7 +22,6 @@ from packyard.model import (
     RequestContext,
     Resource,
     StoredFile,
-    SuffixRange,
 )
 from packyard.repository.base import IdentityMemo
 from packyard.repository.cache import CacheRepository
@@ -61,7 +60,7 @@ class MemoryOpener:
 
     @asynccontextmanager
     async def open(
-        self, url: str, byte_range: ByteRange | SuffixRange | None
+        self, url: str, byte_range: ByteRange | None
     ) -> AsyncIterator[RemoteBody]:
         self.opens += 1
         project, filename = url.removeprefix("memory://").split("/")

@@ -26,6 +26,7 @@ from packyard.errors import UpstreamError
 from packyard.model import ANONYMOUS, DistFile, InlineFile, RemoteFile, StoredFile
 from packyard.repository.metadata import METADATA_CONTENT_TYPE, MetadataRepository
 from packyard.repository.remote_metadata import (
+    ALIGNMENT,
     RANGE_RETRY_SECONDS,
     ExtractedMetadata,
     MetadataIndex,
@@ -108,15 +109,10 @@ class Index:
         self, request: web.BaseRequest, data: bytes, header: str | None
     ) -> web.StreamResponse:
         match = re.fullmatch(r"bytes=(\d+)-(\d+)", header or "")
-        suffix = re.fullmatch(r"bytes=-(\d+)", header or "")
-        if (match is None and suffix is None) or not self.ranges:
+        if match is None or not self.ranges:
             self.sent += len(data)
             return await streamed(request, data, chunk=CHUNK)
-        if suffix is not None:
-            start, end = max(len(data) - int(suffix[1]), 0), len(data) - 1
-        else:
-            assert match is not None
-            start, end = int(match[1]), min(int(match[2]), len(data) - 1)
+        start, end = int(match[1]), min(int(match[2]), len(data) - 1)
         self.sent += end - start + 1
         content_range = f"bytes {start}-{end}/{len(data)}"
         return await streamed(
@@ -203,7 +199,7 @@ async def test_metadata_is_read_by_ranges_stored_and_found_after_a_restart(
     assert restarted.generation("demo") == 1
 
 
-async def test_without_a_size_one_suffix_request_gives_the_end_and_the_size(
+async def test_without_a_size_the_first_byte_is_asked_for_the_size(
     servers: Servers, big_wheel: Path, store: FilesystemBlobStore
 ) -> None:
     index = await Index([big_wheel]).start(servers)
@@ -211,8 +207,10 @@ async def test_without_a_size_one_suffix_request_gives_the_end_and_the_size(
     _, content = await RemoteMetadataReader(store).extract("demo", dist_of(remote), remote)
     assert content == metadata_in(big_wheel)
     # The dist-info is written last: the end records, the central directory
-    # and METADATA are all in the one suffix read.
-    assert index.file_requests == [f"bytes=-{TAIL_SIZE}"]
+    # and METADATA are all in the one read of the tail, which starts on a page.
+    size = len(index.files[big_wheel.name])
+    tail_start = size - TAIL_SIZE - (size - TAIL_SIZE) % ALIGNMENT
+    assert index.file_requests == ["bytes=0-0", f"bytes={tail_start}-{size - 1}"]
     assert index.sent < 100_000
 
 

@@ -20,7 +20,7 @@ from packyard.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from packyard.model import ANONYMOUS, ByteRange, RemoteFile, SuffixRange
+from packyard.model import ANONYMOUS, ByteRange, RemoteFile
 from packyard.repository import upstream as upstream_module
 from packyard.repository.upstream import (
     ACCEPT,
@@ -376,11 +376,7 @@ def file_server(content: bytes, honour_ranges: bool) -> Handler:
         if wanted is None or not honour_ranges:
             headers = {"Content-Length": str(len(content))}
             return await streamed(request, content, headers=headers)
-        first, last = wanted.removeprefix("bytes=").split("-")
-        if first:
-            start, end = int(first), int(last)
-        else:  # a suffix: the last N bytes
-            start, end = max(len(content) - int(last), 0), len(content) - 1
+        start, end = (int(part) for part in wanted.removeprefix("bytes=").split("-"))
         headers = {"Content-Range": f"bytes {start}-{end}/{len(content)}"}
         return await streamed(request, content[start : end + 1], status=206, headers=headers)
 
@@ -395,7 +391,7 @@ async def opener_for(servers: Servers, handler: Handler) -> tuple[UpstreamOpener
 
 
 async def read(
-    opener: UpstreamOpener, url: str, byte_range: ByteRange | SuffixRange | None
+    opener: UpstreamOpener, url: str, byte_range: ByteRange | None
 ) -> tuple[int | None, bytes]:
     async with opener.open(url, byte_range) as body:
         return body.size, await chunks_of(body.chunks)
@@ -417,47 +413,6 @@ async def test_opener_ranges_with_206_and_with_a_200_fallback(
         "bytes=0-0",
     ]
     assert {request.headers["Accept-Encoding"] for request in server.requests} == {"identity"}
-
-
-@pytest.mark.parametrize("honour_ranges", [True, False])
-async def test_opener_suffix_ranges_give_the_end_and_the_size(
-    servers: Servers, honour_ranges: bool
-) -> None:
-    content = bytes(range(256)) * 40
-    opener, server = await opener_for(servers, file_server(content, honour_ranges))
-    url = server.url + "/demo-1.0.whl"
-    async with opener.open(url, SuffixRange(3000)) as body:
-        assert (body.size, body.ranged) == (len(content), honour_ranges)
-        assert await chunks_of(body.chunks) == content[-3000:]
-    # Longer than the file: all of it.
-    assert await read(opener, url, SuffixRange(99_999)) == (len(content), content)
-    assert server.requests[0].headers["Range"] == "bytes=-3000"
-
-
-async def test_opener_cuts_a_200_of_unknown_length_to_its_end(servers: Servers) -> None:
-    async def handler(request: web.BaseRequest) -> web.StreamResponse:
-        return await streamed(request, b"0123456789" * 300)  # chunked: no Content-Length
-
-    opener, server = await opener_for(servers, handler)
-    async with opener.open(server.url + "/f.whl", SuffixRange(15)) as body:
-        assert (body.size, body.ranged) == (None, False)
-        assert await chunks_of(body.chunks) == b"567890123456789"
-
-
-@pytest.mark.parametrize(
-    "content_range", ["bytes 0-9/100", "bytes 90-98/100", "bytes 90-99/*", "bytes 95-99/100", ""]
-)
-async def test_opener_rejects_a_206_that_is_not_the_end_asked_for(
-    servers: Servers, content_range: str
-) -> None:
-    async def handler(request: web.BaseRequest) -> web.StreamResponse:
-        headers = {"Content-Range": content_range} if content_range else {}
-        return response(b"x" * 10, 206, headers)
-
-    opener, server = await opener_for(servers, handler)
-    with pytest.raises(UpstreamError, match="last bytes"):
-        await read(opener, server.url + "/f.whl", SuffixRange(10))
-    assert server.requests[0].headers["Range"] == "bytes=-10"
 
 
 async def test_opener_rejects_a_206_for_another_range(servers: Servers) -> None:

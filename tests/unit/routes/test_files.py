@@ -33,7 +33,6 @@ from packyard.model import (
     RequestContext,
     Resource,
     StoredFile,
-    SuffixRange,
 )
 from packyard.repository.base import Repository
 from packyard.routes.files import FilesRoute
@@ -80,12 +79,12 @@ class FakeOpener:
     content: bytes
     announce_size: bool = True
     error: PackyardError | None = None
-    opened: list[ByteRange | SuffixRange | None] = field(default_factory=list)
+    opened: list[ByteRange | None] = field(default_factory=list)
     closed: int = 0
 
     @asynccontextmanager
     async def open(
-        self, url: str, byte_range: ByteRange | SuffixRange | None
+        self, url: str, byte_range: ByteRange | None
     ) -> AsyncIterator[RemoteBody]:
         self.opened.append(byte_range)
         if self.error is not None:
