@@ -324,6 +324,9 @@ class RemoteMetadataReader:
         async with wheel.opener.open(wheel.url, ByteRange(0, 0)) as body:
             if not body.ranged or body.size is None:
                 raise _RangesRefused
+            # Read to the end (one byte), so the connection goes back to the pool.
+            async for _ in body.chunks:
+                pass
             return body.size
 
     async def _read_download(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:
