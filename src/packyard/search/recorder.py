@@ -3,14 +3,16 @@ project the chain serves a page for (DESIGN §1: the browser searches "every
 project ever requested through the proxy").
 
 Recording is off the request's path: a page is served at once, and the names
-met meanwhile are written in the background, many to a transaction. A cold
-resolution asks for dozens of new projects within a second; one database
-commit (an fsync) each would cost more than serving the pages.
+met meanwhile are written in the background, many to a transaction, at most
+`WRITE_DELAY` after they were met. A cold resolution asks for dozens of new
+projects within a second; one database commit (an fsync) each, competing with
+the requests for the same core, would cost more than serving the pages.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import anyio.to_thread
@@ -22,6 +24,9 @@ from packyard.repository.base import DelegatingRepository, Repository
 from packyard.search.index import SearchIndex
 
 logger = logging.getLogger(__name__)
+
+WRITE_DELAY = 1.0
+"""Seconds a newly met name waits, so that a burst of them shares one write."""
 
 
 class SearchRecorder(DelegatingRepository):
@@ -36,12 +41,16 @@ class SearchRecorder(DelegatingRepository):
     pending, then closes it.
     """
 
-    def __init__(self, source: Repository, index: SearchIndex) -> None:
+    def __init__(
+        self, source: Repository, index: SearchIndex, *, write_delay: float = WRITE_DELAY
+    ) -> None:
         super().__init__(source)
         self.index = index
+        self._write_delay = write_delay
         self._seen: dict[str, str] = {}
         self._pending: dict[str, tuple[str, str]] = {}  # name -> (display name, source)
         self._writer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # set by `settle`: write without waiting
 
     @override
     async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
@@ -55,7 +64,8 @@ class SearchRecorder(DelegatingRepository):
         return detail
 
     async def settle(self) -> None:
-        """Wait until every name met so far is written (or its write failed)."""
+        """Write every name met so far now, and wait until it is written (or failed)."""
+        self._wake.set()
         while self._writer is not None:
             await asyncio.shield(self._writer)
 
@@ -69,6 +79,8 @@ class SearchRecorder(DelegatingRepository):
 
     async def _write_pending(self) -> None:
         try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._write_delay)
             while self._pending:
                 batch, self._pending = self._pending, {}
                 rows = [(name, display, source) for name, (display, source) in batch.items()]
@@ -81,3 +93,4 @@ class SearchRecorder(DelegatingRepository):
                         self._seen.pop(name, None)
         finally:
             self._writer = None
+            self._wake.clear()

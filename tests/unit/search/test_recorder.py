@@ -68,3 +68,15 @@ async def test_closing_writes_what_is_pending() -> None:
     await recorder.get_project("beta", ANONYMOUS)
     await recorder.aclose()  # no settle first: closing must not lose the name
     assert index.batches == [["beta"]]
+
+
+async def test_names_wait_for_the_write_delay_so_a_burst_shares_one_write() -> None:
+    index = counting_index()
+    recorder = SearchRecorder(MemoryRepository("pypi", PROJECTS), index, write_delay=0.2)
+    await recorder.get_project("alpha", ANONYMOUS)
+    await anyio.sleep(0.05)
+    await recorder.get_project("beta", ANONYMOUS)  # met later, still within the delay
+    assert index.batches == []
+    await anyio.sleep(0.3)
+    assert index.batches == [["alpha", "beta"]]
+    await recorder.aclose()

@@ -26,6 +26,7 @@ async def test_home_counts_and_recent_releases(site: Site) -> None:
     assert 'href="/project/acme-tools/2.0b1/"' in html
     assert 'href="simple/"' in html  # how to point an installer at the index
     await site.client.get("/project/httpx/")
+    await site.recorder.settle()  # names are written in the background
     assert "<strong>1</strong> public projects" in (await site.client.get("/")).text
 
 
