@@ -83,9 +83,7 @@ class _Opener:
         self.content = content
 
     @asynccontextmanager
-    async def open(
-        self, url: str, byte_range: ByteRange | None
-    ) -> AsyncIterator[RemoteBody]:
+    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
         part = part_of(self.content, byte_range)
 
         async def chunks() -> AsyncIterator[bytes]:

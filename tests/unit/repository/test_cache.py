@@ -59,9 +59,7 @@ class MemoryOpener:
         self.opens = 0
 
     @asynccontextmanager
-    async def open(
-        self, url: str, byte_range: ByteRange | None
-    ) -> AsyncIterator[RemoteBody]:
+    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
         self.opens += 1
         project, filename = url.removeprefix("memory://").split("/")
         content = self.upstream.projects[project][filename]

@@ -83,9 +83,7 @@ class FakeOpener:
     closed: int = 0
 
     @asynccontextmanager
-    async def open(
-        self, url: str, byte_range: ByteRange | None
-    ) -> AsyncIterator[RemoteBody]:
+    async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
         self.opened.append(byte_range)
         if self.error is not None:
             raise self.error
