@@ -83,7 +83,7 @@ class MetadataRepository(DelegatingRepository):
         super().__init__(source)
         self._store = store
         self._remote = remote if remote is not None else RemoteMetadataReader(store)
-        self._read_ahead = ReadAhead(self._extract) if read_ahead else None
+        self._read_ahead = ReadAhead(self._read_ahead_one) if read_ahead else None
         self._files_by_name: IdentityMemo[ProjectDetail, Mapping[str, DistFile]] = IdentityMemo(
             lambda page: {dist.filename: dist for dist in page.files}
         )
@@ -192,15 +192,20 @@ class MetadataRepository(DelegatingRepository):
         return await self._extract(name, dist, ctx)
 
     async def _extract(
-        self, name: str, dist: DistFile, ctx: RequestContext = ANONYMOUS
+        self, name: str, dist: DistFile, ctx: RequestContext = ANONYMOUS, *, download: bool = True
     ) -> InlineFile:
         """Read the METADATA of the upstream wheel `dist` (once, however many ask),
-        and keep it in memory too: the client that asks next is served from there."""
+        and keep it in memory too: the client that asks next is served from there.
+        `download` False: never by reading the whole wheel (see `RemoteMetadataReader`)."""
         resource = await self.source.get_file(name, dist.filename, ctx)
-        known, content = await self._remote.extract(name, dist, resource)
+        known, content = await self._remote.extract(name, dist, resource, download=download)
         served = self._inline(dist.filename + METADATA_SUFFIX, content, known.sha256, dist)
         self._remember(served)
         return served
+
+    async def _read_ahead_one(self, name: str, dist: DistFile) -> None:
+        """A read-ahead reads ranges only: never a whole wheel no client asked for."""
+        await self._extract(name, dist, download=False)
 
     async def settle(self) -> None:
         """Wait until the metadata read ahead so far is read (or failed)."""

@@ -11,9 +11,11 @@ project instead of two.
 Bounded, so that it never becomes a crawler: only the newest final release,
 only when it has at most `MAX_WHEELS` wheels (which of 40 platform wheels a
 client wants is its own choice), at most `CONCURRENCY` reads at a time, each
-wheel at most once per process. Metadata is kept for good, so nothing read
-ahead is thrown away. A failure is only logged at debug level: the client's
-own request, if it comes, reports it.
+wheel at most once per process, and by range requests only (`MetadataRepository`
+never lets a read-ahead download a whole wheel from an upstream that refuses
+ranges). Metadata is kept for good, so nothing read ahead is thrown away. A
+failure is only logged at debug level: the client's own request, if it comes,
+reports it.
 """
 
 from __future__ import annotations

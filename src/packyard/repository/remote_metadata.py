@@ -181,6 +181,10 @@ class MetadataIndex:
             self._generations[project] = self._generations.get(project, 0) + 1
 
 
+class RangesUnavailable(UpstreamError):
+    """The upstream refuses byte ranges, and reading the whole wheel was not allowed."""
+
+
 class _RangesRefused(Exception):
     """The upstream answered a range request with the whole file."""
 
@@ -218,15 +222,19 @@ class RemoteMetadataReader:
         return self._index.generation(project)
 
     async def extract(
-        self, project: str, dist: DistFile, wheel: Resource
+        self, project: str, dist: DistFile, wheel: Resource, *, download: bool = True
     ) -> tuple[ExtractedMetadata, bytes]:
         """The METADATA of the wheel `dist` of `project`, whose bytes are `wheel`.
 
         Read once for all concurrent callers, checked (name and version agree
         with the filename), stored and indexed; found in the store instead if
-        another process extracted it meanwhile.
+        another process extracted it meanwhile. Without `download`, an
+        upstream that refuses byte ranges is not read whole (a read-ahead must
+        not cost whole wheels); a caller that allows it and had joined such a
+        read then reads the wheel itself.
 
         Raises:
+            RangesUnavailable: `download` is False and the upstream refuses ranges.
             UpstreamError: the upstream's wheel is not a readable wheel, or its
                 bytes do not match the page's size or sha256 (a 502).
             UpstreamUnavailable, FileNotFound: the upstream failed, or no
@@ -235,12 +243,19 @@ class RemoteMetadataReader:
             OSError: the blob store or the index could not be written.
         """
         identity = wheel_identity(dist)
-        return await self._flights.run(
-            identity, lambda: self._extract_once(project, identity, dist, wheel)
-        )
+        try:
+            return await self._flights.run(
+                identity, lambda: self._extract_once(project, identity, dist, wheel, download)
+            )
+        except RangesUnavailable:
+            if not download:
+                raise
+            return await self._flights.run(
+                identity, lambda: self._extract_once(project, identity, dist, wheel, True)
+            )
 
     async def _extract_once(
-        self, project: str, identity: str, dist: DistFile, wheel: Resource
+        self, project: str, identity: str, dist: DistFile, wheel: Resource, download: bool
     ) -> tuple[ExtractedMetadata, bytes]:
         # On the event loop: a `stat`, and a read only when another worker
         # appended lines; a thread hop would cost more than either.
@@ -251,7 +266,7 @@ class RemoteMetadataReader:
                 return known, await read_metadata_blob(self._store, known.key, known.sha256)
             except (FileNotFoundError, DamagedBlob):
                 pass  # removed, or lost in a crash (it is not durable): extract it again
-        content = await self._read(dist.filename, wheel)
+        content = await self._read(dist.filename, wheel, download)
         # Not durable: it can be extracted again, and syncing it would make the
         # client wait for the disk (see `read_metadata_blob`'s callers).
         blob = await self._store.put(dist.filename + ".metadata", content, durable=False)
@@ -259,12 +274,12 @@ class RemoteMetadataReader:
         self._index.add(project, identity, entry)  # one small append, no fsync: see `add`
         return entry, content
 
-    async def _read(self, filename: str, wheel: Resource) -> bytes:
+    async def _read(self, filename: str, wheel: Resource, download: bool) -> bytes:
         """METADATA, from any kind of resource, checked against the filename."""
         try:
             parsed = parse_filename(filename)
             if isinstance(wheel, RemoteFile):
-                content = await self._read_remote(parsed, wheel)
+                content = await self._read_remote(parsed, wheel, download)
             elif isinstance(wheel, StoredFile):
                 content = await read_wheel_metadata(_stored_reader(wheel), wheel.size, parsed)
             else:
@@ -277,13 +292,15 @@ class RemoteMetadataReader:
                 raise UpstreamError(wheel.upstream, f"serves an unreadable wheel: {exc}") from exc
             raise
 
-    async def _read_remote(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:
+    async def _read_remote(self, parsed: DistFilename, wheel: RemoteFile, download: bool) -> bytes:
         refused_at = self._refused.get(wheel.upstream)
         if refused_at is None or self._clock() - refused_at >= RANGE_RETRY_SECONDS:
             try:
                 return await self._read_ranges(parsed, wheel)
             except _RangesRefused:
                 self._refused[wheel.upstream] = self._clock()
+        if not download:
+            raise RangesUnavailable(wheel.upstream, "does not serve byte ranges")
         return await self._read_download(parsed, wheel)
 
     async def _read_ranges(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:

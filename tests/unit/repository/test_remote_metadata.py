@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from packyard.repository.remote_metadata import (
     RANGE_RETRY_SECONDS,
     ExtractedMetadata,
     MetadataIndex,
+    RangesUnavailable,
     RemoteMetadataReader,
     wheel_identity,
 )
@@ -239,6 +241,49 @@ async def test_an_upstream_that_ignores_ranges_gets_one_full_download(
     await reader.extract("other", dist_of(third), third)
     assert len(index.file_requests) == 2
     assert index.file_requests[0] is not None  # ranges are tried again
+
+
+async def test_without_download_an_upstream_that_ignores_ranges_is_not_read_whole(
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore
+) -> None:
+    """What a read-ahead asks for: ranges or nothing, never a whole wheel."""
+    index = await Index([big_wheel], ranges=False).start(servers)
+    remote = index.remote_file(big_wheel.name)
+    reader = RemoteMetadataReader(store)
+    with pytest.raises(RangesUnavailable, match="does not serve byte ranges"):
+        await reader.extract("demo", dist_of(remote), remote, download=False)
+    assert len(index.file_requests) == 1  # the range request, abandoned
+    assert index.file_requests[0] is not None
+    with pytest.raises(RangesUnavailable):  # known now: not even asked
+        await reader.extract("demo", dist_of(remote), remote, download=False)
+    assert len(index.file_requests) == 1
+    assert reader.lookup(dist_of(remote)) is None
+
+
+async def test_a_client_that_joins_a_read_ahead_on_such_an_upstream_still_gets_metadata(
+    servers: Servers, big_wheel: Path, store: FilesystemBlobStore
+) -> None:
+    index = await Index([big_wheel], ranges=False).start(servers)
+    remote = index.remote_file(big_wheel.name)
+    reader = RemoteMetadataReader(store)
+    outcomes: dict[str, object] = {}
+
+    async def read_ahead() -> None:
+        try:
+            await reader.extract("demo", dist_of(remote), remote, download=False)
+        except RangesUnavailable as exc:
+            outcomes["read-ahead"] = exc
+
+    async def client() -> None:
+        outcomes["client"] = (await reader.extract("demo", dist_of(remote), remote))[1]
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(read_ahead)
+        await anyio.lowlevel.checkpoint()  # the read-ahead's flight first; the client joins it
+        group.start_soon(client)
+    assert isinstance(outcomes["read-ahead"], RangesUnavailable)
+    assert outcomes["client"] == metadata_in(big_wheel)
+    assert index.file_requests[-1] is None  # the client read the wheel whole
 
 
 async def test_a_full_download_must_match_the_page_sha256(
