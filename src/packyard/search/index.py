@@ -75,6 +75,17 @@ _UPSERT = """
         name_terms = excluded.name_terms
     WHERE excluded.in_house = 1 OR search_projects.in_house = 0
     RETURNING id"""
+# The write path's statements, built once: `text()` parses its bind parameters
+# every time it is called, which cost more than the SQL itself per recorded name.
+_SELECT_KNOWN = text("SELECT in_house, source FROM search_projects WHERE name = :name")
+_UPDATE_SOURCE = text("UPDATE search_projects SET source = :source WHERE name = :name")
+_SELECT_ID = text("SELECT id FROM search_projects WHERE name = :name")
+_DELETE_PROJECT = text("DELETE FROM search_projects WHERE id = :id")
+_UPSERT_PROJECT = text(_UPSERT)
+_INSERT_FTS = text("INSERT INTO search_fts (rowid, name_terms, summary) VALUES (:id, :n, :s)")
+_INSERT_DEPENDENCY = text("INSERT INTO search_dependencies VALUES (:id, :dependency)")
+_DELETE_FTS = text("DELETE FROM search_fts WHERE rowid = :id")
+_DELETE_DEPENDENCIES = text("DELETE FROM search_dependencies WHERE project_id = :id")
 
 
 def open_index(url: str) -> SearchIndex:
@@ -145,56 +156,43 @@ class SearchIndex:
                 self._record(connection, name, display_name, source)
 
     def _record(self, connection: Connection, name: str, display_name: str, source: str) -> bool:
-        known = connection.execute(
-            text("SELECT in_house, source FROM search_projects WHERE name = :name"),
-            {"name": name},
-        ).first()
+        known = connection.execute(_SELECT_KNOWN, {"name": name}).first()
         if known is None:
             self._upsert(connection, SearchDocument(name, display_name, source))
             return True
         if not known.in_house and source and known.source != source:
-            connection.execute(
-                text("UPDATE search_projects SET source = :source WHERE name = :name"),
-                {"name": name, "source": source},
-            )
+            connection.execute(_UPDATE_SOURCE, {"name": name, "source": source})
         return False
 
     def remove(self, names: Iterable[str]) -> None:
         """Drop the documents of `names` (unknown names are ignored)."""
         with self.engine.begin() as connection:
             for name in names:
-                row = connection.execute(
-                    text("SELECT id FROM search_projects WHERE name = :name"), {"name": name}
-                ).first()
+                row = connection.execute(_SELECT_ID, {"name": name}).first()
                 if row is not None:
                     self._forget(connection, row.id)
-                    connection.execute(
-                        text("DELETE FROM search_projects WHERE id = :id"), {"id": row.id}
-                    )
+                    connection.execute(_DELETE_PROJECT, {"id": row.id})
 
     def _upsert(self, connection: Connection, document: SearchDocument) -> None:
-        row = connection.execute(text(_UPSERT), _parameters(document)).first()
+        row = connection.execute(_UPSERT_PROJECT, _parameters(document)).first()
         if row is None:  # a public document met an in-house one: kept as it was
             return
         self._forget(connection, row.id)
         if not self.postgres:
             connection.execute(
-                text("INSERT INTO search_fts (rowid, name_terms, summary) VALUES (:id, :n, :s)"),
-                {"id": row.id, "n": document.name_terms, "s": document.summary},
+                _INSERT_FTS, {"id": row.id, "n": document.name_terms, "s": document.summary}
             )
         if document.dependencies:
             connection.execute(
-                text("INSERT INTO search_dependencies VALUES (:id, :dependency)"),
+                _INSERT_DEPENDENCY,
                 [{"id": row.id, "dependency": d} for d in dict.fromkeys(document.dependencies)],
             )
 
     def _forget(self, connection: Connection, project_id: int) -> None:
         """Remove a project's full-text and dependency rows (before rewriting them)."""
         if not self.postgres:
-            connection.execute(text("DELETE FROM search_fts WHERE rowid = :id"), {"id": project_id})
-        connection.execute(
-            text("DELETE FROM search_dependencies WHERE project_id = :id"), {"id": project_id}
-        )
+            connection.execute(_DELETE_FTS, {"id": project_id})
+        connection.execute(_DELETE_DEPENDENCIES, {"id": project_id})
 
     # --- reading ------------------------------------------------------------
 
