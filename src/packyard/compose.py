@@ -99,7 +99,11 @@ def build_chain(
     # Upstream wheels' METADATA, read by range requests once and kept for good.
     remote = RemoteMetadataReader(store, settings.data_dir / "upstream-metadata.jsonl")
     chain: Repository = MetadataRepository(
-        yanks, store, remote=remote, read_ahead=settings.cache.metadata_read_ahead
+        yanks,
+        store,
+        remote=remote,
+        read_ahead=settings.cache.metadata_read_ahead,
+        follow_dependencies=settings.cache.read_ahead_dependencies,
     )
     for spec in settings.components:
         chain = load_component(spec)(chain, settings)

@@ -109,6 +109,11 @@ class CacheSettings(BaseModel):
     # wheels (at most 3) at once, before a client asks for it: a cold resolution
     # then waits for one upstream round trip per project instead of two.
     metadata_read_ahead: bool = True
+    # With the read-ahead: open the pages of the projects that metadata requires
+    # (not those of extras), which are read ahead in turn, so a resolver finds
+    # each dependency level fetched before it asks. Through the whole chain, so
+    # an in-house name is never asked of an upstream.
+    read_ahead_dependencies: bool = True
 
 
 class TelemetrySettings(BaseModel):

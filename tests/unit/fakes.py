@@ -25,8 +25,8 @@ class MemoryRepository(Repository):
 
     Returns the same ProjectDetail object for as long as its data is unchanged,
     as real sources must. `calls` counts get_project calls; `down` makes every
-    call fail as an unreachable upstream would; `files_asked` lists the
-    filenames asked of `get_file`.
+    call fail as an unreachable upstream would; `projects_asked` and
+    `files_asked` list the names asked of `get_project` and `get_file`.
     """
 
     def __init__(self, label: str, projects: dict[str, dict[str, bytes]]) -> None:
@@ -34,6 +34,7 @@ class MemoryRepository(Repository):
         self.projects = projects
         self.calls = 0
         self.down = False
+        self.projects_asked: list[str] = []
         self.files_asked: list[str] = []
         self._details: dict[str, ProjectDetail] = {}
         self._list: ProjectList | None = None
@@ -52,6 +53,7 @@ class MemoryRepository(Repository):
     @override
     async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
         self.calls += 1
+        self.projects_asked.append(name)
         self._check()
         if name not in self.projects:
             raise ProjectNotFound(name)

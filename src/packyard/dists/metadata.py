@@ -14,6 +14,8 @@ or decoding failure becomes `InvalidDistribution`.
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
 import re
 import tarfile
 import zipfile
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from packaging.metadata import parse_email
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -35,6 +38,7 @@ MAX_SCANNED_BYTES = 2 * 1024**3  # uncompressed tar bytes walked past to find PK
 MAX_MEMBERS = 100_000
 # Name-normalization spec: the valid project names.
 _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
+_NAMES_EXTRA = re.compile(r"\bextra\b")
 _VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 # Everything a broken or hostile archive can raise while being read.
 _ARCHIVE_ERRORS = (
@@ -118,6 +122,28 @@ def parse_core_metadata(content: bytes, dist: DistFilename) -> CoreMetadata:
     return CoreMetadata(
         content, name, version, requires_python, summary.strip() if summary else None
     )
+
+
+def required_projects(content: bytes) -> list[str]:
+    """The normalised names that metadata `content` requires whatever extras are asked for.
+
+    Its Requires-Dist entries, less those whose marker names an extra (they
+    are only wanted by a client that asks for that extra); an entry that is not
+    a valid requirement is skipped. Other markers (platform, Python version)
+    are kept: they depend on the client, which the server does not know.
+    """
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(
+        _header_block(content)
+    )
+    names: dict[str, None] = {}
+    for value in headers.get_all("Requires-Dist") or ():
+        try:
+            requirement = Requirement(str(value))
+        except InvalidRequirement:
+            continue
+        if requirement.marker is None or not _NAMES_EXTRA.search(str(requirement.marker)):
+            names[canonicalize_name(requirement.name)] = None
+    return list(names)
 
 
 def _header_block(content: bytes) -> bytes:

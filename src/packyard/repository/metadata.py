@@ -74,16 +74,22 @@ class MetadataRepository(DelegatingRepository):
         remote: RemoteMetadataReader | None = None,
         *,
         read_ahead: bool = False,
+        follow_dependencies: bool = False,
     ) -> None:
         """`store` holds the METADATA blobs; `cache_bytes` bounds the memory spent
         on metadata files already served; `remote` reads and keeps the METADATA
         of upstream wheels (by default with an index in memory only);
         `read_ahead` reads that of an upstream page's newest release as soon
-        as the page passes (`read_ahead.py`)."""
+        as the page passes, and `follow_dependencies` then opens the pages of
+        the projects it requires (`read_ahead.py`)."""
         super().__init__(source)
         self._store = store
         self._remote = remote if remote is not None else RemoteMetadataReader(store)
-        self._read_ahead = ReadAhead(self._read_ahead_one) if read_ahead else None
+        self._read_ahead = (
+            ReadAhead(self._read_ahead_one, visit=self._visit if follow_dependencies else None)
+            if read_ahead
+            else None
+        )
         self._files_by_name: IdentityMemo[ProjectDetail, Mapping[str, DistFile]] = IdentityMemo(
             lambda page: {dist.filename: dist for dist in page.files}
         )
@@ -203,9 +209,13 @@ class MetadataRepository(DelegatingRepository):
         self._remember(served)
         return served
 
-    async def _read_ahead_one(self, name: str, dist: DistFile) -> None:
+    async def _read_ahead_one(self, name: str, dist: DistFile) -> bytes:
         """A read-ahead reads ranges only: never a whole wheel no client asked for."""
-        await self._extract(name, dist, download=False)
+        return (await self._extract(name, dist, download=False)).content
+
+    async def _visit(self, name: str) -> None:
+        """A dependency's page, asked of the whole chain as a client would (in-house first)."""
+        await self.get_project(name, ANONYMOUS)
 
     async def settle(self) -> None:
         """Wait until the metadata read ahead so far is read (or failed)."""

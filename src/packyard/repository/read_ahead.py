@@ -16,18 +16,31 @@ never lets a read-ahead download a whole wheel from an upstream that refuses
 ranges). Metadata is kept for good, so nothing read ahead is thrown away. A
 failure is only logged at debug level: the client's own request, if it comes,
 reports it.
+
+With `visit`, the read-ahead also walks the dependencies: each project that
+a METADATA read ahead requires (`required_projects`: not those of extras) has
+its page opened through the whole chain, which reads that page's newest
+release ahead in turn. A resolver asks for those pages next, one dependency
+level after another; the walk asks for them as soon as their dependent's
+metadata is known, so the client finds them fetched, and on an upstream far
+away saves a round trip per level. Through the whole chain: an in-house name
+is answered by the in-house store and never asked of an upstream (the walk
+stops there: in-house wheels have their metadata already). Each
+project is visited at most once per process, `CONCURRENCY` at a time, and the
+walk stops where metadata is already known (nothing new is read there).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from contextlib import suppress
 
 from packaging.version import Version
 
 from packyard.dists.filenames import parse_filename
+from packyard.dists.metadata import required_projects
 from packyard.errors import InvalidDistribution, PackyardError
 from packyard.model import DistFile
 
@@ -36,8 +49,10 @@ logger = logging.getLogger(__name__)
 MAX_WHEELS = 3
 CONCURRENCY = 4
 
-Extract = Callable[[str, DistFile], Awaitable[object]]
-"""`extract(project, wheel)`: read and keep the METADATA of one wheel."""
+Extract = Callable[[str, DistFile], Awaitable[bytes]]
+"""`extract(project, wheel)`: read and keep the METADATA of one wheel; its bytes."""
+Visit = Callable[[str], Awaitable[object]]
+"""`visit(project)`: open a project's page through the chain (so it is fetched and kept)."""
 
 
 def newest_release(wheels: Iterable[DistFile], max_wheels: int = MAX_WHEELS) -> list[DistFile]:
@@ -62,12 +77,22 @@ class ReadAhead:
     """Starts background extractions; owns their tasks (`aclose` cancels them)."""
 
     def __init__(
-        self, extract: Extract, *, max_wheels: int = MAX_WHEELS, concurrency: int = CONCURRENCY
+        self,
+        extract: Extract,
+        *,
+        visit: Visit | None = None,
+        max_wheels: int = MAX_WHEELS,
+        concurrency: int = CONCURRENCY,
     ) -> None:
         self._extract = extract
+        self._visit = visit
         self._max_wheels = max_wheels
         self._slots = asyncio.Semaphore(concurrency)
+        # Pages have slots of their own: a page waiting for a wheel's slot
+        # while that wheel waits for a page's would stall both walks.
+        self._page_slots = asyncio.Semaphore(concurrency)
         self._started: set[str] = set()
+        self._visited: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def consider(self, project: str, wheels: Iterable[DistFile]) -> None:
@@ -76,9 +101,21 @@ class ReadAhead:
             if dist.filename in self._started:
                 continue
             self._started.add(dist.filename)
-            task = asyncio.get_running_loop().create_task(self._read(project, dist))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start(self._read(project, dist))
+
+    def _follow(self, metadata: bytes) -> None:
+        """Visit the projects that `metadata` requires, each once."""
+        if self._visit is None:
+            return
+        for project in required_projects(metadata):
+            if project not in self._visited:
+                self._visited.add(project)
+                self._start(self._open(self._visit, project))
+
+    def _start(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def settle(self) -> None:
         """Wait for every read started so far (for tests and shutdown)."""
@@ -94,8 +131,20 @@ class ReadAhead:
     async def _read(self, project: str, dist: DistFile) -> None:
         async with self._slots:
             try:
-                await self._extract(project, dist)
+                metadata = await self._extract(project, dist)
             except (PackyardError, OSError) as exc:
                 logger.debug("reading ahead the metadata of %s failed: %s", dist.filename, exc)
+                return
             except Exception:  # a fault of ours: logged, but no page is failed for it
                 logger.exception("reading ahead the metadata of %s failed", dist.filename)
+                return
+        self._follow(metadata)
+
+    async def _open(self, visit: Visit, project: str) -> None:
+        async with self._page_slots:
+            try:
+                await visit(project)
+            except (PackyardError, OSError) as exc:  # not found, hidden, upstream down
+                logger.debug("reading ahead the page of %s failed: %s", project, exc)
+            except Exception:
+                logger.exception("reading ahead the page of %s failed", project)

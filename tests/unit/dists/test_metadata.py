@@ -11,7 +11,12 @@ import pytest
 from packaging.version import Version
 
 from packyard.dists.filenames import parse_filename
-from packyard.dists.metadata import CoreMetadata, parse_core_metadata, read_core_metadata
+from packyard.dists.metadata import (
+    CoreMetadata,
+    parse_core_metadata,
+    read_core_metadata,
+    required_projects,
+)
 from packyard.errors import InvalidDistribution
 from tests.builders import build_metadata_bomb_wheel, build_sdist, build_wheel, metadata_text
 
@@ -181,3 +186,24 @@ def test_only_the_header_fields_are_parsed_not_the_description(newline: str) -> 
     parsed = parse_core_metadata(content, parse_filename("demo-1.0-py3-none-any.whl"))
     assert (parsed.name, parsed.version, parsed.summary) == ("demo", Version("1.0"), "The demo")
     assert parsed.content == content  # served byte for byte, description and all
+
+
+def test_required_projects_are_the_requirements_outside_extras() -> None:
+    metadata = (
+        b"Metadata-Version: 2.3\n"
+        b"Name: app\n"
+        b"Version: 1.0\n"
+        b"Requires-Dist: Foo_Bar>=1\n"
+        b"Requires-Dist: foo-bar[speed]; python_version >= '3.8'\n"  # the same project
+        b'Requires-Dist: pywin32; sys_platform == "win32"\n'  # the client decides
+        b'Requires-Dist: pytest; extra == "test"\n'
+        b'Requires-Dist: black; python_version > "3" and extra == "dev"\n'
+        b"Requires-Dist: !!not a requirement\n"
+        b"\n"
+        b"Requires-Dist: in-the-description\n"
+    )
+    assert required_projects(metadata) == ["foo-bar", "pywin32"]
+
+
+def test_metadata_without_requirements_requires_nothing() -> None:
+    assert required_projects(b"Metadata-Version: 2.1\nName: a\nVersion: 1\n") == []
