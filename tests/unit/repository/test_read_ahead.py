@@ -10,6 +10,7 @@ import pytest
 
 from packyard.errors import UpstreamUnavailable
 from packyard.model import ANONYMOUS, DistFile
+from packyard.repository.base import Repository
 from packyard.repository.metadata import MetadataRepository
 from packyard.repository.priority import PriorityRepository
 from packyard.repository.read_ahead import ReadAhead, newest_release
@@ -131,6 +132,20 @@ async def test_read_ahead_is_off_unless_asked_for(tmp_path: Path) -> None:
     await chain.aclose()
 
 
+def reading_ahead(
+    source: Repository, tmp_path: Path, *, follow_dependencies: bool = True
+) -> MetadataRepository:
+    """A metadata component over `source` that reads ahead, blobs under `tmp_path`."""
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    return MetadataRepository(
+        source,
+        store,
+        remote=RemoteMetadataReader(store),
+        read_ahead=True,
+        follow_dependencies=follow_dependencies,
+    )
+
+
 def wheel_of(tmp_path: Path, name: str, *requires: str) -> dict[str, bytes]:
     wheel = build_wheel(tmp_path, name, "1.0", requires_dist=requires)
     return {wheel.name: wheel.read_bytes()}
@@ -150,14 +165,7 @@ async def test_the_projects_a_read_ahead_requires_are_fetched_and_read_ahead_in_
             "only-for-tests": wheel_of(tmp_path, "only-for-tests"),
         },
     )
-    store = FilesystemBlobStore(tmp_path / "blobs")
-    chain = MetadataRepository(
-        upstream,
-        store,
-        remote=RemoteMetadataReader(store),
-        read_ahead=True,
-        follow_dependencies=True,
-    )
+    chain = reading_ahead(upstream, tmp_path)
 
     await chain.get_project("app", ANONYMOUS)
     await chain.settle()
@@ -189,14 +197,7 @@ async def test_an_in_house_dependency_is_never_asked_of_the_upstream(tmp_path: P
             "acme-core": wheel_of(tmp_path, "acme-core", "evil"),
         },
     )
-    store = FilesystemBlobStore(tmp_path / "blobs")
-    chain = MetadataRepository(
-        PriorityRepository([local, upstream]),
-        store,
-        remote=RemoteMetadataReader(store),
-        read_ahead=True,
-        follow_dependencies=True,
-    )
+    chain = reading_ahead(PriorityRepository([local, upstream]), tmp_path)
 
     await chain.get_project("app", ANONYMOUS)
     await chain.settle()
@@ -210,8 +211,7 @@ async def test_dependencies_are_not_followed_unless_asked_for(tmp_path: Path) ->
     upstream = MemoryRepository(
         "pypi", {"app": wheel_of(tmp_path, "app", "lib"), "lib": wheel_of(tmp_path, "lib")}
     )
-    store = FilesystemBlobStore(tmp_path / "blobs")
-    chain = MetadataRepository(upstream, store, remote=RemoteMetadataReader(store), read_ahead=True)
+    chain = reading_ahead(upstream, tmp_path, follow_dependencies=False)
     await chain.get_project("app", ANONYMOUS)
     await chain.settle()
     assert upstream.projects_asked == ["app"]
