@@ -36,9 +36,9 @@ from packyard.errors import InvalidDistribution
 MAX_METADATA_SIZE = 10 * 1024 * 1024
 MAX_SCANNED_BYTES = 2 * 1024**3  # uncompressed tar bytes walked past to find PKG-INFO
 MAX_MEMBERS = 100_000
-# Name-normalization spec: the valid project names.
 _END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
 _NAMES_EXTRA = re.compile(r"\bextra\b")
+# Name-normalization spec: the valid project names.
 _VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 # Everything a broken or hostile archive can raise while being read.
 _ARCHIVE_ERRORS = (

@@ -36,13 +36,7 @@ import anyio
 import anyio.to_thread
 
 from packyard.errors import UpstreamError
-from packyard.model import (
-    ByteRange,
-    RemoteBody,
-    RemoteFile,
-    RemoteOpener,
-    StoredFile,
-)
+from packyard.model import ByteRange, RemoteBody, RemoteFile, RemoteOpener, StoredFile
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, blob_key
 
 logger = logging.getLogger(__name__)

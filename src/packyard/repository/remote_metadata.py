@@ -43,14 +43,7 @@ from packyard.dists.metadata import MAX_METADATA_SIZE, parse_core_metadata, read
 from packyard.dists.remote_zip import RangeReader, read_wheel_metadata
 from packyard.errors import InvalidDistribution, PackyardError, UpstreamError
 from packyard.flights import Flights
-from packyard.model import (
-    ByteRange,
-    DistFile,
-    InlineFile,
-    RemoteFile,
-    Resource,
-    StoredFile,
-)
+from packyard.model import ByteRange, DistFile, InlineFile, RemoteFile, Resource, StoredFile
 from packyard.storage.base import BlobStore
 
 RANGE_RETRY_SECONDS = 600.0
