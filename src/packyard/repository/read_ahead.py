@@ -24,10 +24,10 @@ release ahead in turn. A resolver asks for those pages next, one dependency
 level after another; the walk asks for them as soon as their dependent's
 metadata is known, so the client finds them fetched, and on an upstream far
 away saves a round trip per level. Through the whole chain: an in-house name
-is answered by the in-house store and never asked of an upstream (the walk
-stops there: in-house wheels have their metadata already). Each
+is answered by the in-house store and never asked of an upstream. Each
 project is visited at most once per process, `CONCURRENCY` at a time, and the
-walk stops where metadata is already known (nothing new is read there).
+walk stops wherever no metadata is read: at in-house projects and at wheels
+whose metadata is already known.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from contextlib import suppress
+from typing import TypeVar
 
 from packaging.version import Version
 
@@ -48,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 MAX_WHEELS = 3
 CONCURRENCY = 4
+T = TypeVar("T")
 
 Extract = Callable[[str, DistFile], Awaitable[bytes]]
 """`extract(project, wheel)`: read and keep the METADATA of one wheel; its bytes."""
@@ -130,21 +132,28 @@ class ReadAhead:
 
     async def _read(self, project: str, dist: DistFile) -> None:
         async with self._slots:
-            try:
-                metadata = await self._extract(project, dist)
-            except (PackyardError, OSError) as exc:
-                logger.debug("reading ahead the metadata of %s failed: %s", dist.filename, exc)
-                return
-            except Exception:  # a fault of ours: logged, but no page is failed for it
-                logger.exception("reading ahead the metadata of %s failed", dist.filename)
-                return
-        self._follow(metadata)
+            metadata = await _quietly(
+                self._extract(project, dist), f"the metadata of {dist.filename}"
+            )
+        if metadata is not None:
+            self._follow(metadata)
 
     async def _open(self, visit: Visit, project: str) -> None:
         async with self._page_slots:
-            try:
-                await visit(project)
-            except (PackyardError, OSError) as exc:  # not found, hidden, upstream down
-                logger.debug("reading ahead the page of %s failed: %s", project, exc)
-            except Exception:
-                logger.exception("reading ahead the page of %s failed", project)
+            await _quietly(visit(project), f"the page of {project}")
+
+
+async def _quietly(work: Awaitable[T], what: str) -> T | None:
+    """`work`'s result, or None if it failed: a read ahead fails no request.
+
+    An expected failure (not found, hidden, upstream down or unreadable) is
+    logged at debug level, the client's own request reports it if it comes;
+    a fault of ours is logged with its traceback.
+    """
+    try:
+        return await work
+    except (PackyardError, OSError) as exc:
+        logger.debug("reading ahead %s failed: %s", what, exc)
+    except Exception:
+        logger.exception("reading ahead %s failed", what)
+    return None
