@@ -12,6 +12,8 @@ runs) has to be seen at once. Two implementations:
 - Any other database (PostgreSQL): no such cheap signal exists, so the serial
   is re-read at most every `poll_interval` seconds (0.5 by default), in a
   worker thread. Changes become visible within that interval.
+
+`PerSerial` is what the readers build on: a value loaded once per serial.
 """
 
 from __future__ import annotations
@@ -20,15 +22,19 @@ import asyncio
 import sqlite3
 import threading
 import time
-from typing import Protocol
+from collections.abc import Callable
+from functools import partial
+from typing import Generic, Protocol, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.serial import SERIAL_ROW, read_serial
+from packyard.flights import Flights
 
 DEFAULT_POLL_INTERVAL = 0.5
+T = TypeVar("T")
 
 
 class SerialWatcher(Protocol):
@@ -166,3 +172,48 @@ def watcher_for(
     if not isinstance(engine, Engine):
         raise TypeError("the session factory must be bound to an Engine")
     return open_serial_watcher(engine), True
+
+
+class PerSerial(Generic[T]):
+    """A value read from the store once per serial, kept while the serial stays.
+
+    `current` gives the value as of the watcher's serial, loaded by `load()`
+    in a worker thread when the serial moved: once, however
+    many requests arrive before the load lands. Loads that finish out of
+    order never replace a newer value with an older one. `reuse(old, new)`
+    may hand back `old`, or parts of it, where nothing changed, so that what
+    callers built from it keeps its identity (DESIGN §2).
+    """
+
+    def __init__(
+        self,
+        watcher: SerialWatcher,
+        load: Callable[[], T],
+        reuse: Callable[[T, T], T] | None = None,
+    ) -> None:
+        self._watcher = watcher
+        self._load = load
+        self._reuse = reuse
+        self._kept: tuple[int, T] | None = None
+        self._loads: Flights[int, T] = Flights()
+
+    async def current(self) -> T:
+        """The value as of the watcher's serial.
+
+        Raises:
+            whatever the watcher or `load` raises (a database that cannot be read).
+        """
+        # The serial is read before the data: data newer than its tag only
+        # costs one needless reload later, never a stale value.
+        serial = await self._watcher.current()
+        kept = self._kept
+        if kept is not None and kept[0] == serial:
+            return kept[1]
+        fresh = await self._loads.run(serial, partial(anyio.to_thread.run_sync, self._load))
+        kept = self._kept
+        if kept is not None and kept[0] >= serial:
+            return kept[1]  # another caller stored this load, or a newer one
+        if kept is not None and self._reuse is not None:
+            fresh = self._reuse(kept[1], fresh)
+        self._kept = (serial, fresh)
+        return fresh

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import anyio.to_thread
 from packaging.version import Version
@@ -21,10 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
-from packyard.db.freshness import SerialWatcher, watcher_for
+from packyard.db.freshness import PerSerial, SerialWatcher, watcher_for
 from packyard.db.models import File, Project
 from packyard.errors import FileNotFound, ProjectNotFound
-from packyard.flights import Flights
 from packyard.model import (
     SOURCE_LOCAL,
     DistFile,
@@ -49,7 +47,6 @@ class _Page:
 
 @dataclass(frozen=True, slots=True)
 class _Index:
-    serial: int
     listing: ProjectList
     names: frozenset[str]
 
@@ -80,14 +77,13 @@ class LocalRepository(Repository):
         self._sessions = session_factory
         self._store = store
         self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
-        self._index: _Index | None = None
-        self._index_loads: Flights[int, _Index] = Flights()
+        self._index = PerSerial(self._watcher, self._load_index, _same_listing)
         self._pages: dict[str, _Page] = {}
 
     @override
     async def list_projects(self, ctx: RequestContext) -> ProjectList:
         """Every project of the store, by display name, sorted by normalised name."""
-        return (await self._current_index()).listing
+        return (await self._index.current()).listing
 
     @override
     async def get_project(self, name: str, ctx: RequestContext) -> ProjectDetail:
@@ -108,24 +104,6 @@ class LocalRepository(Repository):
         if self._owns_watcher:
             self._watcher.close()
 
-    async def _current_index(self) -> _Index:
-        # The serial is read before the data: data newer than its tag only
-        # causes one needless reload, never a stale page.
-        serial = await self._watcher.current()
-        index = self._index
-        if index is None or index.serial != serial:
-            # One load per serial, however many requests arrive before it lands.
-            fresh = await self._index_loads.run(
-                serial, partial(anyio.to_thread.run_sync, self._load_index, serial)
-            )
-            kept = self._index
-            if kept is not None and kept.serial >= serial:
-                return kept  # another caller stored this load, or a newer one
-            if kept is not None and kept.listing == fresh.listing:
-                fresh = _Index(serial, kept.listing, kept.names)
-            self._index = index = fresh
-        return index
-
     async def _current_page(self, name: str) -> _Page:
         serial = await self._watcher.current()
         page = self._pages.get(name)
@@ -133,7 +111,7 @@ class LocalRepository(Repository):
             return page
         # Most names asked for here are upstream projects: answer those from
         # the cached name set, without a query per name.
-        if name not in (await self._current_index()).names:
+        if name not in (await self._index.current()).names:
             self._pages.pop(name, None)
             raise ProjectNotFound(name)
         fresh = await anyio.to_thread.run_sync(self._load_page, name, serial)
@@ -144,13 +122,13 @@ class LocalRepository(Repository):
         self._pages[name] = fresh
         return fresh
 
-    def _load_index(self, serial: int) -> _Index:
+    def _load_index(self) -> _Index:
         with self._sessions() as session:
             rows = session.execute(
                 select(Project.name, Project.display_name).order_by(Project.name)
             ).all()
         listing = ProjectList(tuple(ProjectEntry(display) for _, display in rows))
-        return _Index(serial, listing, frozenset(name for name, _ in rows))
+        return _Index(listing, frozenset(name for name, _ in rows))
 
     def _load_page(self, name: str, serial: int) -> _Page | None:
         with self._sessions() as session:
@@ -199,3 +177,8 @@ def _dist_file(row: File) -> DistFile:
         size=row.size,
         upload_time=row.upload_time,
     )
+
+
+def _same_listing(kept: _Index, fresh: _Index) -> _Index:
+    """The kept index while the listing is unchanged: the list page keeps its identity."""
+    return kept if kept.listing == fresh.listing else fresh

@@ -17,15 +17,12 @@ costs `PolicyRepository` nothing and keeps its pages (the identity rule).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
-import anyio.to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from packyard.db.freshness import SerialWatcher, watcher_for
+from packyard.db.freshness import PerSerial, SerialWatcher, watcher_for
 from packyard.db.policies import UpstreamCooldown, UpstreamRule
-from packyard.flights import Flights
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +84,7 @@ class StoredRulesReader:
         self.upstream = upstream
         self._sessions = session_factory
         self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
-        self._serial: int | None = None
-        self._rules = NO_RULES
-        self._loads: Flights[int, StoredRules] = Flights()
+        self._rules = PerSerial(self._watcher, self._load, _same_rules)
 
     async def current(self) -> StoredRules:
         """The rules as of the watcher's serial; the same object while they are equal.
@@ -98,19 +93,7 @@ class StoredRulesReader:
             sqlite3.Error, sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
             LookupError: the database was not migrated.
         """
-        # The serial is read before the rows: rows newer than their serial cost
-        # one needless reload later, never a stale policy.
-        serial = await self._watcher.current()
-        if serial != self._serial:
-            # One load per serial, however many requests arrive before it lands.
-            rules = await self._loads.run(serial, partial(anyio.to_thread.run_sync, self._load))
-            # Concurrent reloads may finish out of order: the serial only grows,
-            # so a load tagged older than the kept one is dropped.
-            if self._serial is None or serial > self._serial:
-                if rules != self._rules:
-                    self._rules = rules
-                self._serial = serial
-        return self._rules
+        return await self._rules.current()
 
     def close(self) -> None:
         """Release the watcher if this reader opened it."""
@@ -119,4 +102,10 @@ class StoredRulesReader:
 
     def _load(self) -> StoredRules:
         with self._sessions() as session:
-            return load_rules(session, self.upstream)
+            # No rules at all is `NO_RULES` itself, the value before the first load.
+            return _same_rules(NO_RULES, load_rules(session, self.upstream))
+
+
+def _same_rules(kept: StoredRules, fresh: StoredRules) -> StoredRules:
+    """The kept rules while they are equal: the policy then keeps its pages."""
+    return kept if kept == fresh else fresh

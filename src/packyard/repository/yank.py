@@ -23,19 +23,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 
-import anyio.to_thread
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
-from packyard.db.freshness import SerialWatcher, watcher_for
+from packyard.db.freshness import PerSerial, SerialWatcher, watcher_for
 from packyard.db.governance import YankOverride
 from packyard.dists.filenames import parse_filename
 from packyard.errors import InvalidDistribution
-from packyard.flights import Flights
 from packyard.model import SOURCE_LOCAL, DistFile, ProjectDetail, RequestContext
 from packyard.repository.base import DelegatingRepository, Repository
 
@@ -50,12 +47,6 @@ class Override:
 
 
 Overrides = tuple[Override, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    serial: int
-    by_project: Mapping[str, Overrides]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +79,7 @@ class YankRepository(DelegatingRepository):
         super().__init__(source)
         self._sessions = session_factory
         self._watcher, self._owns_watcher = watcher_for(session_factory, watcher)
-        self._snapshot: _Snapshot | None = None
-        self._loads: Flights[int, _Snapshot] = Flights()
+        self._overrides = PerSerial(self._watcher, self._load)
         self._applied: dict[str, _Applied] = {}
 
     @override
@@ -103,7 +93,7 @@ class YankRepository(DelegatingRepository):
         detail = await self.source.get_project(name, ctx)
         if detail.source == SOURCE_LOCAL:
             return detail  # in-house yanks are in `files.yanked` already
-        overrides = (await self._current()).by_project.get(name, ())
+        overrides = (await self._overrides.current()).get(name, ())
         if not overrides:
             self._applied.pop(name, None)
             return detail
@@ -120,21 +110,7 @@ class YankRepository(DelegatingRepository):
             self._watcher.close()
         await super().aclose()
 
-    async def _current(self) -> _Snapshot:
-        # The serial is read before the rows: rows newer than their tag cost
-        # one needless reload later, never a stale page.
-        serial = await self._watcher.current()
-        snapshot = self._snapshot
-        if snapshot is None or snapshot.serial != serial:
-            # One load per serial, however many requests arrive before it lands.
-            snapshot = await self._loads.run(
-                serial, partial(anyio.to_thread.run_sync, self._load, serial)
-            )
-            if self._snapshot is None or self._snapshot.serial < serial:
-                self._snapshot = snapshot
-        return snapshot
-
-    def _load(self, serial: int) -> _Snapshot:
+    def _load(self) -> Mapping[str, Overrides]:
         with self._sessions() as session:
             rows = session.execute(
                 select(
@@ -147,7 +123,7 @@ class YankRepository(DelegatingRepository):
         by_project: dict[str, list[Override]] = {}
         for project, version, filename, reason in rows:
             by_project.setdefault(project, []).append(Override(version, filename, reason))
-        return _Snapshot(serial, {name: tuple(items) for name, items in by_project.items()})
+        return {name: tuple(items) for name, items in by_project.items()}
 
 
 def apply_overrides(detail: ProjectDetail, overrides: Overrides) -> ProjectDetail:

@@ -6,12 +6,14 @@ import time
 from pathlib import Path
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import pytest
 from sqlalchemy import create_engine
 
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
 from packyard.db.freshness import (
+    PerSerial,
     PollingSerialWatcher,
     SqliteSerialWatcher,
     open_serial_watcher,
@@ -129,3 +131,59 @@ def test_memory_databases_and_other_dialects_are_polled() -> None:
     engine = create_engine("sqlite://")
     migrate(engine)
     assert isinstance(open_serial_watcher(engine), PollingSerialWatcher)
+
+
+class FakeWatcher:
+    """A serial the test sets: `PerSerial` asks nothing else of its watcher."""
+
+    def __init__(self) -> None:
+        self.serial = 1
+
+    async def current(self) -> int:
+        return self.serial
+
+    def close(self) -> None:
+        return
+
+
+@pytest.mark.anyio
+async def test_a_value_is_loaded_once_per_serial_and_reused_while_unchanged() -> None:
+    watcher, loads = FakeWatcher(), []
+
+    def load() -> list[str]:
+        loads.append(watcher.serial)
+        return ["same"]
+
+    values = PerSerial(watcher, load, reuse=lambda kept, fresh: kept if kept == fresh else fresh)
+    first = await values.current()
+    assert await values.current() is first
+    watcher.serial = 2
+    assert await values.current() is first  # reloaded, equal: the kept object
+    assert loads == [1, 2]
+
+
+@pytest.mark.anyio
+async def test_a_load_that_lands_late_never_replaces_a_newer_value() -> None:
+    watcher = FakeWatcher()
+    slow = anyio.Event()
+    results: dict[int, str] = {}
+
+    def load() -> str:
+        serial = watcher.serial
+        if serial == 1:
+            anyio.from_thread.run(slow.wait)
+        return f"as of {serial}"
+
+    values = PerSerial(watcher, load)
+
+    async def ask(serial: int) -> None:
+        results[serial] = await values.current()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(ask, 1)
+        await anyio.wait_all_tasks_blocked()
+        watcher.serial = 2
+        await ask(2)  # the newer load lands first
+        slow.set()
+    assert results == {1: "as of 2", 2: "as of 2"}
+    assert await values.current() == "as of 2"

@@ -202,7 +202,7 @@ async def test_rows_are_read_once_per_serial_change(
             loads += 1
             return original()
 
-        monkeypatch.setattr(rules, "_load", counting)
+        monkeypatch.setattr(rules._rules, "_load", counting)
         for _ in range(5):
             await policy.get_project("public-lib", ANONYMOUS)
             await anyio.lowlevel.checkpoint()

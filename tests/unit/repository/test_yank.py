@@ -135,7 +135,7 @@ async def test_unyank_gives_back_the_upstream_page(
 @pytest.mark.anyio
 async def test_in_house_pages_ignore_overrides(chain: YankRepository, local: LocalStore) -> None:
     before = await chain.get_project("acme-core", ANONYMOUS)
-    snapshot = await chain._current()
+    snapshot = await chain._overrides.current()
     with local.sessions.begin() as session:  # a stray row, e.g. from before the name was in-house
         session.execute(
             insert(YankOverride).values(
@@ -148,7 +148,7 @@ async def test_in_house_pages_ignore_overrides(chain: YankRepository, local: Loc
         )
         bump_serial(session)
     await anyio.lowlevel.checkpoint()
-    assert await chain._current() != snapshot  # the row was loaded...
+    assert await chain._overrides.current() != snapshot  # the row was loaded...
     after = await chain.get_project("acme-core", ANONYMOUS)
     assert after is before  # ...and not applied
     assert after.files[0].yanked is False
@@ -185,12 +185,12 @@ async def test_overrides_are_read_once_per_serial(
     loads = 0
     original = chain._load
 
-    def counting(serial: int) -> object:
+    def counting() -> object:
         nonlocal loads
         loads += 1
-        return original(serial)
+        return original()
 
-    monkeypatch.setattr(chain, "_load", counting)
+    monkeypatch.setattr(chain._overrides, "_load", counting)
     for _ in range(5):
         await chain.get_project("public-lib", ANONYMOUS)
     assert loads == 0
