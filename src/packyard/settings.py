@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -150,6 +150,34 @@ class BrowserSettings(BaseModel):
     secure_cookies: bool = False
 
 
+class S3Settings(BaseModel):
+    """An S3-compatible object store (`storage_url = "s3://BUCKET/PREFIX"`).
+
+    Each value left unset here comes from the standard variable named beside
+    it, as every AWS SDK reads them; so a Kubernetes Secret can hold the keys.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # AWS_ENDPOINT_URL (AWS_ENDPOINT_URL_S3 first): for SeaweedFS, MinIO, Ceph...
+    endpoint_url: str | None = None
+    # AWS_REGION (AWS_DEFAULT_REGION): most S3-compatible servers accept any.
+    region: str | None = None
+    # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; the secret may be read from a file.
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    secret_access_key_file: Path | None = None
+    # Downloads of stored files answer 302 to a presigned URL of the object
+    # instead of streaming through packyard: only for sites whose clients can
+    # reach the store themselves.
+    presigned_downloads: bool = False
+    presigned_expiry_seconds: int = Field(default=300, gt=0, le=7 * 24 * 3600)
+
+
+Role = Literal["all", "index", "upload", "browser"]
+"""Which services a process serves (`packyard serve --role`): docs/operations.md."""
+
+
 class Settings(BaseModel):
     """Every setting of a packyard process."""
 
@@ -160,6 +188,17 @@ class Settings(BaseModel):
     workers: int = Field(default=1, ge=1)
     data_dir: Path = Path("packyard-data")
     database_url: str | None = None
+    # Where blobs live: `file:///path` (default: the data directory) or
+    # `s3://BUCKET/PREFIX` (with `[s3]`). See `storage/location.py`.
+    storage_url: str | None = None
+    # The services this process serves: all, or one of index, upload, browser.
+    role: Role = "all"
+    # Apply database migrations before serving (`packyard serve --no-migrate`
+    # leaves that to a separate `packyard migrate` step).
+    migrate: bool = True
+    # On SIGTERM: stop accepting connections, then wait this long for
+    # in-flight downloads and uploads before closing them.
+    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
     upstreams: tuple[UpstreamSettings, ...] = (UpstreamSettings(url=DEFAULT_UPSTREAM, name="pypi"),)
     # Extra components, `module:callable`, applied in order around the built chain.
     components: tuple[str, ...] = ()
@@ -169,6 +208,7 @@ class Settings(BaseModel):
     cache: CacheSettings = CacheSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     browser: BrowserSettings = BrowserSettings()
+    s3: S3Settings = S3Settings()
 
     @property
     def resolved_database_url(self) -> str:
@@ -189,9 +229,22 @@ def _upstreams_from_urls(urls: list[str]) -> list[dict[str, Any]]:
     return [{"url": url} for url in urls]
 
 
+# Top-level settings that `PACKYARD_<KEY>` sets.
+_ENVIRONMENT_KEYS = (
+    "host",
+    "port",
+    "workers",
+    "data_dir",
+    "database_url",
+    "storage_url",
+    "role",
+    "log_level",
+)
+
+
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for key in ("host", "port", "workers", "data_dir", "database_url", "log_level"):
+    for key in _ENVIRONMENT_KEYS:
         raw = environ.get(ENV_PREFIX + key.upper())
         if raw:
             values[key] = raw
