@@ -29,6 +29,7 @@ from packyard.auth.authenticate import Authenticators
 from packyard.browser.build import build_browser, open_search_index
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
 from packyard.db.freshness import SerialWatcher, open_serial_watcher
+from packyard.db.serial import follow_commits
 from packyard.errors import ConfigurationError
 from packyard.publish.name_guard import NameGuard
 from packyard.publish.upload import UploadService
@@ -159,11 +160,14 @@ def build_app(settings: Settings) -> ASGIApp:
         build_chain(settings, engine, telemetry, upstream_sources, watcher), index
     )
     browser = build_browser(settings, engine, chain, index)
+    # Every write of this process commits through these sessions, and tells
+    # the watcher its new serial: the next request reads the write.
     sessions = session_factory_for(engine)
+    follow_commits(sessions, watcher.saw)
     # Fetches CI issuers' keys; one per worker, closed by the app's lifespan.
     http_client = httpx.AsyncClient(timeout=30.0)
     authenticators = Authenticators(sessions, settings.auth, http_client)
-    uploads = build_upload_routes(settings, engine, upstream_sources, authenticators)
+    uploads = build_upload_routes(settings, sessions, upstream_sources, authenticators)
     api = api_app(
         ApiServices(
             sessions, authenticators, FilesystemBlobStore(settings.blob_dir), settings.upstreams
@@ -206,13 +210,12 @@ def _closer(watcher: SerialWatcher) -> Callable[[], Awaitable[None]]:
 
 def build_upload_routes(
     settings: Settings,
-    engine: Engine,
+    sessions: sessionmaker[Session],
     upstream_sources: Sequence[Repository],
     authenticators: Authenticators,
 ) -> list[BaseRoute]:
     """`/legacy/`: the upload service over the in-house store, with the name guard
     over the upstreams and every way of signing in."""
-    sessions = session_factory_for(engine)
     service = UploadService(
         sessions,
         FilesystemBlobStore(settings.blob_dir),

@@ -9,9 +9,17 @@ runs) has to be seen at once. Two implementations:
   `PRAGMA data_version`, which changes whenever another connection, in this
   or another process, commits. The check is a few microseconds and runs on the
   caller's thread; the serial row is re-read only when the value moved.
-- Any other database (PostgreSQL): no such cheap signal exists, so the serial
-  is re-read at most every `poll_interval` seconds (0.5 by default), in a
-  worker thread. Changes become visible within that interval.
+- PostgreSQL: `LISTEN` on a connection of its own, in a thread; every write
+  sends `NOTIFY` in its transaction (`db.serial.bump_serial`), which the server
+  delivers on commit. A check is a memory read. Notifications sent while the
+  connection was down are not replayed, so the serial is re-read on every
+  (re)connect, and polled while there is no connection.
+- Any other database (in-memory SQLite): the serial is re-read at most every
+  `poll_interval` seconds (0.5 by default), in a worker thread.
+
+Whatever the watcher, a write of this very process is seen on the next
+request: `db.serial.follow_commits` tells the watcher (`saw`) right after the
+commit, before the writer answers (read-your-writes, DESIGN §3).
 
 `PerSerial` is what the readers build on: a value loaded once per serial.
 """
@@ -19,21 +27,30 @@ runs) has to be seen at once. Two implementations:
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from packyard.db.serial import SERIAL_ROW, read_serial
+from packyard.db.serial import CHANNEL, SERIAL_ROW, read_serial
 from packyard.flights import Flights
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_POLL_INTERVAL = 0.5
+# A listening connection that has heard nothing for this long re-reads the
+# serial: a cheap proof that the connection is still alive.
+HEARTBEAT_SECONDS = 5.0
+RECONNECT_DELAYS = (0.1, 0.5, 1.0, 2.0)
+LISTENER_NAME = "packyard-serial-listener"
+"""The listener's `application_name`, as `pg_stat_activity` shows it."""
 T = TypeVar("T")
 
 
@@ -47,6 +64,11 @@ class SerialWatcher(Protocol):
             sqlite3.Error, sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
             LookupError: the database was not migrated.
         """
+        ...
+
+    def saw(self, serial: int) -> None:
+        """A write of this process committed `serial`: `current` is at least that
+        from now on. Safe from any thread."""
         ...
 
     def close(self) -> None:
@@ -92,6 +114,12 @@ class SqliteSerialWatcher:
     def _next_turn(self) -> None:
         self._checked_this_turn = False
 
+    def saw(self, serial: int) -> None:
+        # `data_version` moves for this process's own commits too (they come
+        # from other connections than the watcher's): nothing to do but forget
+        # this turn's check, for a request that shares the writer's turn.
+        self._checked_this_turn = False
+
     def _read_serial(self) -> int:
         row = self._connection.execute(
             "SELECT serial FROM changes WHERE id = ?", (SERIAL_ROW,)
@@ -106,7 +134,8 @@ class SqliteSerialWatcher:
 
 
 class PollingSerialWatcher:
-    """Re-reads the serial at most every `interval` seconds (for PostgreSQL)."""
+    """Re-reads the serial at most every `interval` seconds (a database without
+    a change signal); a write of this process is seen at once (`saw`)."""
 
     def __init__(self, engine: Engine, interval: float = DEFAULT_POLL_INTERVAL) -> None:
         self._sessions = sessionmaker(engine)
@@ -121,11 +150,17 @@ class PollingSerialWatcher:
         if self._serial is None or (due and not self._refreshing):
             self._refreshing = True
             try:
-                self._serial = await anyio.to_thread.run_sync(self._read)
+                self.saw(await anyio.to_thread.run_sync(self._read))
                 self._checked_at = time.monotonic()
             finally:
                 self._refreshing = False
+        assert self._serial is not None
         return self._serial
+
+    def saw(self, serial: int) -> None:
+        # Newest wins: a poll that started before a commit may land after it.
+        if self._serial is None or serial > self._serial:
+            self._serial = serial
 
     def _read(self) -> int:
         with self._sessions() as session:
@@ -135,14 +170,117 @@ class PollingSerialWatcher:
         return
 
 
+class ListeningSerialWatcher:
+    """PostgreSQL: `LISTEN` for the writers' `NOTIFY` (a memory read per check).
+
+    A daemon thread holds a psycopg connection of its own (autocommit, outside
+    SQLAlchemy's pool, which must not lose a connection for good), listens,
+    then reads the serial: in that order, so that a commit between the two is
+    either read or heard. It re-reads the serial after `HEARTBEAT_SECONDS` of
+    silence, and on every reconnect, since PostgreSQL does not replay what was
+    sent while a listener was away. While it has no connection, `current`
+    polls as `PollingSerialWatcher` does, so a replica cut off from
+    notifications still follows within the poll interval.
+    """
+
+    def __init__(self, engine: Engine, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
+        self._conninfo = engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._fallback = PollingSerialWatcher(engine, poll_interval)
+        self._lock = threading.Lock()
+        self._serial: int | None = None
+        self._listening = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._listen_forever, name=LISTENER_NAME, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def listening(self) -> bool:
+        """Whether notifications are being heard (else `current` polls)."""
+        return self._listening
+
+    async def current(self) -> int:
+        serial = self._serial
+        if self._listening and serial is not None:
+            return serial
+        polled = await self._fallback.current()
+        self.saw(polled)
+        return max(polled, self._serial or polled)
+
+    def saw(self, serial: int) -> None:
+        with self._lock:
+            if self._serial is None or serial > self._serial:
+                self._serial = serial
+
+    def close(self) -> None:
+        # Not joined: the thread wakes within a heartbeat, sees the flag and
+        # ends; as a daemon it never holds up the process's exit.
+        self._stop.set()
+
+    def _listen_forever(self) -> None:
+        import psycopg  # the PostgreSQL driver: only needed where PostgreSQL is
+
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(
+                    self._conninfo,
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name=LISTENER_NAME,
+                ) as conn:
+                    self._listen(conn)
+            except Exception as exc:  # psycopg.Error, or a schema not migrated yet
+                self._listening = False
+                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                if failures == 0:
+                    logger.warning("serial listener lost its connection (%s); reconnecting", exc)
+                failures += 1
+                self._stop.wait(delay)
+            else:
+                failures = 0
+        self._listening = False
+
+    def _listen(self, conn: Any) -> None:
+        conn.execute(f"LISTEN {CHANNEL}")
+        self.saw(_read_serial_row(conn))
+        self._listening = True
+        while not self._stop.is_set():
+            heard = False
+            for notify in conn.notifies(timeout=HEARTBEAT_SECONDS):
+                heard = True
+                self._heard(notify.payload)
+                if self._stop.is_set():
+                    return
+            if not heard:
+                self.saw(_read_serial_row(conn))
+
+    def _heard(self, payload: str) -> None:
+        try:
+            self.saw(int(payload))
+        except ValueError:
+            logger.warning("ignoring a %s notification that is not a serial: %r", CHANNEL, payload)
+
+
+def _read_serial_row(conn: Any) -> int:
+    row = conn.execute("SELECT serial FROM changes WHERE id = %s", (SERIAL_ROW,)).fetchone()
+    if row is None:
+        raise LookupError("the changes table has no serial row: run the migrations")
+    return int(row[0])
+
+
 def open_serial_watcher(
     engine: Engine, poll_interval: float = DEFAULT_POLL_INTERVAL
 ) -> SerialWatcher:
     """The cheapest correct watcher for `engine`'s database.
 
-    A SQLite database in a file gets `SqliteSerialWatcher`; in-memory SQLite
-    and every other database get `PollingSerialWatcher(engine, poll_interval)`.
-    The caller owns the watcher and closes it.
+    A SQLite database in a file gets `SqliteSerialWatcher`, PostgreSQL gets
+    `ListeningSerialWatcher`; in-memory SQLite and every other database get
+    `PollingSerialWatcher(engine, poll_interval)`. The caller owns the watcher
+    and closes it.
 
     Raises:
         sqlite3.Error: the SQLite database file cannot be opened.
@@ -152,6 +290,8 @@ def open_serial_watcher(
     in_file = database not in ("", ":memory:") and not url.query.get("uri")
     if engine.dialect.name == "sqlite" and in_file:
         return SqliteSerialWatcher(database)
+    if engine.dialect.name == "postgresql":
+        return ListeningSerialWatcher(engine, poll_interval)
     return PollingSerialWatcher(engine, poll_interval)
 
 

@@ -13,12 +13,14 @@ from sqlalchemy import create_engine
 
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
 from packyard.db.freshness import (
+    LISTENER_NAME,
+    ListeningSerialWatcher,
     PerSerial,
     PollingSerialWatcher,
     SqliteSerialWatcher,
     open_serial_watcher,
 )
-from packyard.db.serial import bump_serial
+from packyard.db.serial import bump_serial, follow_commits
 from tests.builders import LocalStore, make_local_store
 
 
@@ -127,6 +129,104 @@ async def test_polling_watcher_rereads_after_its_interval(
     assert await eager.current() == 1
 
 
+@pytest.mark.anyio
+async def test_a_process_reads_its_own_write_on_the_next_request(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Read-your-writes: even a watcher that would not poll for an hour sees
+    the commit of its own process's sessions before `commit()` returns."""
+    local = make_local_store(tmp_path, database_url)
+    watcher = PollingSerialWatcher(local.engine, interval=3600)
+    follow_commits(local.sessions, watcher.saw)
+    assert await watcher.current() == 0
+    with local.sessions.begin() as session:
+        bump_serial(session)
+    assert await watcher.current() == 1
+
+
+@pytest.mark.anyio
+async def test_a_rolled_back_write_is_not_seen(tmp_path: Path, database_url: str) -> None:
+    local = make_local_store(tmp_path, database_url)
+    watcher = PollingSerialWatcher(local.engine, interval=3600)
+    follow_commits(local.sessions, watcher.saw)
+    assert await watcher.current() == 0
+
+    def failing_write() -> None:
+        with local.sessions.begin() as session:
+            bump_serial(session)
+            raise RuntimeError("the write fails after the bump")
+
+    with pytest.raises(RuntimeError):
+        failing_write()
+    with local.sessions.begin() as session:
+        session.info["unrelated"] = True  # a later commit that bumped nothing
+    assert await watcher.current() == 0
+
+
+def postgresql_only(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+
+
+async def serial_within(watcher: ListeningSerialWatcher, expected: int, seconds: float) -> float:
+    """How long the watcher took to report `expected` (fails past `seconds`)."""
+    started = time.monotonic()
+    while await watcher.current() != expected:
+        assert time.monotonic() - started < seconds, f"serial {expected} not seen in {seconds} s"
+        await anyio.sleep(0.005)
+    return time.monotonic() - started
+
+
+@pytest.mark.anyio
+async def test_listening_watcher_hears_another_process_commit(
+    tmp_path: Path, database_url: str
+) -> None:
+    postgresql_only(database_url)
+    local = make_local_store(tmp_path, database_url)
+    watcher = open_serial_watcher(local.engine)
+    assert isinstance(watcher, ListeningSerialWatcher)
+    try:
+        await serial_within(watcher, 0, 10)
+        await listening(watcher)
+        bump_from_another_engine(local)
+        # Notified: far sooner than any poll or heartbeat would have noticed.
+        await serial_within(watcher, 1, 1.0)
+    finally:
+        watcher.close()
+
+
+async def listening(watcher: ListeningSerialWatcher) -> None:
+    for _ in range(1000):
+        if watcher.listening:
+            return
+        await anyio.sleep(0.01)
+    raise AssertionError("the watcher never started listening")
+
+
+@pytest.mark.anyio
+async def test_listener_catches_up_on_what_it_missed_while_disconnected(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Notifications sent while a listener is away are lost: the serial is
+    re-read on reconnect, and polled meanwhile."""
+    postgresql_only(database_url)
+    local = make_local_store(tmp_path, database_url)
+    watcher = ListeningSerialWatcher(local.engine, poll_interval=3600)
+    try:
+        await listening(watcher)
+        with local.engine.connect() as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                (LISTENER_NAME,),
+            )
+        bump_from_another_engine(local)
+        bump_from_another_engine(local)
+        await serial_within(watcher, 2, 10)
+    finally:
+        watcher.close()
+
+
 def test_memory_databases_and_other_dialects_are_polled() -> None:
     engine = create_engine("sqlite://")
     migrate(engine)
@@ -141,6 +241,9 @@ class FakeWatcher:
 
     async def current(self) -> int:
         return self.serial
+
+    def saw(self, serial: int) -> None:
+        self.serial = max(self.serial, serial)
 
     def close(self) -> None:
         return
