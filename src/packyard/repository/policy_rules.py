@@ -5,9 +5,10 @@ together with a serial bump (`db.serial`); `PolicyRepository` asks a
 `StoredRulesReader` on every request what the database adds to its
 upstream's configuration. As for yanks (`repository/yank.py`), the rows are
 read once per change of the serial, as the `SerialWatcher` tells, never per
-request: a check costs microseconds on SQLite and nothing between polls on
-PostgreSQL. Every replica sharing the database applies a change on its next
-request (PostgreSQL: within the watcher's poll interval).
+request: a check costs microseconds on SQLite and a memory read on
+PostgreSQL. The process that made a change applies it on its next request;
+every other replica sharing the database as soon as PostgreSQL's notification
+reaches it (`db.freshness`).
 
 A reload that finds the same rules returns the very same `StoredRules`
 object, so a write elsewhere (an upload, a yank, another upstream's rules)
