@@ -1,6 +1,6 @@
 """The application factory: one ASGI app in front of the repository chain.
 
-The hot paths of the index (`/simple/…`, `/files/…`) and `/healthz` are raw
+The hot paths of the index (`/simple/…`, `/files/…`), `/healthz` and `/readyz` are raw
 ASGI handlers, picked by a path-prefix check; everything else (the home
 page, uploads, the browser and the admin API) is a Starlette app,
 which also runs the lifespan: the chain is closed when the app stops.
@@ -22,7 +22,7 @@ from packyard.errors import NotFound
 from packyard.repository.base import Repository
 from packyard.routes.asgi import send_response
 from packyard.routes.errors import error_parts
-from packyard.routes.health import health
+from packyard.routes.health import Readiness, health
 from packyard.routes.simple import SimpleRoute, local_path
 from packyard.routes.snapshot import SnapshotRoute
 from packyard.routes.ui import ui_routes
@@ -38,6 +38,7 @@ def create_app(
     read_guard: Callable[[ASGIApp], ASGIApp] | None = None,
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     middleware: Sequence[Middleware] = (),
+    readiness: ASGIApp | None = None,
 ) -> ASGIApp:
     """The packyard ASGI application.
 
@@ -55,6 +56,8 @@ def create_app(
         on_shutdown: closed after the chain when the app stops (shared clients).
         middleware: Starlette middleware around the browser, upload and API routes
             (the admin pages' `ViewerMiddleware`); never on the read hot paths.
+        readiness: the handler of `/readyz` (`routes.health.Readiness`); None
+            answers ready.
     """
     files = files_app or _no_files
     guard = read_guard or _unguarded
@@ -64,6 +67,7 @@ def create_app(
         files=guard(files),
         # Its files are the unguarded handler: the snapshot's guard has passed already.
         snapshot=guard(SnapshotRoute(chain, files)),
+        readiness=readiness or Readiness({}),
         other=Starlette(
             routes=[*routes, *mounts, *ui_routes(browser or standalone_browser(chain))],
             lifespan=_closing(chain, on_shutdown),
@@ -79,10 +83,18 @@ def _unguarded(app: ASGIApp) -> ASGIApp:
 class _Dispatcher:
     """Routes by path prefix; lifespan and anything unknown go to the Starlette app."""
 
-    def __init__(self, simple: ASGIApp, files: ASGIApp, snapshot: ASGIApp, other: ASGIApp) -> None:
+    def __init__(
+        self,
+        simple: ASGIApp,
+        files: ASGIApp,
+        snapshot: ASGIApp,
+        readiness: ASGIApp,
+        other: ASGIApp,
+    ) -> None:
         self._simple = simple
         self._files = files
         self._snapshot = snapshot
+        self._readiness = readiness
         self._other = other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -96,6 +108,8 @@ class _Dispatcher:
                 return await self._snapshot(scope, receive, send)
             if path == "/healthz":
                 return await health(scope, receive, send)
+            if path == "/readyz":
+                return await self._readiness(scope, receive, send)
         return await self._other(scope, receive, send)
 
 

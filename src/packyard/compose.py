@@ -17,6 +17,7 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
+import anyio.to_thread
 import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, configure_mappers, sessionmaker
@@ -27,7 +28,13 @@ from starlette.types import ASGIApp
 from packyard.app import create_app
 from packyard.auth.authenticate import Authenticators
 from packyard.browser.build import build_browser, open_search_index
-from packyard.db.engine import create_database_engine, migrate, session_factory_for
+from packyard.db.engine import (
+    create_database_engine,
+    head_revision,
+    migrate,
+    schema_problem,
+    session_factory_for,
+)
 from packyard.db.freshness import SerialWatcher, open_serial_watcher
 from packyard.db.serial import follow_commits
 from packyard.errors import ConfigurationError
@@ -44,7 +51,9 @@ from packyard.repository.remote_metadata import RemoteMetadataReader
 from packyard.repository.yank import YankRepository
 from packyard.routes.api import ApiServices, api_app
 from packyard.routes.files import FilesRoute
+from packyard.routes.health import Readiness, ReadinessCheck
 from packyard.routes.read_auth import read_guard
+from packyard.routes.roles import RoleGate
 from packyard.routes.ui.admin import ViewerMiddleware, admin_routes, load_secret
 from packyard.routes.upload import upload_routes
 from packyard.search.recorder import SearchRecorder
@@ -56,10 +65,13 @@ ComponentFactory = Callable[[Repository, Settings], Repository]
 
 
 def prepare_state(settings: Settings) -> Engine:
-    """Create the data directory and bring the database schema up to date."""
+    """Create the data directory and bring the database schema up to date
+    (unless `settings.migrate` is off: then `packyard migrate` does it, and
+    `/readyz` says not ready until it has)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_database_engine(settings.resolved_database_url)
-    migrate(engine)
+    if settings.migrate:
+        migrate(engine)
     # Before any worker starts: their shared Prometheus directory (several workers).
     prepare_multiprocess(settings)
     return engine
@@ -194,9 +206,22 @@ def build_app(settings: Settings) -> ASGIApp:
         api=api,
         read_guard=guard,
         on_shutdown=[http_client.aclose, _closer(watcher)],
+        readiness=Readiness({"database": _schema_check(engine)}),
     )
+    if settings.role != "all":
+        app = RoleGate(app, settings.role)
     # Outermost: measures every request, serves /metrics, emits download events.
     return telemetry.instrument(app)
+
+
+def _schema_check(engine: Engine) -> ReadinessCheck:
+    """Ready when the database answers with its schema at this code's revision."""
+    head = head_revision()
+
+    async def check() -> str | None:
+        return await anyio.to_thread.run_sync(schema_problem, engine, head)
+
+    return check
 
 
 def _closer(watcher: SerialWatcher) -> Callable[[], Awaitable[None]]:

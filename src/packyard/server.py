@@ -34,4 +34,7 @@ def run(settings: Settings) -> None:
         access_log=False,
         log_level=settings.log_level,
         server_header=False,
+        # On SIGTERM uvicorn stops accepting, then lets requests in flight
+        # (downloads, uploads) finish for this long before it cancels them.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )

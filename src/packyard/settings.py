@@ -198,7 +198,7 @@ class Settings(BaseModel):
     migrate: bool = True
     # On SIGTERM: stop accepting connections, then wait this long for
     # in-flight downloads and uploads before closing them.
-    shutdown_grace_seconds: float = Field(default=30.0, ge=0)
+    shutdown_grace_seconds: int = Field(default=30, ge=0)
     upstreams: tuple[UpstreamSettings, ...] = (UpstreamSettings(url=DEFAULT_UPSTREAM, name="pypi"),)
     # Extra components, `module:callable`, applied in order around the built chain.
     components: tuple[str, ...] = ()

@@ -12,7 +12,10 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 # Resolved by Alembic through importlib.resources, so it works from an
@@ -21,6 +24,10 @@ SCRIPT_LOCATION = "packyard.db:migrations"
 
 # How long a SQLite writer waits for another writer's lock before failing.
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# The PostgreSQL advisory lock that migrations hold (any constant unique to
+# packyard in the database; this one spells "pkyd").
+MIGRATION_LOCK = 0x706B7964
 
 
 def create_database_engine(url: str, **options: Any) -> Engine:
@@ -58,8 +65,7 @@ def session_factory_for(engine: Engine) -> sessionmaker[Session]:
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic configuration for `engine`, built in code (no `alembic.ini`)."""
-    config = Config()
-    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config = alembic_config_without_engine()
     config.attributes["engine"] = engine
     return config
 
@@ -67,9 +73,49 @@ def alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema of `engine`'s database to `revision` (default: the newest).
 
-    Safe to call at every start: an up-to-date database is left unchanged.
+    Safe to call at every start, and from many processes at once: on
+    PostgreSQL the migration holds an advisory lock for its transaction, so
+    the others wait and then find nothing left to do. An up-to-date database
+    is left unchanged.
 
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be reached or changed.
     """
     command.upgrade(alembic_config(engine), revision)
+
+
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    head = ScriptDirectory.from_config(alembic_config_without_engine()).get_current_head()
+    if head is None:
+        raise RuntimeError("packyard ships no migrations")
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at; None if it was never migrated.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database cannot be reached.
+    """
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_problem(engine: Engine, head: str) -> str | None:
+    """Why the database cannot serve this code (None: it can): unreachable, or
+    its schema is not at `head` (blocking: run it in a worker thread)."""
+    try:
+        revision = current_revision(engine)
+    except SQLAlchemyError as exc:
+        return f"the database cannot be reached: {type(exc).__name__}: {exc}".splitlines()[0]
+    if revision != head:
+        shown = revision or "empty"
+        return f"the schema is at revision {shown}, this version needs {head}: run packyard migrate"
+    return None
+
+
+def alembic_config_without_engine() -> Config:
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    return config

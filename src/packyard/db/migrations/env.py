@@ -11,6 +11,7 @@ from alembic import context
 from sqlalchemy import Engine
 
 from packyard.db import accounts, audit, governance, policies  # noqa: F401 - registers their tables
+from packyard.db.engine import MIGRATION_LOCK
 from packyard.db.models import Base
 
 engine = context.config.attributes.get("engine")
@@ -27,4 +28,8 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas started at once queue here; each then reads the schema's
+            # revision afresh, so only the first one migrates (`db.engine.migrate`).
+            connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         context.run_migrations()
