@@ -58,6 +58,20 @@ class UpstreamUnavailable(UpstreamError):
     """An upstream index could not be reached or timed out (a 503 at the edge)."""
 
 
+class StoreUnavailable(PackyardError, OSError):
+    """The blob store (an S3 bucket) could not be reached, timed out or answered
+    with a server error (a 503 with Retry-After at the edge).
+
+    Also an `OSError`: the blob store contract (`storage.base`) names OSError
+    for a read or write that failed, and code that copes with one (a cache that
+    serves without storing) copes with this too.
+    """
+
+    def __init__(self, store: str, reason: str) -> None:
+        super().__init__(f"The blob store {store} is unavailable: {reason}")
+        self.store = store
+
+
 class NotAcceptable(PackyardError):
     """No representation matches the client's Accept header (406)."""
 

@@ -13,6 +13,7 @@ from packyard.errors import (
     PackyardError,
     PermissionDenied,
     RangeNotSatisfiable,
+    StoreUnavailable,
     UpstreamError,
     UpstreamUnavailable,
 )
@@ -24,6 +25,7 @@ STATUS_BY_ERROR: tuple[tuple[type[PackyardError], int], ...] = (
     (NotFound, 404),
     (UpstreamUnavailable, 503),
     (UpstreamError, 502),
+    (StoreUnavailable, 503),
     (NotAcceptable, 406),
     (RangeNotSatisfiable, 416),
     (InvalidDistribution, 400),
@@ -50,6 +52,6 @@ def error_parts(error: PackyardError) -> tuple[int, Headers, bytes]:
     ]
     if isinstance(error, RangeNotSatisfiable):
         headers.append((b"content-range", f"bytes */{error.size}".encode()))
-    if isinstance(error, UpstreamUnavailable):
+    if isinstance(error, UpstreamUnavailable | StoreUnavailable):
         headers.append((b"retry-after", b"30"))
     return status, headers, (error.message + "\n").encode()
