@@ -1,11 +1,17 @@
 """Shared test configuration: async tests run on asyncio through anyio's plugin;
-`database_url` runs a test once on SQLite and once on a real PostgreSQL server."""
+`database_url` runs a test once on SQLite and once on a real PostgreSQL server;
+`blob_store` runs a test once on the filesystem and once on a real S3 server."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from packyard.settings import Settings
+from packyard.storage.base import BlobStore
+from packyard.storage.location import open_blob_storage
 from tests.postgres import PostgresServer, PostgresUnavailable, postgres_skipped, running_postgres
+from tests.seaweedfs import SeaweedServer, SeaweedUnavailable, running_seaweedfs, s3_skipped
 
 
 @pytest.fixture
@@ -41,3 +47,38 @@ def database_url(
     server: PostgresServer = request.getfixturevalue("postgres_server")
     with server.database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedServer]:
+    """One throwaway SeaweedFS (an S3 API server) per test session (per xdist worker).
+
+    Fails, rather than skips, when `weed` is missing: CI must run these tests.
+    `PACKYARD_TEST_S3=skip` skips them for a quick local run. Give each test a
+    bucket of its own: `with s3_server.bucket() as bucket: ...`, and pass
+    `s3_server.environment(bucket)` to a `packyard serve` subprocess.
+    """
+    if s3_skipped():
+        pytest.skip("PACKYARD_TEST_S3=skip")
+    try:
+        with running_seaweedfs() as server:
+            yield server
+    except SeaweedUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    """An empty blob store of this test's own, opened as the server opens it
+    (`storage.location`): a directory under `tmp_path`, then a prefix in a new
+    bucket of the session's SeaweedFS (see `tests/seaweedfs.py`)."""
+    if request.param == "filesystem":
+        settings = Settings(data_dir=tmp_path)
+        yield open_blob_storage(settings, environ={}).store("files")
+        return
+    server: SeaweedServer = request.getfixturevalue("s3_server")
+    with server.bucket() as bucket:
+        settings = Settings(
+            data_dir=tmp_path, storage_url=f"s3://{bucket}/packyard", s3=server.s3_settings()
+        )
+        yield open_blob_storage(settings, environ={}).store("files")
