@@ -15,12 +15,15 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
+import click
 import kubernetes_validate
 import pytest
 import yaml
 
+from packyard.cli import main
+from packyard.routes.roles import serves
 from packyard.settings import Role, Settings, load_settings
 from tests.deploy.kustomize import Document, Unsupported, build, identity
 
@@ -29,7 +32,7 @@ BASE = ROOT / "deploy" / "kubernetes" / "base"
 OVERLAY = ROOT / "deploy" / "kubernetes" / "overlays" / "example"
 KUSTOMIZATIONS = [pytest.param(BASE, id="base"), pytest.param(OVERLAY, id="overlay")]
 KUBERNETES_VERSION = "1.30"
-ROLES = ("index", "upload", "browser")
+ROLES: tuple[Role, ...] = ("index", "upload", "browser")
 
 
 @functools.cache
@@ -58,6 +61,14 @@ def settings_of(documents: list[Document], tmp_path: Path) -> Settings:
     config = tmp_path / "packyard.toml"
     config.write_text(of_kind(documents, "ConfigMap")["packyard-config"]["data"]["packyard.toml"])
     return load_settings(config, environ={})
+
+
+def parsed(args: list[str]) -> tuple[str, dict[str, Any]]:
+    """A container's `args` as the `packyard` command parses them (nothing runs):
+    the subcommand and its parameters. An unknown option or value fails here."""
+    command = main.get_command(click.Context(main), args[0])
+    assert command is not None, args
+    return args[0], command.make_context(args[0], args[1:]).params
 
 
 def strings(value: Any) -> Iterator[str]:
@@ -197,7 +208,8 @@ def test_each_role_has_its_deployment(directory: Path) -> None:
     for role in ROLES:
         (container,) = deployments[f"packyard-{role}"]["spec"]["template"]["spec"]["containers"]
         assert container["args"] == ["serve", "--role", role, "--no-migrate"]
-        assert role in get_args(Role)
+        command, params = parsed(container["args"])
+        assert (command, params["role"], params["no_migrate"]) == ("serve", role, True)
 
 
 @pytest.mark.parametrize("directory", KUSTOMIZATIONS)
@@ -206,6 +218,7 @@ def test_the_migration_job_runs_packyard_migrate(directory: Path) -> None:
     (job,) = of_kind(documents, "Job").values()
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["migrate"]
+    assert parsed(container["args"])[0] == "migrate"
     images = {
         c["image"]
         for d in of_kind(documents, "Deployment").values()
@@ -316,6 +329,10 @@ def test_the_ingress_routes_each_path_to_its_role(directory: Path) -> None:
     documents = rendered(directory)
     (ingress,) = of_kind(documents, "Ingress").values()
     assert {path: route(ingress, path) for path in ROUTES} == ROUTES
+    # ... and each lands on a process whose role answers it (routes/roles.py).
+    roles = {f"packyard-{role}": role for role in ROLES}
+    for path, service in ROUTES.items():
+        assert serves(roles[service], path), path
     services = of_kind(documents, "Service")
     for rule in ingress["spec"]["rules"]:
         for entry in rule["http"]["paths"]:
