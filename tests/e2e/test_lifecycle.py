@@ -1,0 +1,118 @@
+"""A replica's life as an orchestrator sees it: roles, migrations as a step,
+readiness, and a graceful stop, on real `packyard` processes.
+
+Each test starts its own servers: they differ in their flags.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.builders import build_wheel
+from tests.e2e.servers import PYTHON, PackyardProcess, clean_environment, packyard
+from tests.postgres import PostgresServer
+
+pytestmark = pytest.mark.e2e
+
+
+def with_flags(server: PackyardProcess, *flags: str) -> PackyardProcess:
+    server.argv += flags
+    return server
+
+
+def test_each_role_serves_its_own_paths_and_names_itself_elsewhere(tmp_path: Path) -> None:
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    wheel = build_wheel(dists, "acme-roles", "1.0")
+    index = with_flags(PackyardProcess(tmp_path / "data"), "--role", "index")
+    assert index.import_dir(dists).returncode == 0
+    upload = with_flags(PackyardProcess(tmp_path / "data"), "--role", "upload", "--no-migrate")
+    browser = with_flags(PackyardProcess(tmp_path / "data"), "--role", "browser", "--no-migrate")
+    with index, upload, browser:
+        assert wheel.name in httpx.get(index.index_url + "acme-roles/").text
+        assert httpx.get(f"{index.url}/files/acme-roles/{wheel.name}").content == wheel.read_bytes()
+        refused = httpx.get(index.url + "/project/acme-roles/")
+        assert refused.status_code == 404
+        assert "serves the index role only" in refused.text
+
+        assert httpx.get(upload.url + "/api/v1/openapi.json").status_code == 200
+        assert httpx.post(upload.url + "/legacy/").status_code in (400, 401, 403)
+        assert httpx.get(upload.url + "/simple/").status_code == 404
+
+        assert "acme-roles" in httpx.get(browser.url + "/project/acme-roles/").text
+        assert httpx.get(browser.url + "/legacy/").status_code == 404
+        for server in (index, upload, browser):
+            assert httpx.get(server.url + "/healthz").status_code == 200
+            assert httpx.get(server.url + "/readyz").status_code == 200
+
+
+def test_without_migrations_the_server_is_alive_but_not_ready_until_migrate(
+    tmp_path: Path,
+) -> None:
+    server = with_flags(PackyardProcess(tmp_path / "data"), "--no-migrate")
+    with server:
+        assert httpx.get(server.url + "/healthz").status_code == 200
+        waiting = httpx.get(server.url + "/readyz")
+        assert waiting.status_code == 503
+        assert "run packyard migrate" in waiting.json()["reasons"]["database"]
+
+        done = packyard("migrate", "--data-dir", str(server.data_dir))
+        assert done.returncode == 0, done.stderr
+        assert "Migrated the schema from revision (empty) to" in done.stdout
+        assert httpx.get(server.url + "/readyz").status_code == 200
+    again = packyard("migrate", "--data-dir", str(server.data_dir))
+    assert "The schema is up to date" in again.stdout
+
+
+def test_many_replicas_migrating_at_once_never_race(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    with postgres_server.database() as url:
+        env = clean_environment(PACKYARD_DATABASE_URL=url)
+        command = [PYTHON, "-m", "packyard", "migrate", "--data-dir", str(tmp_path / "data")]
+        runs = [
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for _ in range(4)
+        ]
+        results = [(run.wait(120), run.communicate()) for run in runs]
+        assert [code for code, _ in results] == [0, 0, 0, 0], results
+        migrated = [out for _, (out, _) in results if b"Migrated the schema" in out]
+        assert len(migrated) == 1, results
+
+
+def test_sigterm_lets_a_download_in_flight_finish(tmp_path: Path) -> None:
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    payload = os.urandom(48 * 1024 * 1024)
+    wheel = build_wheel(dists, "acme-big", "1.0", extra_files={"acme_big/blob.bin": payload})
+    server = PackyardProcess(tmp_path / "data")
+    assert server.import_dir(dists).returncode == 0
+    received = hashlib.sha256()
+    size = 0
+    with server:
+        assert server.process is not None
+        with httpx.stream("GET", f"{server.url}/files/acme-big/{wheel.name}") as response:
+            chunks = response.iter_bytes(256 * 1024)
+            first = next(chunks)
+            received.update(first)
+            size += len(first)
+            server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)  # the server has begun to stop: it no longer accepts
+            with pytest.raises(httpx.TransportError):
+                httpx.get(server.url + "/healthz", timeout=2)
+            for chunk in chunks:
+                received.update(chunk)
+                size += len(chunk)
+                time.sleep(0.002)  # a slow client
+        # uvicorn re-raises the signal once it has shut down cleanly.
+        assert server.process.wait(30) in (0, -signal.SIGTERM)
+    assert size == wheel.stat().st_size
+    assert received.hexdigest() == hashlib.sha256(wheel.read_bytes()).hexdigest()
