@@ -18,7 +18,9 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -26,7 +28,8 @@ from sqlalchemy import (
     TypeDecorator,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 # Named constraints, so that later migrations can alter them on every database
 # (SQLite's batch mode needs a name to find a constraint again).
@@ -135,3 +138,86 @@ class Change(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     serial: Mapped[int] = mapped_column(BigInteger)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- Shared caches (DESIGN §3: nothing a replica needs lives only in its data directory) ---
+#
+# Cache clocks (`last_access`, `fetched_at`) are seconds since the epoch as a
+# double, not `UTCDateTime`: they are compared with `time.time()` on hot paths
+# (LRU, page freshness) and an exact round trip of the float keeps a page's
+# fetch time the same across replicas.
+
+
+class UpstreamMetadata(Base):
+    """The METADATA extracted from one upstream wheel (`repository/remote_metadata.py`).
+
+    `identity` is the wheel's `sha256:<hex>`, else `url:<hash of its URL>`;
+    the bytes are the blob `blob_key` of the shared blob store.
+    """
+
+    __tablename__ = "upstream_metadata"
+
+    identity: Mapped[str] = mapped_column(String(100), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CachedFile(Base):
+    """One upstream file in the file cache's blob store (`repository/file_cache.py`).
+
+    Evictable files go least recently used first, by `last_access`.
+    """
+
+    __tablename__ = "cached_files"
+    __table_args__ = (Index("ix_cached_files_lru", "evictable", "last_access"),)
+
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    last_access: Mapped[float] = mapped_column(Double())
+    evictable: Mapped[bool] = mapped_column(Boolean)
+
+
+class CachedPage(Base):
+    """One upstream page (or its project list) kept by `page_store.SharedPageStore`.
+
+    `upstream` is the upstream's slug (`repository.cache.upstream_slug`), `name`
+    a normalised project name or `LIST_NAME`; the page's JSON is the blob
+    `blob_key`, which several rows may share (it is content-addressed).
+    """
+
+    __tablename__ = "cached_pages"
+
+    upstream: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(512), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    fetched_at: Mapped[float] = mapped_column(Double())
+
+
+class ServerSecret(Base):
+    """A secret every replica must share (e.g. the admin cookies' signing key)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+def upsert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `model`'s table in the dialect of `session`, which offers
+    `on_conflict_do_nothing` and `on_conflict_do_update` (SQLite and PostgreSQL
+    spell them alike: `INSERT ... ON CONFLICT`), so that replicas inserting the
+    same row at once never fail.
+
+    Raises:
+        NotImplementedError: the database is neither SQLite nor PostgreSQL.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise NotImplementedError(f"INSERT ... ON CONFLICT is not supported on {dialect}")
