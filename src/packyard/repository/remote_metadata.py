@@ -14,30 +14,36 @@ That upstream is then read whole, without trying ranges, for
 `RANGE_RETRY_SECONDS` (as uv stops asking an index for ranges).
 
 Extracted bytes go into the blob store under their content-addressed key,
-and a small index, `identity of the wheel -> (sha256, key)`, is appended to a
-JSON-lines file, so each wheel is read once, ever, across restarts. The
-identity is the wheel's sha256 when its page gives one, else a hash of its
-URL. The index file is shared safely by the worker processes of one data
-directory: each line is one `O_APPEND` write, and a reader catches up on the
-lines of the others before it fetches anything. Concurrent requests for the
-same wheel share one fetch.
+and a small index, `identity of the wheel -> (sha256, key)`, into the
+database table `upstream_metadata`, so each wheel is read once, ever, by
+whichever replica meets it first: a replica started with an empty data
+directory finds what the others extracted (DESIGN §3). The identity is the
+wheel's sha256 when its page gives one, else a hash of its URL. The index is
+also kept in memory (filled from the table when the reader is built, so pages
+advertise known hashes at once); a miss there is looked up in the table, in a
+worker thread, before anything is fetched. Two replicas extracting the same
+wheel at once insert the same row: the second insert is ignored (`ON CONFLICT
+DO NOTHING`). Concurrent requests for the same wheel in one process share one
+fetch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
+from packyard.db.models import UpstreamMetadata, upsert
 from packyard.dists.filenames import DistFilename, parse_filename
 from packyard.dists.metadata import MAX_METADATA_SIZE, parse_core_metadata, read_core_metadata
 from packyard.dists.remote_zip import RangeReader, read_wheel_metadata
@@ -95,78 +101,95 @@ async def read_metadata_blob(store: BlobStore, key: str, sha256: str) -> bytes:
 
 
 class MetadataIndex:
-    """`wheel identity -> ExtractedMetadata`, in memory and in a JSON-lines file.
+    """`wheel identity -> ExtractedMetadata`: a memo in memory over the table `upstream_metadata`.
 
-    `path` None keeps the index in memory only (the blobs still persist). A
-    torn last line (a crash mid-write) is skipped; it costs one more fetch.
+    `sessions` None keeps the index in memory only (the blobs still persist).
+    The memo only grows: a row is never changed once written (the key is
+    content-addressed), so what it remembers can't be stale.
     """
 
-    def __init__(self, path: Path | None) -> None:
-        """Loads `path` if it exists. Raises OSError if it cannot be read."""
-        self._path = path
-        self._offset = 0
+    def __init__(self, sessions: sessionmaker[Session] | None) -> None:
+        """Fills the memo from the table (one query, at startup).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the table cannot be read.
+        """
+        self._sessions = sessions
         self._entries: dict[str, ExtractedMetadata] = {}
         self._generations: dict[str, int] = {}
-        self.refresh()
+        if sessions is not None:
+            with sessions() as session:
+                rows = session.execute(
+                    select(
+                        UpstreamMetadata.project,
+                        UpstreamMetadata.identity,
+                        UpstreamMetadata.sha256,
+                        UpstreamMetadata.blob_key,
+                    )
+                )
+                for project, identity, sha256, key in rows:
+                    self._remember(project, identity, ExtractedMetadata(sha256, key))
 
     def get(self, identity: str) -> ExtractedMetadata | None:
+        """What the memo knows of `identity` (no database access: for the event loop)."""
         return self._entries.get(identity)
 
     def generation(self, project: str) -> int:
-        """A number that changes whenever a wheel of `project` gains an entry."""
+        """A number that changes whenever a wheel of `project` gains an entry here."""
         return self._generations.get(project, 0)
 
-    def refresh(self) -> None:
-        """Read the lines appended since the last call (by this or another process).
+    async def find(self, project: str, identity: str) -> ExtractedMetadata | None:
+        """The entry of `identity`, from the memo, else from the table (another
+        replica may have written it), in a worker thread.
 
         Raises:
-            OSError: the file exists but cannot be read.
+            sqlalchemy.exc.SQLAlchemyError: the table cannot be read.
         """
-        if self._path is None:
-            return
-        try:
-            with self._path.open("rb") as file:
-                if os.fstat(file.fileno()).st_size == self._offset:
-                    return  # nothing appended since
-                file.seek(self._offset)
-                data = file.read()
-        except FileNotFoundError:
-            return
-        complete = data[: data.rfind(b"\n") + 1]
-        self._offset += len(complete)
-        for line in complete.splitlines():
-            self._load(line)
+        known = self._entries.get(identity)
+        if known is not None or self._sessions is None:
+            return known
+        row = await anyio.to_thread.run_sync(self._select, self._sessions, identity)
+        if row is not None:
+            self._remember(project, identity, row)
+        return row
 
-    def add(self, project: str, identity: str, entry: ExtractedMetadata) -> None:
-        """Record `entry`, in memory and as one appended line (POSIX `O_APPEND`:
-        concurrent writers never interleave a line).
+    async def add(self, project: str, identity: str, entry: ExtractedMetadata) -> None:
+        """Record `entry`, in memory and in the table (in a worker thread).
 
-        Not synced: a line lost in a crash costs one more extraction, which
-        finds (or rewrites) the very same content-addressed blob.
+        A row that another replica inserted first is left as it is: its key
+        names the same bytes (content-addressed).
 
         Raises:
-            OSError: the line could not be written.
+            sqlalchemy.exc.SQLAlchemyError: the row could not be written.
         """
         self._remember(project, identity, entry)
-        if self._path is None:
-            return
-        record = {"project": project, "file": identity, "sha256": entry.sha256, "key": entry.key}
-        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        if self._sessions is not None:
+            await anyio.to_thread.run_sync(self._insert, self._sessions, project, identity, entry)
 
-    def _load(self, line: bytes) -> None:
-        try:
-            record = json.loads(line)
-            fields = (record["project"], record["file"], record["sha256"], record["key"])
-        except (ValueError, TypeError, KeyError):
-            return
-        if all(isinstance(value, str) for value in fields):
-            self._remember(fields[0], fields[1], ExtractedMetadata(fields[2], fields[3]))
+    @staticmethod
+    def _select(sessions: sessionmaker[Session], identity: str) -> ExtractedMetadata | None:
+        with sessions() as session:
+            row = session.execute(
+                select(UpstreamMetadata.sha256, UpstreamMetadata.blob_key).where(
+                    UpstreamMetadata.identity == identity
+                )
+            ).one_or_none()
+        return None if row is None else ExtractedMetadata(row.sha256, row.blob_key)
+
+    @staticmethod
+    def _insert(
+        sessions: sessionmaker[Session], project: str, identity: str, entry: ExtractedMetadata
+    ) -> None:
+        with sessions.begin() as session:
+            row = {
+                "identity": identity,
+                "project": project,
+                "sha256": entry.sha256,
+                "blob_key": entry.key,
+                "created_at": datetime.now(UTC),
+            }
+            insert = upsert(session, UpstreamMetadata).values(row)
+            session.execute(insert.on_conflict_do_nothing(index_elements=["identity"]))
 
     def _remember(self, project: str, identity: str, entry: ExtractedMetadata) -> None:
         if self._entries.get(identity) != entry:
@@ -188,19 +211,20 @@ class RemoteMetadataReader:
     def __init__(
         self,
         store: BlobStore,
-        index_path: Path | None = None,
+        sessions: sessionmaker[Session] | None = None,
         *,
         temp_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`store` keeps the METADATA blobs; `index_path` the index (see `MetadataIndex`);
-        `temp_dir` receives whole wheels of upstreams that refuse ranges.
+        """`store` keeps the METADATA blobs and `sessions` the index (`MetadataIndex`:
+        None keeps it in memory only); `temp_dir` receives whole wheels of
+        upstreams that refuse ranges.
 
         Raises:
-            OSError: the index file exists but cannot be read.
+            sqlalchemy.exc.SQLAlchemyError: the index cannot be read.
         """
         self._store = store
-        self._index = MetadataIndex(index_path)
+        self._index = MetadataIndex(sessions)
         self._temp_dir = temp_dir
         self._clock = clock
         self._refused: dict[str, float] = {}
@@ -233,7 +257,8 @@ class RemoteMetadataReader:
             UpstreamUnavailable, FileNotFound: the upstream failed, or no
                 longer has the file.
             InvalidDistribution: a wheel from this server's own storage is broken.
-            OSError: the blob store or the index could not be written.
+            OSError: the blob store could not be written.
+            sqlalchemy.exc.SQLAlchemyError: the index could not be read or written.
         """
         identity = wheel_identity(dist)
         try:
@@ -250,10 +275,8 @@ class RemoteMetadataReader:
     async def _extract_once(
         self, project: str, identity: str, dist: DistFile, wheel: Resource, download: bool
     ) -> tuple[ExtractedMetadata, bytes]:
-        # On the event loop: a `stat`, and a read only when another worker
-        # appended lines; a thread hop would cost more than either.
-        self._index.refresh()
-        known = self._index.get(identity)
+        # Another replica may have extracted it: the table is asked before the upstream.
+        known = await self._index.find(project, identity)
         if known is not None:
             try:
                 return known, await read_metadata_blob(self._store, known.key, known.sha256)
@@ -264,7 +287,7 @@ class RemoteMetadataReader:
         # client wait for the disk (see `read_metadata_blob`'s callers).
         blob = await self._store.put(dist.filename + ".metadata", content, durable=False)
         entry = ExtractedMetadata(blob.sha256, blob.key)
-        self._index.add(project, identity, entry)  # one small append, no fsync: see `add`
+        await self._index.add(project, identity, entry)
         return entry, content
 
     async def _read(self, filename: str, wheel: Resource, download: bool) -> bytes:

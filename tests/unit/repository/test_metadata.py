@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.models import File
 from packyard.errors import FileNotFound, PackyardError
@@ -157,18 +158,19 @@ async def test_the_cache_stays_within_its_byte_budget(
 
 
 @pytest.mark.anyio
-async def test_extracted_metadata_damaged_by_a_crash_is_extracted_again(tmp_path: Path) -> None:
+async def test_extracted_metadata_damaged_by_a_crash_is_extracted_again(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
     wheel = build_wheel(tmp_path, "demo", "1.0")
     upstream = MemoryRepository("pypi", {"demo": {wheel.name: wheel.read_bytes()}})
     store = FilesystemBlobStore(tmp_path / "blobs")
-    index = tmp_path / "upstream-metadata.jsonl"
-    first = MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, index))
+    first = MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, sessions))
     served = await first.get_file("demo", wheel.name + ".metadata", ANONYMOUS)
     assert isinstance(served, InlineFile)
     (blob,) = (path for path in (tmp_path / "blobs").rglob("*.metadata") if path.is_file())
     blob.write_bytes(b"")  # written without fsync: a crash may leave it empty
 
-    restarted = MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, index))
+    restarted = MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, sessions))
     again = await restarted.get_file("demo", wheel.name + ".metadata", ANONYMOUS)
     assert isinstance(again, InlineFile)
     assert again.content == served.content

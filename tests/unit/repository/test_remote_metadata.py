@@ -21,7 +21,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 from aiohttp import web
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from packyard.db.models import UpstreamMetadata
 from packyard.dists.remote_zip import TAIL_SIZE
 from packyard.errors import UpstreamError
 from packyard.model import ANONYMOUS, DistFile, InlineFile, RemoteFile, StoredFile
@@ -30,7 +33,6 @@ from packyard.repository.remote_metadata import (
     ALIGNMENT,
     RANGE_RETRY_SECONDS,
     ExtractedMetadata,
-    MetadataIndex,
     RangesUnavailable,
     RemoteMetadataReader,
     wheel_identity,
@@ -182,12 +184,20 @@ def store(tmp_path: Path) -> FilesystemBlobStore:
     return FilesystemBlobStore(tmp_path / "blobs")
 
 
+def rows(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return session.scalar(select(func.count()).select_from(UpstreamMetadata)) or 0
+
+
 async def test_metadata_is_read_by_ranges_stored_and_found_after_a_restart(
-    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers,
+    big_wheel: Path,
+    store: FilesystemBlobStore,
+    sessions: sessionmaker[Session],
 ) -> None:
     index = await Index([big_wheel]).start(servers)
     remote = index.remote_file(big_wheel.name)
-    reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
+    reader = RemoteMetadataReader(store, sessions)
 
     extracted, content = await reader.extract("demo", dist_of(remote), remote)
 
@@ -196,8 +206,8 @@ async def test_metadata_is_read_by_ranges_stored_and_found_after_a_restart(
     assert all(header is not None for header in index.file_requests)
     assert index.sent < 100_000
     assert store.local_path(extracted.key).read_bytes() == content
-    restarted = RemoteMetadataReader(store, tmp_path / "index.jsonl")
-    assert restarted.lookup(dist_of(remote)) == extracted
+    restarted = RemoteMetadataReader(store, sessions)
+    assert restarted.lookup(dist_of(remote)) == extracted  # known at once: pages show its hash
     assert restarted.generation("demo") == 1
 
 
@@ -287,16 +297,19 @@ async def test_a_client_that_joins_a_read_ahead_on_such_an_upstream_still_gets_m
 
 
 async def test_a_full_download_must_match_the_page_sha256(
-    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers,
+    big_wheel: Path,
+    store: FilesystemBlobStore,
+    sessions: sessionmaker[Session],
 ) -> None:
     index = await Index([big_wheel], ranges=False).start(servers)
     remote = index.remote_file(big_wheel.name)
     lying = replace(remote, sha256="0" * 64)
-    reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
+    reader = RemoteMetadataReader(store, sessions)
     with pytest.raises(UpstreamError, match="does not match its sha256"):
         await reader.extract("demo", dist_of(lying), lying)
     assert reader.lookup(dist_of(lying)) is None
-    assert not (tmp_path / "index.jsonl").exists()
+    assert rows(sessions) == 0
 
 
 @pytest.mark.parametrize("ranges", [True, False])
@@ -359,33 +372,69 @@ async def test_a_wheel_in_our_own_storage_is_read_by_ranges_too(
     assert content == metadata_in(big_wheel)
 
 
-async def test_what_another_process_extracted_is_read_from_the_store(
-    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+async def test_a_second_replica_never_asks_the_upstream_for_what_the_first_extracted(
+    servers: Servers,
+    big_wheel: Path,
+    dists: Path,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
 ) -> None:
-    index = await Index([big_wheel]).start(servers)
+    """Two replicas: one database, one blob store (S3 in production), each its own
+    empty data directory. The second was started before the first extracted
+    anything, so its memory knows nothing: the table is asked before the upstream."""
+    other = build_wheel(dists, "other", "2.0")
+    index = await Index([big_wheel, other]).start(servers)
+    shared = FilesystemBlobStore(tmp_path / "bucket")
+    data_dirs = [tmp_path / "first", tmp_path / "second"]
+    for folder in data_dirs:
+        folder.mkdir()
+    first = RemoteMetadataReader(shared, sessions, temp_dir=data_dirs[0])
+    second = RemoteMetadataReader(shared, sessions, temp_dir=data_dirs[1])
     remote = index.remote_file(big_wheel.name)
-    reader = RemoteMetadataReader(store, tmp_path / "index.jsonl")
-    async with store.writer(big_wheel.name + ".metadata") as writer:
-        await writer.write(metadata_in(big_wheel))
-        blob = await writer.commit()
-    other_process = MetadataIndex(tmp_path / "index.jsonl")
-    other_process.add(
-        "demo", wheel_identity(dist_of(remote)), ExtractedMetadata(blob.sha256, blob.key)
-    )
+    extracted, content = await first.extract("demo", dist_of(remote), remote)
+    asked = len(index.file_requests)
+    assert asked > 0
 
-    _, content = await reader.extract("demo", dist_of(remote), remote)
+    assert second.lookup(dist_of(remote)) is None  # not in its memory...
+    assert await second.extract("demo", dist_of(remote), remote) == (extracted, content)
+    assert second.lookup(dist_of(remote)) == extracted  # ...until the table told it
+    assert second.generation("demo") == 1
+    third = RemoteMetadataReader(shared, sessions)  # started afterwards: knows it at once
+    assert third.lookup(dist_of(remote)) == extracted
+    assert len(index.file_requests) == asked  # the upstream was asked by the first only
 
-    assert content == metadata_in(big_wheel)
-    assert index.file_requests == []
+    # And the other way round: what the second extracts, the first finds.
+    wheel = index.remote_file(other.name)
+    await second.extract("other", dist_of(wheel), wheel)
+    asked = len(index.file_requests)
+    assert (await first.extract("other", dist_of(wheel), wheel))[1] == metadata_in(other)
+    assert len(index.file_requests) == asked
+    assert rows(sessions) == 2
+    assert [list(folder.iterdir()) for folder in data_dirs] == [[], []]
 
 
-def test_a_torn_index_line_is_skipped(tmp_path: Path) -> None:
-    path = tmp_path / "index.jsonl"
-    good = {"project": "demo", "file": "sha256:ab", "sha256": "cd", "key": "k"}
-    path.write_text("not json\n" + json.dumps(good) + "\n" + '{"project": "de')
-    index = MetadataIndex(path)
-    assert index.get("sha256:ab") == ExtractedMetadata("cd", "k")
-    assert index.generation("demo") == 1
+async def test_replicas_extracting_one_wheel_at_once_both_succeed(
+    servers: Servers,
+    big_wheel: Path,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+) -> None:
+    """Neither knows of the other's extraction: both insert the row, the second is ignored."""
+    index = await Index([big_wheel]).start(servers)
+    shared = FilesystemBlobStore(tmp_path / "bucket")
+    replicas = [RemoteMetadataReader(shared, sessions) for _ in range(4)]
+    remote = index.remote_file(big_wheel.name)
+    results: list[tuple[ExtractedMetadata, bytes]] = []
+
+    async def extract(reader: RemoteMetadataReader) -> None:
+        results.append(await reader.extract("demo", dist_of(remote), remote))
+
+    async with anyio.create_task_group() as group:
+        for reader in replicas:
+            group.start_soon(extract, reader)
+    assert len(set(results)) == 1
+    assert results[0][1] == metadata_in(big_wheel)
+    assert rows(sessions) == 1
 
 
 def test_wheels_without_a_sha256_are_known_by_a_hash_of_their_url() -> None:
@@ -397,10 +446,12 @@ def test_wheels_without_a_sha256_are_known_by_a_hash_of_their_url() -> None:
 # --- MetadataRepository over an upstream ----------------------------------------------
 
 
-def chain_over(index: Index, store: FilesystemBlobStore, index_path: Path) -> MetadataRepository:
+def chain_over(
+    index: Index, store: FilesystemBlobStore, sessions: sessionmaker[Session] | None = None
+) -> MetadataRepository:
     settings = UpstreamSettings(url=index.base, name="up", page_ttl=3600)
     upstream = UpstreamRepository(settings, index.client())
-    return MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, index_path))
+    return MetadataRepository(upstream, store, remote=RemoteMetadataReader(store, sessions))
 
 
 async def test_upstream_pages_advertise_metadata_for_every_wheel(
@@ -410,7 +461,7 @@ async def test_upstream_pages_advertise_metadata_for_every_wheel(
     advertised = build_wheel(dists, "demo", "0.9")
     index = await Index([big_wheel, sdist, advertised]).start(servers)
     index.advertised[advertised.name] = "e" * 64
-    chain = chain_over(index, store, tmp_path / "index.jsonl")
+    chain = chain_over(index, store)
 
     page = await chain.get_project("demo", ANONYMOUS)
 
@@ -440,7 +491,7 @@ async def test_an_upstreams_own_metadata_file_is_passed_through(
     wheel = build_wheel(dists, "demo", "1.0")
     index = await Index([wheel]).start(servers)
     index.advertised[wheel.name] = "e" * 64
-    chain = chain_over(index, store, tmp_path / "index.jsonl")
+    chain = chain_over(index, store)
     served = await chain.get_file("demo", wheel.name + ".metadata", ANONYMOUS)
     assert isinstance(served, RemoteFile)
     assert served.url == index.files_url + wheel.name + ".metadata"
@@ -448,15 +499,18 @@ async def test_an_upstreams_own_metadata_file_is_passed_through(
 
 
 async def test_extracted_metadata_is_served_from_the_store_after_a_restart(
-    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers,
+    big_wheel: Path,
+    store: FilesystemBlobStore,
+    sessions: sessionmaker[Session],
 ) -> None:
     index = await Index([big_wheel]).start(servers)
-    first = await chain_over(index, store, tmp_path / "index.jsonl").get_file(
+    first = await chain_over(index, store, sessions).get_file(
         "demo", big_wheel.name + ".metadata", ANONYMOUS
     )
     requests = len(index.file_requests)
 
-    restarted = chain_over(index, store, tmp_path / "index.jsonl")
+    restarted = chain_over(index, store, sessions)
     page = await restarted.get_project("demo", ANONYMOUS)
     served = await restarted.get_file("demo", big_wheel.name + ".metadata", ANONYMOUS)
 
@@ -467,14 +521,17 @@ async def test_extracted_metadata_is_served_from_the_store_after_a_restart(
 
 
 async def test_a_lost_blob_is_extracted_again(
-    servers: Servers, big_wheel: Path, store: FilesystemBlobStore, tmp_path: Path
+    servers: Servers,
+    big_wheel: Path,
+    store: FilesystemBlobStore,
+    sessions: sessionmaker[Session],
 ) -> None:
     index = await Index([big_wheel]).start(servers)
-    chain = chain_over(index, store, tmp_path / "index.jsonl")
+    chain = chain_over(index, store, sessions)
     served = await chain.get_file("demo", big_wheel.name + ".metadata", ANONYMOUS)
     assert isinstance(served, InlineFile)
     for path in store.root.rglob("*.metadata"):
         path.unlink()
-    restarted = chain_over(index, store, tmp_path / "index.jsonl")
+    restarted = chain_over(index, store, sessions)
     again = await restarted.get_file("demo", big_wheel.name + ".metadata", ANONYMOUS)
     assert again == served
