@@ -27,6 +27,7 @@ from packyard.model import (
 from packyard.publish.audit import AUDIT_LOGGER
 from packyard.repository.base import DelegatingRepository
 from packyard.repository.cache import build_file_cache, cached_upstream
+from packyard.repository.page_store import FilesystemPageStore
 from packyard.repository.upstream import UpstreamRepository
 from packyard.routes.files import FilesRoute
 from packyard.settings import Settings, UpstreamSettings
@@ -34,6 +35,7 @@ from packyard.telemetry import EventLog, Metrics, Telemetry, prepare_multiproces
 from packyard.telemetry.asgi import Instrumented, route_family
 from packyard.telemetry.metrics import RequestStats
 from packyard.telemetry.upstream import ObservedUpstream, instrument_client
+from tests.builders import make_local_store
 from tests.unit.fakes import MemoryRepository, part_of
 from tests.unit.upstream_server import Servers, response
 
@@ -263,11 +265,13 @@ async def test_observe_upstream_instruments_the_client_under_the_cache(tmp_path:
         return response(status=502)
 
     telemetry = Telemetry(Metrics(environ={}), EventLog(tmp_path / "events.jsonl"))
-    files = build_file_cache(tmp_path, Settings(data_dir=tmp_path).cache)
+    local = make_local_store(tmp_path)
+    files = build_file_cache(local.sessions, local.store, Settings(data_dir=tmp_path).cache)
     async with Servers() as servers:
         upstream = await servers.start(handler)
         settings = UpstreamSettings(url=upstream.url + "/simple/", name="pypi")
-        source = telemetry.observe_upstream(cached_upstream(settings, tmp_path, files), "pypi")
+        pages = FilesystemPageStore(tmp_path / "pages")
+        source = telemetry.observe_upstream(cached_upstream(settings, pages, files), "pypi")
         try:
             with pytest.raises(UpstreamUnavailable, match="HTTP 502"):
                 await source.get_project("numpy", ANONYMOUS)

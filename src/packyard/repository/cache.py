@@ -13,12 +13,13 @@ with a `page_ttl` of 0. The freshness window lives here, in one place:
 - a 404 is remembered for `NEGATIVE_TTL` (in memory only: after a restart the
   upstream is simply asked again), and forgets the kept page.
 
-Pages and the project list persist on disk (`page_store.PageStore`), written
-in the background in fetch order (no request waits for the disk; shutting
-down waits for the writes), and are read back lazily after a restart. An
-unchanged page stays the very same object (DESIGN §2 identity rule), even
-across a restart: a revalidated page equal to the one read from disk is
-dropped in favour of it.
+Pages and the project list persist in a `page_store.PageStore` (files in
+the data directory, or the shared blob store and database when replicas
+share them), written in the background in fetch order (no request waits for
+the store; shutting down waits for the writes), and are read back lazily
+after a restart, or by a replica that never fetched them. An unchanged page
+stays the very same object (DESIGN §2 identity rule), even across a restart:
+a revalidated page equal to the one read back is dropped in favour of it.
 
 Files go through `file_cache.FileCache`: a verified cached copy is served from
 our blob store, anything else streams from the upstream and is cached on the
@@ -45,6 +46,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 import anyio.to_thread
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
 from packyard.errors import ProjectNotFound, UpstreamError
@@ -59,10 +62,10 @@ from packyard.model import (
 )
 from packyard.repository.base import DelegatingRepository, Repository
 from packyard.repository.file_cache import FileCache
-from packyard.repository.page_store import PageStore
+from packyard.repository.page_store import FilesystemPageStore, PageStore, SharedPageStore
 from packyard.repository.upstream import UpstreamRepository, make_upstream_client, remote_file
 from packyard.settings import CacheSettings, UpstreamSettings
-from packyard.storage.filesystem import FilesystemBlobStore
+from packyard.storage.base import BlobStore
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ class _Kept(Generic[T]):
 
 
 class CacheRepository(DelegatingRepository):
-    """Serves an upstream's pages and files from a cache kept on disk.
+    """Serves an upstream's pages and files from a cache kept in page and file stores.
 
     Args:
         source: the upstream (an `UpstreamRepository` with `page_ttl` 0).
@@ -160,7 +163,7 @@ class CacheRepository(DelegatingRepository):
         Raises:
             ProjectNotFound, UpstreamError, UpstreamUnavailable: as `get_project`.
             FileNotFound: the kept page lists no such file (or no metadata for it).
-            sqlite3.Error, OSError: the file cache's index or store failed.
+            sqlalchemy.exc.SQLAlchemyError, OSError: the file cache's index or store failed.
         """
         page = await self._page(name)
         resource = remote_file(page.files, name, filename, self._opener, self.label)
@@ -301,16 +304,18 @@ class CacheRepository(DelegatingRepository):
 
     async def _load_page(self, name: str) -> _Kept[ProjectDetail] | None:
         # A page never fetched, the common case on a cold cache, costs one
-        # `stat` on the event loop rather than a worker-thread hop.
+        # `stat` on the event loop rather than a worker-thread hop, when the
+        # store can tell (the filesystem store; see `PageStore.has_project`).
         if not self._store.has_project(name):
             return None
         stored = await anyio.to_thread.run_sync(self._store.load_project, name)
-        if stored is None:
-            return None
-        # Another request may have loaded or fetched it meanwhile: keep one object.
+        # Another request may have loaded or fetched it meanwhile: keep one object
+        # (and start no second fetch of a page that has just landed).
         existing = self._pages.get(name)
         if existing is not None:
             return existing
+        if stored is None:
+            return None
         detail = stored.value
         kept = _Kept(detail, stored.fetched_at, {dist.filename: dist for dist in detail.files})
         self._remember(name, kept)
@@ -352,24 +357,48 @@ class CacheRepository(DelegatingRepository):
         for write in batch:
             try:
                 write()
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, SQLAlchemyError) as exc:
                 logger.error("could not update the page cache of %s: %s", self.label, exc)
 
 
-def build_file_cache(data_dir: Path, settings: CacheSettings) -> FileCache:
-    """The file cache of a data directory: blobs under `cache/files`, index
-    `cache/files.sqlite3`. A store of its own, apart from the in-house blobs,
-    so that eviction can never delete a file the database refers to."""
-    cache_dir = data_dir / "cache"
-    store = FilesystemBlobStore(cache_dir / "files")
-    return FileCache(store, cache_dir / "files.sqlite3", settings.max_file_bytes)
+def build_file_cache(
+    sessions: sessionmaker[Session], store: BlobStore, settings: CacheSettings
+) -> FileCache:
+    """The file cache: blobs in `store`, their LRU in the database of `sessions`.
+
+    `store` must be a store of its own, apart from the in-house blobs (e.g.
+    `<data_dir>/cache/files`, or a prefix of its own in the bucket), so that
+    eviction can never delete a file the database refers to.
+    """
+    return FileCache(sessions, store, settings.max_file_bytes)
+
+
+def page_store_for(
+    settings: UpstreamSettings,
+    *,
+    pages_dir: Path | None,
+    sessions: sessionmaker[Session],
+    store: BlobStore,
+) -> PageStore:
+    """Where the pages of the upstream `settings` are kept.
+
+    With `pages_dir` (storage is the local filesystem: `<data_dir>/cache/pages`),
+    in files under `<pages_dir>/<upstream_slug>/`: a never-fetched page costs
+    a `stat`. Without, shared by every replica: blobs in `store` (a store, or
+    a bucket prefix, of the page cache's own) and rows in the database.
+    """
+    slug = upstream_slug(settings)
+    if pages_dir is not None:
+        return FilesystemPageStore(pages_dir / slug)
+    return SharedPageStore(sessions, store, slug)
 
 
 def cached_upstream(
-    settings: UpstreamSettings, data_dir: Path, files: FileCache
+    settings: UpstreamSettings, pages: PageStore, files: FileCache
 ) -> CacheRepository:
-    """`settings`' upstream behind a `CacheRepository`, pages under
-    `<data_dir>/cache/pages/<upstream>/`; the upstream itself revalidates always."""
+    """`settings`' upstream behind a `CacheRepository` that keeps its pages in `pages`
+    (see `page_store_for`) and its files in `files`; the upstream itself
+    revalidates always."""
     fetcher = UpstreamRepository(
         settings.model_copy(update={"page_ttl": 0.0}), make_upstream_client(settings)
     )
@@ -377,14 +406,15 @@ def cached_upstream(
         fetcher,
         label=settings.label,
         opener=fetcher.opener,
-        pages=PageStore(data_dir / "cache" / "pages" / upstream_slug(settings)),
+        pages=pages,
         files=files,
         page_ttl=settings.page_ttl,
     )
 
 
 def upstream_slug(settings: UpstreamSettings) -> str:
-    """A directory name for one upstream: readable, and unique per URL (the URL
-    itself may hold credentials, so only its hash is used)."""
+    """A name for one upstream's pages (a directory, or the `upstream` of their rows):
+    readable, and unique per URL (the URL itself may hold credentials, so only
+    its hash is used)."""
     readable = re.sub(r"[^A-Za-z0-9]+", "-", settings.label).strip("-")[:48] or "upstream"
     return f"{readable}-{hashlib.sha256(settings.url.encode()).hexdigest()[:12]}"

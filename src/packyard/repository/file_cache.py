@@ -14,11 +14,19 @@ stream, so the writer is aborted and no partial file is ever visible.
 Only one tee writer per file at a time in this process; concurrent downloads
 of the same file stream (and are checked) without writing.
 
-The index is a small SQLite file (`cached_files`: key, size, last access,
-evictable), separate from the main database: it is a cache's bookkeeping,
-shared by every worker process on this data directory, and losing it only
-loses cached bytes. Distribution files are evicted least recently used first
-once they exceed `max_bytes`; `.metadata` files are small and kept.
+The index is the table `cached_files` of the main database (key, size, last
+access, evictable), so every replica shares one LRU and one eviction (DESIGN
+§3). Distribution files are evicted least recently used first once they
+exceed `max_bytes`; `.metadata` files are small and kept.
+
+Several replicas, one cache: a blob is committed before its row is written,
+and on eviction the row is deleted (and committed) before the blob, by the
+replica whose DELETE removed it. So a row whose blob is gone can only exist
+for the moment between the two steps, or after a blob was removed behind our
+back; a lookup checks that the blob exists (a `stat`, or the store's
+`exists`) and fetches the file again if not. A replica may be serving a blob
+that another one evicts: on S3 a GET in flight completes; on a shared
+filesystem the open file stays readable.
 """
 
 from __future__ import annotations
@@ -26,15 +34,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, closing, contextmanager
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
+from packyard.db.models import CachedFile, upsert
 from packyard.errors import UpstreamError
 from packyard.model import ByteRange, RemoteBody, RemoteFile, RemoteOpener, StoredFile
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, blob_key
@@ -44,113 +54,109 @@ logger = logging.getLogger(__name__)
 # A hit refreshes its last-access time at most this often: LRU needs no more
 # precision, and it spares a database write per download of a popular file.
 TOUCH_INTERVAL = 60.0
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS cached_files (
-    key TEXT PRIMARY KEY,
-    size INTEGER NOT NULL,
-    last_access REAL NOT NULL,
-    evictable INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS cached_files_lru ON cached_files (evictable, last_access);
-"""
 
 
 class FileIndex:
-    """The SQLite index of cached files: blocking calls, run in worker threads."""
+    """The table `cached_files`: blocking calls, run in worker threads.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._ready = False
+    No call reads and then writes in one transaction: on SQLite a read
+    transaction that turns into a write fails at once if another connection
+    wrote meanwhile, so each write is one statement of its own.
+    """
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # A connection per call: cheap for SQLite, and safe from any thread.
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-            if not self._ready:
-                db.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
-                db.executescript(_SCHEMA)
-                self._ready = True
-            yield db
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
 
     def hit(self, key: str, now: float) -> int | None:
         """The size recorded for `key` (refreshing its last access), or None."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT size, last_access FROM cached_files WHERE key = ?", (key,)
-            ).fetchone()
+        with self._sessions() as session:
+            row = session.execute(
+                select(CachedFile.size, CachedFile.last_access).where(CachedFile.key == key)
+            ).one_or_none()
             if row is None:
                 return None
-            if row[1] < now - TOUCH_INTERVAL:
-                db.execute("UPDATE cached_files SET last_access = ? WHERE key = ?", (now, key))
-            return int(row[0])
+            session.commit()  # ends the read: the update below is a transaction of its own
+            if row.last_access < now - TOUCH_INTERVAL:
+                session.execute(
+                    update(CachedFile).where(CachedFile.key == key).values(last_access=now)
+                )
+                session.commit()
+            return int(row.size)
 
     def record(self, key: str, size: int, evictable: bool, now: float) -> None:
-        with self._connect() as db:
-            db.execute(
-                "INSERT INTO cached_files (key, size, last_access, evictable) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET last_access = excluded.last_access",
-                (key, size, now, int(evictable)),
+        with self._sessions.begin() as session:
+            insert = upsert(session, CachedFile).values(
+                key=key, size=size, last_access=now, evictable=evictable
+            )
+            session.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["key"], set_={"last_access": insert.excluded.last_access}
+                )
             )
 
     def forget(self, key: str) -> None:
-        with self._connect() as db:
-            db.execute("DELETE FROM cached_files WHERE key = ?", (key,))
+        with self._sessions.begin() as session:
+            session.execute(delete(CachedFile).where(CachedFile.key == key))
 
     def take_victims(self, max_bytes: int) -> list[str]:
-        """Remove and return the least recently used evictable keys past `max_bytes`.
+        """Remove the rows of the least recently used evictable files past `max_bytes`,
+        and return the keys of the rows removed by this call.
 
-        One write transaction, so two processes never pick the same victims,
-        and the rows are gone before the blobs: a lookup then misses cleanly.
+        The most recently used files are kept while their running total fits;
+        every older one goes (the same set as evicting oldest first until the
+        rest fits). One DELETE statement decides and removes: replicas
+        evicting at once pick the same victims, and each key is returned to
+        the one whose DELETE removed its row, which then deletes the blob.
         """
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                (total,) = db.execute(
-                    "SELECT COALESCE(SUM(size), 0) FROM cached_files WHERE evictable = 1"
-                ).fetchone()
-                victims: list[str] = []
-                rows = db.execute(
-                    "SELECT key, size FROM cached_files WHERE evictable = 1 ORDER BY last_access"
-                )
-                for key, size in rows:
-                    if total <= max_bytes:
-                        break
-                    victims.append(key)
-                    total -= size
-                db.executemany("DELETE FROM cached_files WHERE key = ?", [(k,) for k in victims])
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return victims
+        if self.total() <= max_bytes:
+            return []  # the common case: a read, no write lock
+        newest_first = (CachedFile.last_access.desc(), CachedFile.key.desc())
+        ranked = (
+            select(
+                CachedFile.key,
+                func.sum(CachedFile.size)
+                .over(order_by=newest_first, rows=(None, 0))
+                .label("running"),
+            )
+            .where(CachedFile.evictable.is_(True))
+            .subquery()
+        )
+        victims = select(ranked.c.key).where(ranked.c.running > max_bytes)
+        with self._sessions.begin() as session:
+            removed = session.execute(
+                delete(CachedFile).where(CachedFile.key.in_(victims)).returning(CachedFile.key)
+            )
+            return list(removed.scalars())
 
     def total(self) -> int:
         """Bytes of evictable files recorded."""
-        with self._connect() as db:
-            (total,) = db.execute(
-                "SELECT COALESCE(SUM(size), 0) FROM cached_files WHERE evictable = 1"
-            ).fetchone()
-            return int(total)
+        with self._sessions() as session:
+            total = session.scalar(
+                select(func.coalesce(func.sum(CachedFile.size), 0)).where(
+                    CachedFile.evictable.is_(True)
+                )
+            )
+            return int(total or 0)
 
 
 class FileCache:
-    """Upstream files in `store`, indexed at `index_path`, bounded by `max_bytes`.
+    """Upstream files in `store`, indexed in the database of `sessions`, bounded by `max_bytes`.
 
-    Built once in `compose.py` and shared by every upstream's `CacheRepository`.
+    `store` must be a store of its own, apart from the in-house blobs, so
+    that eviction can never delete a file the database refers to. Built once
+    in `compose.py` and shared by every upstream's `CacheRepository`.
     """
 
     def __init__(
         self,
+        sessions: sessionmaker[Session],
         store: BlobStore,
-        index_path: Path,
         max_bytes: int,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.index = FileIndex(index_path)
+        self.index = FileIndex(sessions)
         self.max_bytes = max_bytes
         self._clock = clock
         self._writing: set[str] = set()
@@ -159,7 +165,7 @@ class FileCache:
         """The cached copy of `resource`, or None (no sha256, not cached, or gone).
 
         Raises:
-            sqlite3.Error, OSError: the index or the store cannot be read.
+            sqlalchemy.exc.SQLAlchemyError, OSError: the index or the store cannot be read.
         """
         key = _key(resource)
         if key is None:
@@ -201,7 +207,7 @@ class FileCache:
         """Delete least recently used files until the total fits; how many went.
 
         Raises:
-            sqlite3.Error: the index could not be updated.
+            sqlalchemy.exc.SQLAlchemyError: the index could not be updated.
         """
         victims = await anyio.to_thread.run_sync(self.index.take_victims, self.max_bytes)
         for key in victims:
@@ -234,7 +240,7 @@ class FileCache:
                     self.index.record, blob.key, blob.size, evictable, self._clock()
                 )
                 await self.evict()
-            except (OSError, sqlite3.Error) as exc:
+            except (OSError, SQLAlchemyError) as exc:
                 logger.error("could not cache %s from %s: %s", resource.filename, resource.url, exc)
 
 

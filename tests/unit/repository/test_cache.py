@@ -10,7 +10,9 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.errors import ProjectNotFound, UpstreamError, UpstreamUnavailable
 from packyard.model import (
@@ -26,7 +28,7 @@ from packyard.model import (
 from packyard.repository.base import IdentityMemo
 from packyard.repository.cache import CacheRepository
 from packyard.repository.file_cache import FileCache
-from packyard.repository.page_store import PageStore
+from packyard.repository.page_store import FilesystemPageStore, PageStore, SharedPageStore
 from packyard.storage.filesystem import TEMP_DIR, FilesystemBlobStore
 from tests.unit.fakes import MemoryRepository, part_of
 
@@ -115,18 +117,33 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(params=["filesystem", "shared"])
+def pages(
+    request: pytest.FixtureRequest, tmp_path: Path, sessions: sessionmaker[Session]
+) -> Callable[[], PageStore]:
+    """Page stores of one upstream, as each new replica (or restart) makes them:
+    files under `pages/`, or blobs under `page-blobs/` and rows in the database."""
+    if request.param == "filesystem":
+        return lambda: FilesystemPageStore(tmp_path / "pages")
+    return lambda: SharedPageStore(sessions, FilesystemBlobStore(tmp_path / "page-blobs"), "mem")
+
+
 @pytest.fixture
 def make_cache(
-    tmp_path: Path, upstream: MemoryUpstream, clock: Clock
+    tmp_path: Path,
+    upstream: MemoryUpstream,
+    clock: Clock,
+    sessions: sessionmaker[Session],
+    pages: Callable[[], PageStore],
 ) -> Callable[..., CacheRepository]:
     def make(max_bytes: int = 10**9) -> CacheRepository:
         store = FilesystemBlobStore(tmp_path / "files")
-        files = FileCache(store, tmp_path / "files.sqlite3", max_bytes, clock=clock)
+        files = FileCache(sessions, store, max_bytes, clock=clock)
         return CacheRepository(
             upstream,
             label=upstream.label,
             opener=upstream.opener,
-            pages=PageStore(tmp_path / "pages"),
+            pages=pages(),
             files=files,
             page_ttl=TTL,
             clock=clock,
@@ -306,7 +323,8 @@ async def test_a_project_gone_upstream_is_forgotten(
     with pytest.raises(ProjectNotFound):
         await cache.get_project("demo", ANONYMOUS)
     upstream.down = True
-    with pytest.raises(UpstreamUnavailable):  # not on disk either
+    await cache.settle()  # as shutting down does: the page is deleted in the background
+    with pytest.raises(UpstreamUnavailable):  # not in the page store either
         await make_cache().get_project("demo", ANONYMOUS)
 
 
@@ -347,11 +365,11 @@ async def test_pages_survive_a_restart_and_keep_their_identity(
 
 
 async def test_a_page_is_served_before_it_is_written_and_written_in_the_background(
-    cache: CacheRepository, tmp_path: Path
+    cache: CacheRepository, pages: Callable[[], PageStore]
 ) -> None:
     page = await cache.get_project("demo", ANONYMOUS)
     await cache.settle()
-    stored = PageStore(tmp_path / "pages").load_project("demo")
+    stored = await anyio.to_thread.run_sync(pages().load_project, "demo")
     assert stored is not None
     assert stored.value == page
 
@@ -359,7 +377,8 @@ async def test_a_page_is_served_before_it_is_written_and_written_in_the_backgrou
 async def test_a_page_that_cannot_be_written_is_still_served(
     make_cache: Callable[..., CacheRepository], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    (tmp_path / "pages").write_bytes(b"a file where the folder must go")
+    for folder in ("pages", "page-blobs"):  # whichever store this is
+        (tmp_path / folder).write_bytes(b"a file where the folder must go")
     cache = make_cache()
     page = await cache.get_project("demo", ANONYMOUS)
     await cache.settle()
