@@ -280,17 +280,19 @@ class SeaweedServer:
     def stop(self, *, keep_files: bool = False) -> None:
         """Stop the server and, unless `keep_files`, delete its files.
 
+        With `keep_files` it shuts down cleanly (SIGTERM), to be started again;
+        otherwise it is killed at once: nothing of it has to survive.
         Safe to call more than once, and after a failed `start`.
         """
-        self._terminate()
+        self._terminate(clean=keep_files)
         if not keep_files:
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def _terminate(self) -> None:
+    def _terminate(self, *, clean: bool = False) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM if clean else signal.SIGKILL)
         try:
             process.wait(STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:

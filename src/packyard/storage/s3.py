@@ -9,9 +9,9 @@ the last byte). `commit` then stores it with a create-only put: an S3 PUT
 with `If-None-Match: *`, which the server refuses with 412 when the key
 exists. A refusal means the very bytes are already stored (equal keys, equal
 sha256), so the blob is reported `created=False` and nothing fails: two
-replicas that store the same blob at once end with one object, and exactly
-one of them is its creator (SeaweedFS 4.x and AWS S3 both decide this
-atomically; see docs/decisions.md).
+replicas that store the same blob at once end with one object, and (for a
+single PUT, on SeaweedFS 4.x as on AWS S3) exactly one of them is its
+creator.
 
 Blobs up to `single_put_limit` bytes go in one PUT, read into memory (obstore
 sends a conditional PUT only whole). Larger ones are uploaded in parts to a
@@ -19,7 +19,10 @@ staging key under `<prefix>/.tmp/`, then copied to their key with a
 create-only multipart copy (CompleteMultipartUpload with `If-None-Match: *`;
 the client must be built with `copy_if_not_exists="multipart"`, as
 `storage.location` does) and the staging object deleted. Memory stays
-bounded and the create-only rule holds for every size.
+bounded. AWS S3 decides that conditional completion atomically; SeaweedFS
+(4.48) checks it before completing, so racing large commits may each be
+told `created=True` (the object is right either way; the filesystem store's
+exists-then-rename has the same window). See docs/decisions.md.
 
 Crashes. An S3 PUT or a completed multipart upload is atomic: an object is
 there whole or not at all, so no reader ever sees half a blob. The spool is
