@@ -233,7 +233,8 @@ class CacheRepository(DelegatingRepository):
 
         Raises:
             ProjectNotFound: the upstream has no such project (the kept page is dropped).
-            UpstreamError, UpstreamUnavailable: the upstream failed.
+            UpstreamError, UpstreamUnavailable: the upstream failed (and, for a
+                page not in memory, the page store has none either).
         """
         kept = self._pages.get(name)
         try:
@@ -242,8 +243,13 @@ class CacheRepository(DelegatingRepository):
             await self._forget(name)
             raise
         except UpstreamError as exc:
-            self._failed(kept, exc, f"the page of {name!r}")
-            raise
+            # A page never seen here may have been kept by another replica since
+            # this one last looked (`PageStore.has_project`): serve that instead.
+            fallback = None if kept is not None else await self._load_page(name, ask_store=True)
+            self._failed(kept or fallback, exc, f"the page of {name!r}")
+            if fallback is None:
+                raise
+            return fallback
         now = self._clock()
         if kept is not None and (kept.value is detail or kept.value == detail):
             kept.fetched_at, kept.retry_at = now, 0.0
@@ -302,11 +308,13 @@ class CacheRepository(DelegatingRepository):
         while len(self._pages) > self._max:
             self._pages.popitem(last=False)
 
-    async def _load_page(self, name: str) -> _Kept[ProjectDetail] | None:
+    async def _load_page(
+        self, name: str, *, ask_store: bool = False
+    ) -> _Kept[ProjectDetail] | None:
         # A page never fetched, the common case on a cold cache, costs one
-        # `stat` on the event loop rather than a worker-thread hop, when the
-        # store can tell (the filesystem store; see `PageStore.has_project`).
-        if not self._store.has_project(name):
+        # `stat` (or a set lookup) on the event loop rather than a worker-thread
+        # hop: see `PageStore.has_project`. `ask_store`: load it regardless.
+        if not ask_store and not self._store.has_project(name):
             return None
         stored = await anyio.to_thread.run_sync(self._store.load_project, name)
         # Another request may have loaded or fetched it meanwhile: keep one object

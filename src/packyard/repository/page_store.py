@@ -17,8 +17,14 @@ Two implementations of one Protocol, side by side:
   so a replica with an empty data directory serves what the others fetched
   (DESIGN §3). An unchanged revalidation updates the row's fetch time only;
   a replaced page's old blob is deleted unless another row points at it.
-  Whether a page is kept is only known by asking the database, so a page
-  never fetched costs a worker-thread hop and one primary-key query.
+  Whether a page is kept is answered on the event loop from the set of
+  names this upstream had in the table when the store first looked (one
+  query), kept up to date with this process's own saves and loads: asking
+  the database instead (a worker-thread hop and a query) would cost each
+  never-fetched page 0.5-0.6 ms on SQLite and 1.2-1.6 ms on PostgreSQL; the
+  set costs 1 µs (a stat, 12 µs). A name kept by another replica since then
+  reads as absent: `CacheRepository` fetches it, and loads it after all if
+  the upstream fails.
 
 The methods block (file or database I/O); `CacheRepository` runs them in
 worker threads. A page that cannot be read back (damaged, or of another
@@ -80,10 +86,13 @@ class PageStore(Protocol):
         ...
 
     def has_project(self, name: str) -> bool:
-        """Whether a page of `name` may be kept: False only if it certainly is not.
+        """Whether a page of `name` is kept, as far as the store can tell without blocking.
 
-        Called on the event loop before `load_project`, so it must not block;
-        a store that cannot tell cheaply answers True and lets `load_project` decide.
+        Called on the event loop before `load_project`, so it must not block.
+        False may be out of date in a store that other processes write (the
+        shared store: a page another replica kept since this one last looked);
+        `CacheRepository` then fetches the page, and loads it after all if
+        the upstream fails.
         """
         ...
 
@@ -209,15 +218,22 @@ class SharedPageStore:
         self._sessions = sessions
         self._store = store
         self.upstream = upstream
+        # Names with a row, as of the first load and this process's own writes
+        # since (set operations are atomic: worker threads write, the loop reads).
+        self._known: set[str] | None = None
 
     def load_project(self, name: str) -> StoredPage[ProjectDetail] | None:
         """See `PageStore.load_project`."""
+        if self._known is None:
+            self._known = self._names()
         raw = self._read(name) if _NAME.fullmatch(name) else None
         return None if raw is None else _project_page(*raw, where=self._where(name))
 
     def has_project(self, name: str) -> bool:
-        """Maybe: only the database knows, and it is not asked on the event loop."""
-        return _NAME.fullmatch(name) is not None
+        """See `PageStore.has_project`: True until the names were first read (by
+        `load_project`), then whether this process has seen a row of `name`."""
+        known = self._known
+        return _NAME.fullmatch(name) is not None and (known is None or name in known)
 
     def save_project(self, name: str, detail: ProjectDetail, fetched_at: float) -> None:
         """See `PageStore.save_project`."""
@@ -250,8 +266,10 @@ class SharedPageStore:
                 delete(CachedPage).where(*self._row(name)).returning(CachedPage.blob_key)
             )
             if key is None or _pointed_at(session, key):
-                return
-        anyio.from_thread.run(self._store.delete, key)  # after the commit: no row points at it
+                key = None
+        self._seen(name, False)
+        if key is not None:  # after the commit: no row points at it
+            anyio.from_thread.run(self._store.delete, key)
 
     def _read(self, name: str) -> tuple[dict[str, Any], float] | None:
         with self._sessions() as session:
@@ -260,6 +278,7 @@ class SharedPageStore:
                     *self._row(name)
                 )
             ).one_or_none()
+        self._seen(name, row is not None)
         if row is None:
             return None
         try:
@@ -282,6 +301,7 @@ class SharedPageStore:
         put = partial(self._store.put, f"{name}.json", data, durable=False)
         blob = anyio.from_thread.run(put)
         left = self._point(name, blob.key, blob.sha256, fetched_at)
+        self._seen(name, True)
         if left is not None:
             anyio.from_thread.run(self._store.delete, left)
 
@@ -305,6 +325,20 @@ class SharedPageStore:
                 update(CachedPage).where(*self._row(name)).values(blob_key=key, sha256=sha256)
             )
             return None if _pointed_at(session, old) else old
+
+    def _names(self) -> set[str]:
+        with self._sessions() as session:
+            names = session.scalars(
+                select(CachedPage.name).where(CachedPage.upstream == self.upstream)
+            )
+            return set(names)
+
+    def _seen(self, name: str, kept: bool) -> None:
+        if self._known is not None and name != LIST_NAME:
+            if kept:
+                self._known.add(name)
+            else:
+                self._known.discard(name)
 
     def _row(self, name: str) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
         return CachedPage.upstream == self.upstream, CachedPage.name == name

@@ -364,6 +364,22 @@ async def test_pages_survive_a_restart_and_keep_their_identity(
     assert await restarted.get_project("demo", ANONYMOUS) is after
 
 
+async def test_a_page_another_replica_kept_since_is_served_while_the_upstream_is_down(
+    make_cache: Callable[..., CacheRepository], upstream: MemoryUpstream
+) -> None:
+    """A replica that looked at its page store before another kept the page (the
+    shared store answers `has_project` from the names it read then) still
+    serves it: when the upstream fails, the store is asked after all."""
+    late = make_cache()
+    with pytest.raises(ProjectNotFound):
+        await late.get_project("missing", ANONYMOUS)  # it has looked at the store
+    early = make_cache()
+    page = await early.get_project("demo", ANONYMOUS)
+    await early.settle()
+    upstream.down = True
+    assert await late.get_project("demo", ANONYMOUS) == page
+
+
 async def test_a_page_is_served_before_it_is_written_and_written_in_the_background(
     cache: CacheRepository, pages: Callable[[], PageStore]
 ) -> None:
