@@ -416,6 +416,8 @@ def _inline_reader(wheel: InlineFile) -> RangeReader:
 
 
 def _temp_file(folder: Path | None) -> tuple[int, str]:
+    if folder is not None:  # e.g. a spool folder in a fresh, empty data directory
+        folder.mkdir(parents=True, exist_ok=True)
     return tempfile.mkstemp(dir=folder, prefix="packyard-", suffix=".whl")
 
 

@@ -227,18 +227,20 @@ async def test_without_a_size_the_first_byte_is_asked_for_the_size(
 
 
 async def test_an_upstream_that_ignores_ranges_gets_one_full_download(
-    servers: Servers, big_wheel: Path, dists: Path, store: FilesystemBlobStore
+    servers: Servers, big_wheel: Path, dists: Path, store: FilesystemBlobStore, tmp_path: Path
 ) -> None:
     other = build_wheel(dists, "other", "2.0")
     index = await Index([big_wheel, other], ranges=False).start(servers)
     clock = Clock()
-    reader = RemoteMetadataReader(store, clock=clock)
+    spool = tmp_path / "empty-data-dir" / "spool"  # made when first needed
+    reader = RemoteMetadataReader(store, clock=clock, temp_dir=spool)
 
     remote = index.remote_file(big_wheel.name)
     _, content = await reader.extract("demo", dist_of(remote), remote)
     assert content == metadata_in(big_wheel)
     # The range request answered with 200 is abandoned, then one whole GET.
     assert index.file_requests == [index.file_requests[0], None]
+    assert list(spool.iterdir()) == []  # the whole wheel went through it, and is gone
 
     index.file_requests.clear()
     second = index.remote_file(other.name)
