@@ -15,6 +15,7 @@ import gc
 import importlib
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import cast
 
 import anyio.to_thread
@@ -37,11 +38,12 @@ from packyard.db.engine import (
 )
 from packyard.db.freshness import SerialWatcher, open_serial_watcher
 from packyard.db.serial import follow_commits
-from packyard.errors import ConfigurationError
+from packyard.errors import ConfigurationError, StoreUnavailable
+from packyard.model import StoredFile
 from packyard.publish.name_guard import NameGuard
 from packyard.publish.upload import UploadService
 from packyard.repository.base import Repository
-from packyard.repository.cache import build_file_cache, cached_upstream
+from packyard.repository.cache import build_file_cache, cached_upstream, page_store_for
 from packyard.repository.local import LocalRepository
 from packyard.repository.metadata import MetadataRepository
 from packyard.repository.policy import apply_policy
@@ -50,7 +52,7 @@ from packyard.repository.priority import PriorityRepository
 from packyard.repository.remote_metadata import RemoteMetadataReader
 from packyard.repository.yank import YankRepository
 from packyard.routes.api import ApiServices, api_app
-from packyard.routes.files import FilesRoute
+from packyard.routes.files import FilesRoute, Presigner
 from packyard.routes.health import Readiness, ReadinessCheck
 from packyard.routes.read_auth import read_guard
 from packyard.routes.roles import RoleGate
@@ -58,7 +60,14 @@ from packyard.routes.ui.admin import ViewerMiddleware, admin_routes, load_secret
 from packyard.routes.upload import upload_routes
 from packyard.search.recorder import SearchRecorder
 from packyard.settings import Settings, UpstreamSettings
-from packyard.storage.filesystem import FilesystemBlobStore
+from packyard.storage.base import BlobStore
+from packyard.storage.location import (
+    CACHED_FILES,
+    CACHED_PAGES,
+    FILES,
+    BlobStorage,
+    open_blob_storage,
+)
 from packyard.telemetry import Telemetry, prepare_multiprocess
 
 ComponentFactory = Callable[[Repository, Settings], Repository]
@@ -79,12 +88,14 @@ def prepare_state(settings: Settings) -> Engine:
 
 def build_chain(
     settings: Settings,
-    engine: Engine,
+    sessions: sessionmaker[Session],
+    storage: BlobStorage,
     telemetry: Telemetry | None = None,
     upstream_sources: list[Repository] | None = None,
     watcher: SerialWatcher | None = None,
 ) -> Repository:
-    """The read path, from the configuration.
+    """The read path, from the configuration, over the database of `sessions`
+    and the blobs of `storage`.
 
     `upstream_sources`, if given, receives each upstream as the name guard must
     see it: uncurated, so that a name hidden by a policy still counts as public.
@@ -92,25 +103,34 @@ def build_chain(
     serial (one check per event-loop turn for all of them); the caller closes it.
     Without one, each such component opens and owns its own.
     """
-    store = FilesystemBlobStore(settings.blob_dir)
-    local = LocalRepository(session_factory_for(engine), store, watcher=watcher)
-    # Each upstream behind its cache (pages on disk, files in cache/files).
-    files = build_file_cache(settings.data_dir, settings.cache)
+    store = storage.store(FILES)
+    local = LocalRepository(sessions, store, watcher=watcher)
+    # Each upstream behind its cache: files, pages and their bookkeeping are
+    # shared by every replica (the database and the blob storage).
+    files = build_file_cache(sessions, storage.store(CACHED_FILES), settings.cache)
+    pages_dir = storage.local_root / CACHED_PAGES if storage.local_root is not None else None
     sources = [
-        cached_upstream(upstream, settings.data_dir, files) for upstream in settings.upstreams
+        cached_upstream(
+            upstream,
+            page_store_for(
+                upstream, pages_dir=pages_dir, sessions=sessions, store=storage.store(CACHED_PAGES)
+            ),
+            files,
+        )
+        for upstream in settings.upstreams
     ]
     if upstream_sources is not None:
         upstream_sources.extend(sources)
     upstreams = [
-        _curated(source, upstream, telemetry, session_factory_for(engine), watcher)
+        _curated(source, upstream, telemetry, sessions, watcher)
         for source, upstream in zip(sources, settings.upstreams, strict=True)
     ]
     # Yank overrides apply to the merged page (its `source` says upstream or
     # local), below the metadata component and any configured one.
     merged = PriorityRepository([local, *upstreams])
-    yanks = YankRepository(merged, session_factory_for(engine), watcher=watcher)
+    yanks = YankRepository(merged, sessions, watcher=watcher)
     # Upstream wheels' METADATA, read by range requests once and kept for good.
-    remote = RemoteMetadataReader(store, settings.data_dir / "upstream-metadata.jsonl")
+    remote = RemoteMetadataReader(store, sessions, temp_dir=settings.data_dir / "spool")
     chain: Repository = MetadataRepository(
         yanks,
         store,
@@ -162,51 +182,49 @@ def build_app(settings: Settings) -> ASGIApp:
     engine = create_database_engine(settings.resolved_database_url)
     # Now rather than on the first request, which would pay ~100 ms for it.
     configure_mappers()
+    # One session factory and one blob storage for the whole process. Every
+    # write commits through these sessions and tells the serial watcher its
+    # new serial: the next request reads the write.
+    sessions = session_factory_for(engine)
+    storage = open_blob_storage(settings)
+    store = storage.store(FILES)
     telemetry = Telemetry.from_settings(settings)
     index = open_search_index(settings)
     # Outermost in the chain: notes each public project served, for the search.
     upstream_sources: list[Repository] = []
     # One serial watcher for the whole chain: one freshness check per loop turn.
     watcher = open_serial_watcher(engine)
+    follow_commits(sessions, watcher.saw)
     chain = SearchRecorder(
-        build_chain(settings, engine, telemetry, upstream_sources, watcher), index
+        build_chain(settings, sessions, storage, telemetry, upstream_sources, watcher), index
     )
     browser = build_browser(settings, engine, chain, index)
-    # Every write of this process commits through these sessions, and tells
-    # the watcher its new serial: the next request reads the write.
-    sessions = session_factory_for(engine)
-    follow_commits(sessions, watcher.saw)
     # Fetches CI issuers' keys; one per worker, closed by the app's lifespan.
     http_client = httpx.AsyncClient(timeout=30.0)
     authenticators = Authenticators(sessions, settings.auth, http_client)
-    uploads = build_upload_routes(settings, sessions, upstream_sources, authenticators)
-    api = api_app(
-        ApiServices(
-            sessions, authenticators, FilesystemBlobStore(settings.blob_dir), settings.upstreams
-        )
-    )
+    uploads = build_upload_routes(settings, sessions, store, upstream_sources, authenticators)
+    api = api_app(ApiServices(sessions, authenticators, store, settings.upstreams))
     guard = None
     if settings.auth.read_requires_auth:
         guard = read_guard(authenticators, settings.auth.credential_cache_seconds)
-    # Signs the admin pages' cookies: the same secret in every worker (decisions.md).
-    secret = load_secret(settings.data_dir, settings.browser.session_secret)
+    # Signs the admin pages' cookies: the same secret in every replica (decisions.md),
+    # read on first use (the database may not be migrated yet).
+    secret = partial(load_secret, sessions, settings.browser.session_secret, settings.data_dir)
     admin = admin_routes(
-        sessions,
-        FilesystemBlobStore(settings.blob_dir),
-        authenticators,
-        secret,
-        secure_cookies=settings.browser.secure_cookies,
+        sessions, store, authenticators, secret, secure_cookies=settings.browser.secure_cookies
     )
     app = create_app(
         chain,
-        files_app=FilesRoute(chain),
+        files_app=FilesRoute(chain, redirect=_presigner(settings)),
         browser=browser,
         routes=[*uploads, *admin],
         middleware=[Middleware(ViewerMiddleware, sessions=sessions, secret=secret)],
         api=api,
         read_guard=guard,
         on_shutdown=[http_client.aclose, _closer(watcher)],
-        readiness=Readiness({"database": _schema_check(engine)}),
+        readiness=Readiness(
+            {"database": _schema_check(engine), "blob store": _storage_check(storage)}
+        ),
     )
     if settings.role != "all":
         app = RoleGate(app, settings.role)
@@ -224,6 +242,33 @@ def _schema_check(engine: Engine) -> ReadinessCheck:
     return check
 
 
+def _presigner(settings: Settings) -> Presigner | None:
+    """With `[s3] presigned_downloads`: stored files are answered with a redirect
+    to a presigned URL of their object (a store that cannot presign streams)."""
+    if not settings.s3.presigned_downloads:
+        return None
+    expiry = settings.s3.presigned_expiry_seconds
+
+    async def presign(resource: StoredFile) -> str | None:
+        sign = getattr(resource.store, "presigned_url", None)
+        return None if sign is None else cast(str, await sign(resource.key, expiry))
+
+    return presign
+
+
+def _storage_check(storage: BlobStorage) -> ReadinessCheck:
+    """Ready when the blob storage answers."""
+
+    async def check() -> str | None:
+        try:
+            await storage.ping()
+        except StoreUnavailable as exc:
+            return exc.message
+        return None
+
+    return check
+
+
 def _closer(watcher: SerialWatcher) -> Callable[[], Awaitable[None]]:
     """An app shutdown hook that closes the shared serial watcher."""
 
@@ -236,17 +281,13 @@ def _closer(watcher: SerialWatcher) -> Callable[[], Awaitable[None]]:
 def build_upload_routes(
     settings: Settings,
     sessions: sessionmaker[Session],
+    store: BlobStore,
     upstream_sources: Sequence[Repository],
     authenticators: Authenticators,
 ) -> list[BaseRoute]:
     """`/legacy/`: the upload service over the in-house store, with the name guard
     over the upstreams and every way of signing in."""
-    service = UploadService(
-        sessions,
-        FilesystemBlobStore(settings.blob_dir),
-        NameGuard(sessions, upstream_sources),
-        settings.upload,
-    )
+    service = UploadService(sessions, store, NameGuard(sessions, upstream_sources), settings.upload)
     return upload_routes(service, authenticators)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import anyio
 import uvicorn
 
 from packyard.settings import Settings
@@ -13,14 +14,18 @@ SETTINGS_VARIABLE = "PACKYARD_SETTINGS_JSON"
 
 
 def run(settings: Settings) -> None:
-    """Prepare the state (directories, database schema), then serve until stopped.
+    """Prepare the state (directories, database schema, a check of the blob
+    storage), then serve until stopped.
 
     Migrations run once here, in the parent, before any worker starts, so that
     workers never race each other on the schema.
     """
     from packyard.compose import prepare_state
+    from packyard.storage.location import open_blob_storage
 
     prepare_state(settings)
+    # A missing bucket or refused credentials stop the start, naming the setting.
+    anyio.run(open_blob_storage(settings).check)
     os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
     uvicorn.run(
         "packyard.compose:app_from_environment",

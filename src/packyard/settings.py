@@ -217,10 +217,6 @@ class Settings(BaseModel):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'packyard.db').resolve()}"
 
-    @property
-    def blob_dir(self) -> Path:
-        return self.data_dir / "files"
-
 
 def _upstreams_from_urls(urls: list[str]) -> list[dict[str, Any]]:
     """`--upstream none` means no upstream at all; otherwise one entry per URL."""

@@ -24,7 +24,7 @@ from packyard.compose import prepare_state
 from packyard.db.engine import session_factory_for
 from packyard.publish import deletions, name_guard, yanks
 from packyard.settings import Settings
-from packyard.storage.filesystem import FilesystemBlobStore
+from packyard.storage.location import FILES, open_blob_storage
 
 T = TypeVar("T")
 
@@ -141,7 +141,7 @@ def delete(
     if not yes:
         click.confirm(f"Delete {target} for good? Its filenames can never be reused", abort=True)
     with open_state(config_file, data_dir) as (settings, sessions):
-        store = FilesystemBlobStore(settings.blob_dir)
+        store = open_blob_storage(settings).store(FILES)
         deletion = anyio.run(
             deletions.delete, sessions, store, operator(), project, version, filename
         )

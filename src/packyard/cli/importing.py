@@ -14,7 +14,7 @@ from packyard.compose import prepare_state
 from packyard.db.engine import session_factory_for
 from packyard.publish.importer import ImportReport, ImportResult, find_distributions, import_files
 from packyard.settings import Settings
-from packyard.storage.filesystem import FilesystemBlobStore
+from packyard.storage.location import FILES, open_blob_storage
 
 
 def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
@@ -22,7 +22,7 @@ def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
     engine = prepare_state(settings)
     try:
         paths = find_distributions(directory)
-        store = FilesystemBlobStore(settings.blob_dir)
+        store = open_blob_storage(settings).store(FILES)
         sessions = session_factory_for(engine)
         # The bar goes to stderr so that stdout keeps only the summary.
         bar: ProgressBar[int] = click.progressbar(

@@ -30,6 +30,7 @@ fetch.
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from typing import NoReturn
 import anyio
 import anyio.to_thread
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.models import UpstreamMetadata, upsert
@@ -52,6 +54,7 @@ from packyard.flights import Flights
 from packyard.model import ByteRange, DistFile, InlineFile, RemoteFile, Resource, StoredFile
 from packyard.storage.base import BlobStore
 
+logger = logging.getLogger(__name__)
 RANGE_RETRY_SECONDS = 600.0
 ALIGNMENT = 4096  # range reads start on a page boundary: see `_read_ranges`
 MAX_DOWNLOAD_BYTES = 16 * 1024**3  # when neither the page nor the upstream gives a size
@@ -109,26 +112,33 @@ class MetadataIndex:
     """
 
     def __init__(self, sessions: sessionmaker[Session] | None) -> None:
-        """Fills the memo from the table (one query, at startup).
-
-        Raises:
-            sqlalchemy.exc.SQLAlchemyError: the table cannot be read.
-        """
+        """Fills the memo from the table (one query, at startup). A table that
+        cannot be read yet (a replica started before `packyard migrate`, a
+        database that is down) is read on the first `find` instead."""
         self._sessions = sessions
         self._entries: dict[str, ExtractedMetadata] = {}
         self._generations: dict[str, int] = {}
-        if sessions is not None:
-            with sessions() as session:
-                rows = session.execute(
-                    select(
-                        UpstreamMetadata.project,
-                        UpstreamMetadata.identity,
-                        UpstreamMetadata.sha256,
-                        UpstreamMetadata.blob_key,
-                    )
+        self._loaded = sessions is None
+        try:
+            self._load_all()
+        except SQLAlchemyError as exc:
+            logger.warning("the upstream metadata index is read later: %s", exc)
+
+    def _load_all(self) -> None:
+        if self._loaded or self._sessions is None:
+            return
+        with self._sessions() as session:
+            rows = session.execute(
+                select(
+                    UpstreamMetadata.project,
+                    UpstreamMetadata.identity,
+                    UpstreamMetadata.sha256,
+                    UpstreamMetadata.blob_key,
                 )
-                for project, identity, sha256, key in rows:
-                    self._remember(project, identity, ExtractedMetadata(sha256, key))
+            ).all()
+        for project, identity, sha256, key in rows:
+            self._remember(project, identity, ExtractedMetadata(sha256, key))
+        self._loaded = True
 
     def get(self, identity: str) -> ExtractedMetadata | None:
         """What the memo knows of `identity` (no database access: for the event loop)."""
@@ -148,6 +158,11 @@ class MetadataIndex:
         known = self._entries.get(identity)
         if known is not None or self._sessions is None:
             return known
+        if not self._loaded:
+            await anyio.to_thread.run_sync(self._load_all)
+            known = self._entries.get(identity)
+            if known is not None:
+                return known
         row = await anyio.to_thread.run_sync(self._select, self._sessions, identity)
         if row is not None:
             self._remember(project, identity, row)

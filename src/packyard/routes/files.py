@@ -10,13 +10,15 @@ paths name a file is decided in `routes/paths.py`.
 
 Bytes come from one of three resources: an `InlineFile` in memory, a
 `StoredFile` in our blob storage, or a `RemoteFile` streamed from an upstream
-through this server (never a redirect: clients in a closed network can only
-reach us).
+through this server (never a redirect to an upstream: clients in a closed
+network can only reach us). A site whose clients can reach its object store
+may have stored files answered with a redirect to a presigned URL instead
+(`[s3] presigned_downloads`): the bytes then bypass packyard entirely.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -57,6 +59,8 @@ _CONDITIONAL = frozenset(
     {"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}
 )
 
+Presigner = Callable[[StoredFile], Awaitable[str | None]]
+"""Where to redirect a download of a stored file (a presigned URL), or None to stream it."""
 BodyOpener = Callable[[ByteRange | None], AbstractAsyncContextManager[AsyncIterator[bytes]]]
 """Opens the bytes of a byte range (None: the whole file) as an async iterator."""
 
@@ -97,8 +101,10 @@ class _Request:
 class FilesRoute:
     """ASGI handler of `/files/<project>/<filename>` over a repository chain."""
 
-    def __init__(self, chain: Repository) -> None:
+    def __init__(self, chain: Repository, redirect: Presigner | None = None) -> None:
+        """`redirect`, if given, may send downloads of stored files elsewhere."""
         self._chain = chain
+        self._redirect = redirect
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request; domain errors become their status (routes/errors.py).
@@ -131,6 +137,11 @@ class FilesRoute:
         validators = Validators.of(resource.sha256, resource.modified)
         if await _answered_by_preconditions(request, validators):
             return
+        if isinstance(resource, StoredFile) and self._redirect is not None:
+            location = await self._redirect(resource)
+            if location is not None:
+                await _send_redirect(request, location)
+                return
         if not isinstance(resource, RemoteFile):
             await _send_entity(request, _local_entity(resource, validators, request.scope))
         elif resource.size is None:
@@ -140,6 +151,12 @@ class FilesRoute:
             await _send_entity(
                 request, _Entity(resource.size, validators, resource.content_type, opener)
             )
+
+
+async def _send_redirect(request: _Request, location: str) -> None:
+    # Not cacheable: the presigned URL expires, the file behind it does not.
+    headers = [(b"location", location.encode()), (b"cache-control", b"private, no-store")]
+    await send_response(request.send, 302, headers, b"", head=request.head)
 
 
 def _local_entity(

@@ -61,6 +61,10 @@ RETRIES: RetryConfig = {
     "retry_timeout": timedelta(seconds=20),
     "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=2)},
 }
+# The areas of the storage, each a prefix (a directory) of its own.
+FILES = "files"  # in-house files and every METADATA blob: what the database refers to
+CACHED_FILES = "cache/files"  # upstream files: evicted least recently used first
+CACHED_PAGES = "cache/pages"  # upstream pages
 DEFAULT_REGION = "us-east-1"  # what most S3-compatible servers expect when told nothing
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -94,6 +98,11 @@ class BlobStorage:
         self._spool_dir = spool_dir
         self._client = _s3_client(s3) if s3 is not None else None
         self._stores: dict[str, BlobStore] = {}
+
+    @property
+    def local_root(self) -> Path | None:
+        """The directory of a `file://` storage; None for an object store."""
+        return self._root
 
     def store(self, area: str) -> BlobStore:
         """The store of `area` (a relative prefix such as "files" or "cache/files").

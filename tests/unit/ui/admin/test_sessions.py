@@ -1,8 +1,7 @@
-"""The session secret, cookie signatures and the `next` check (no database)."""
+"""The session secret (shared through the database), cookie signatures and the `next` check."""
 
 from __future__ import annotations
 
-import stat
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from starlette.requests import Request
 from packyard.routes.ui.admin.auth import safe_next
 from packyard.routes.ui.admin.sessions import (
     COOKIE,
-    SECRET_FILE,
+    LEGACY_SECRET_FILE,
     SessionData,
     SessionResolver,
     derive_key,
@@ -21,20 +20,31 @@ from packyard.routes.ui.admin.sessions import (
     sign,
     unsign,
 )
+from tests.builders import make_local_store
 
 
-def test_secret_is_made_once_with_mode_0600_and_shared(tmp_path: Path) -> None:
-    first = load_secret(tmp_path / "data")
+def test_secret_is_made_once_in_the_database_and_shared_by_every_replica(
+    tmp_path: Path, database_url: str
+) -> None:
+    first = load_secret(make_local_store(tmp_path / "a", database_url).sessions)
     assert len(first) >= 40
-    path = tmp_path / "data" / SECRET_FILE
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_secret(tmp_path / "data") == first  # another worker, or a restart
-    assert [p.name for p in path.parent.iterdir()] == [SECRET_FILE]  # no temporary left
+    # Another replica: its own engine and an empty data directory of its own.
+    other = make_local_store(tmp_path / "b", database_url).sessions
+    assert load_secret(other, data_dir=tmp_path / "b") == first
+    assert list((tmp_path / "b").glob(LEGACY_SECRET_FILE)) == []
+
+
+def test_an_older_installations_secret_file_is_adopted(tmp_path: Path) -> None:
+    (tmp_path / LEGACY_SECRET_FILE).write_text("kept-from-before\n")
+    sessions = make_local_store(tmp_path).sessions
+    assert load_secret(sessions, data_dir=tmp_path) == b"kept-from-before"
+    assert load_secret(sessions) == b"kept-from-before"  # now in the database
 
 
 def test_configured_secret_wins(tmp_path: Path) -> None:
-    assert load_secret(tmp_path, "from-settings") == b"from-settings"
-    assert not (tmp_path / SECRET_FILE).exists()
+    sessions = make_local_store(tmp_path).sessions
+    assert load_secret(sessions, "from-settings") == b"from-settings"
+    assert load_secret(sessions) != b"from-settings"
 
 
 def test_signature_covers_the_payload() -> None:

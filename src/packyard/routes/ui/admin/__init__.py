@@ -25,7 +25,7 @@ from packyard.routes.ui.admin.account import AccountPages
 from packyard.routes.ui.admin.auth import Authenticate, SignIn
 from packyard.routes.ui.admin.pages import AdminSite, Endpoint, Handler
 from packyard.routes.ui.admin.project_admin import ProjectAdminPages, page_path
-from packyard.routes.ui.admin.sessions import SessionResolver, Viewer, load_secret
+from packyard.routes.ui.admin.sessions import Secret, SessionResolver, Viewer, load_secret
 from packyard.routes.ui.admin.site_admin import DELETIONS, NAMES, USERS, SiteAdminPages
 from packyard.routes.ui.assets import StaticAssets
 from packyard.routes.ui.templating import Templates
@@ -38,7 +38,7 @@ def admin_routes(
     sessions: sessionmaker[Session],
     store: BlobStore,
     authenticators: Authenticate,
-    secret: bytes,
+    secret: Secret,
     *,
     secure_cookies: bool = False,
 ) -> list[BaseRoute]:
@@ -48,7 +48,8 @@ def admin_routes(
         sessions: the store's database sessions.
         store: the in-house blob store (deletions remove blobs from it).
         authenticators: checks passwords (`auth.authenticate.Authenticators`).
-        secret: signs cookies (`load_secret`); the same in every worker.
+        secret: signs cookies (`load_secret`, or a function that calls it on
+            first use); the same in every worker and replica.
         secure_cookies: `Secure` cookies even on plain HTTP (TLS ends at a proxy).
     """
     site = AdminSite(
@@ -114,7 +115,7 @@ class ViewerMiddleware:
     pages' header ("Signed in as …", "Manage this project"). Only requests that
     carry a session cookie cost a database read."""
 
-    def __init__(self, app: ASGIApp, sessions: sessionmaker[Session], secret: bytes) -> None:
+    def __init__(self, app: ASGIApp, sessions: sessionmaker[Session], secret: Secret) -> None:
         self._app = app
         self._resolver = SessionResolver(sessions, secret)
 

@@ -24,7 +24,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from packyard.errors import PermissionDenied
-from packyard.routes.ui.admin.sessions import SessionData, derive_key
+from packyard.routes.ui.admin.sessions import SessionData, SigningKeys
 
 FIELD = "csrf_token"
 
@@ -32,12 +32,12 @@ FIELD = "csrf_token"
 class CsrfProtection:
     """Makes and checks the CSRF tokens of sessions signed with one secret."""
 
-    def __init__(self, secret: bytes) -> None:
-        self._key = derive_key(secret, "csrf")
+    def __init__(self, keys: SigningKeys) -> None:
+        self._keys = keys
 
     def token(self, session: SessionData) -> str:
         """The token that forms of `session` carry in their hidden `csrf_token` field."""
-        return hmac.new(self._key, session.sid.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._keys("csrf"), session.sid.encode(), hashlib.sha256).hexdigest()
 
     def check(self, request: Request, form: FormData, session: SessionData | None) -> None:
         """Pass if the POST `request` with `form` comes from a page of this site.

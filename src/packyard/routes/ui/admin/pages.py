@@ -28,7 +28,7 @@ from packyard.errors import InvalidRequest, NotFound, PackyardError, PermissionD
 from packyard.publish.audit import Origin
 from packyard.routes.errors import status_for
 from packyard.routes.ui.admin.csrf import FIELD, CsrfProtection
-from packyard.routes.ui.admin.sessions import SessionResolver, Viewer, derive_key, sign, unsign
+from packyard.routes.ui.admin.sessions import SessionResolver, Viewer, sign, unsign
 from packyard.routes.ui.templating import Templates
 
 T = TypeVar("T")
@@ -59,8 +59,7 @@ class AdminSite:
         self.templates = templates
         self.sessions = sessions
         self.resolver = resolver
-        self.csrf = CsrfProtection(resolver.secret)
-        self._flash_key = derive_key(resolver.secret, "flash")
+        self.csrf = CsrfProtection(resolver.keys)
 
     async def run(self, function: Callable[[Session], T]) -> T:
         """`function(session)` in a worker thread, in a transaction committed if it returns."""
@@ -164,7 +163,7 @@ class AdminSite:
         """303 See Other to `path` (below the site's root), with a one-time message."""
         response = RedirectResponse(root(request) + path, status_code=303)
         if flash is not None:
-            value = sign(self._flash_key, {"k": flash.kind, "m": flash.message[:500]})
+            value = sign(self.resolver.keys("flash"), {"k": flash.kind, "m": flash.message[:500]})
             response.set_cookie(
                 FLASH_COOKIE,
                 value,
@@ -185,7 +184,7 @@ class AdminSite:
 
     def _take_flash(self, request: Request) -> Flash | None:
         raw = request.cookies.get(FLASH_COOKIE)
-        payload = unsign(self._flash_key, raw) if raw else None
+        payload = unsign(self.resolver.keys("flash"), raw) if raw else None
         if payload is None:
             return None
         kind, message = payload.get("k"), payload.get("m")

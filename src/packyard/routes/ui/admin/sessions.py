@@ -26,9 +26,9 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +39,13 @@ from starlette.responses import Response
 
 from packyard.auth.identity import Identity
 from packyard.db.accounts import User
+from packyard.db.secrets import shared_secret
 
 COOKIE = "packyard_session"
 SESSION_SECONDS = 12 * 3600
 VISITOR_SECONDS = 2 * 3600
-SECRET_FILE = "session-secret"  # noqa: S105 (a file name)
+SECRET_NAME = "session-secret"  # noqa: S105 (the secret's name in the database)
+LEGACY_SECRET_FILE = "session-secret"  # noqa: S105 (where versions before 0.2 kept it)
 _VIEWER_KEY = "packyard.viewer"
 
 
@@ -73,38 +75,55 @@ class Viewer:
         return self.identity.is_admin
 
 
-def load_secret(data_dir: Path, configured: str | None = None) -> bytes:
+def load_secret(
+    sessions: sessionmaker[Session], configured: str | None = None, data_dir: Path | None = None
+) -> bytes:
     """The key that signs session cookies: `configured` (the `browser.session_secret`
-    setting) if given, else `<data_dir>/session-secret`, created once with 256 random
-    bits and mode 0600, so that every worker and every restart shares it.
+    setting) if given, else the database's shared secret, made by the first
+    replica that needed it, so that every worker, replica and restart shares it.
+
+    A `<data_dir>/session-secret` file, where earlier versions kept the key, is
+    adopted as the database's secret when it has none yet: signed-in people
+    stay signed in across the upgrade.
 
     Raises:
-        OSError: the file can neither be read nor created.
+        sqlalchemy.exc.SQLAlchemyError: the database cannot be read or written.
     """
     if configured:
         return configured.encode()
-    path = data_dir / SECRET_FILE
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        temporary = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as stream:
-            stream.write(secrets.token_urlsafe(32))
-            stream.flush()
-            os.fsync(stream.fileno())
-        try:
-            # link() fails if another worker won the race: everyone reads the winner's.
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return path.read_text().strip().encode()
+    legacy = data_dir / LEGACY_SECRET_FILE if data_dir is not None else None
+    initial = legacy.read_text().strip() if legacy is not None and legacy.is_file() else None
+    return shared_secret(sessions, SECRET_NAME, initial).encode()
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:
     """A key of its own for each use of the secret (cookie signature, CSRF, flash)."""
     return hmac.new(secret, f"packyard {purpose} v1".encode(), hashlib.sha256).digest()
+
+
+Secret = bytes | Callable[[], bytes]
+"""The signing secret, or how to read it on first use (`load_secret` with its arguments)."""
+
+
+class SigningKeys:
+    """The keys derived from one secret, one per purpose.
+
+    A secret given as a function is read on first use, not at start: a replica
+    started before its database is migrated (`serve --no-migrate`) must come up
+    and report not ready, not fail because the secret's table is missing.
+    """
+
+    def __init__(self, secret: Secret) -> None:
+        self._secret = secret
+        self._keys: dict[str, bytes] = {}
+
+    def __call__(self, purpose: str) -> bytes:
+        key = self._keys.get(purpose)
+        if key is None:
+            secret = self._secret if isinstance(self._secret, bytes) else self._secret()
+            self._secret = secret  # read once
+            key = self._keys[purpose] = derive_key(secret, purpose)
+        return key
 
 
 def sign(key: bytes, payload: dict[str, object]) -> str:
@@ -130,20 +149,18 @@ class SessionResolver:
     """Reads, checks and writes the session cookie; finds the signed-in user."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], secret: bytes, secure_cookies: bool = False
+        self, sessions: sessionmaker[Session], secret: Secret, secure_cookies: bool = False
     ) -> None:
         """`secure_cookies`: mark cookies `Secure` even on plain-HTTP requests (for a
         TLS-terminating proxy that does not pass the scheme on)."""
         self._sessions = sessions
-        self._key = derive_key(secret, "session")
-        self._fingerprint_key = derive_key(secret, "password fingerprint")
-        self.secret = secret
+        self.keys = SigningKeys(secret)
         self.secure_cookies = secure_cookies
 
     def read(self, request: Request) -> SessionData | None:
         """The request's unexpired, correctly signed session, or None."""
         raw = request.cookies.get(COOKIE)
-        payload = unsign(self._key, raw) if raw else None
+        payload = unsign(self.keys("session"), raw) if raw else None
         if payload is None:
             return None
         sid, uid, pwf, exp = (payload.get(k) for k in ("sid", "uid", "pwf", "exp"))
@@ -190,7 +207,8 @@ class SessionResolver:
         """Set the session cookie on `response`: HttpOnly, SameSite=Lax, whole site,
         `Secure` on HTTPS (or when the settings say so)."""
         value = sign(
-            self._key, {"sid": data.sid, "uid": data.uid, "pwf": data.pwf, "exp": data.exp}
+            self.keys("session"),
+            {"sid": data.sid, "uid": data.uid, "pwf": data.pwf, "exp": data.exp},
         )
         response.set_cookie(
             COOKIE,
@@ -216,7 +234,9 @@ class SessionResolver:
         return self.secure_cookies or request.url.scheme == "https"
 
     def _fingerprint(self, password_hash: str | None) -> str:
-        digest = hmac.new(self._fingerprint_key, (password_hash or "").encode(), hashlib.sha256)
+        digest = hmac.new(
+            self.keys("password fingerprint"), (password_hash or "").encode(), hashlib.sha256
+        )
         return digest.hexdigest()[:32]
 
     def _identity(self, data: SessionData) -> Identity | None:
