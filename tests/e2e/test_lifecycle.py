@@ -116,3 +116,22 @@ def test_sigterm_lets_a_download_in_flight_finish(tmp_path: Path) -> None:
         assert server.process.wait(30) in (0, -signal.SIGTERM)
     assert size == wheel.stat().st_size
     assert received.hexdigest() == hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+
+def test_verify_after_a_restore_names_each_missing_or_damaged_blob(tmp_path: Path) -> None:
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    wheel = build_wheel(dists, "acme-restored", "1.0")
+    server = PackyardProcess(tmp_path / "data")
+    assert server.import_dir(dists).returncode == 0
+    good = packyard("verify", "--data-dir", str(server.data_dir))
+    assert good.returncode == 0, good.stderr
+    assert "All 2 blobs in file://" in good.stdout
+
+    # A restore that lost the wheel's blob: the database still lists it.
+    (blob,) = (server.data_dir / "files").rglob(wheel.name)
+    blob.unlink()
+    bad = packyard("verify", "--data-dir", str(server.data_dir))
+    assert bad.returncode == 1
+    assert f"missing: {wheel.name} (blob " in bad.stdout
+    assert "1 of 2 blobs in file://" in bad.stdout

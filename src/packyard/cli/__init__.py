@@ -69,10 +69,20 @@ def main() -> None:
 
 def _register() -> None:
     """Attach each command family's module (imported here to keep start-up light)."""
-    from packyard.cli import accounts, governance, importing, migrate, policies, prefetch, serve
+    from packyard.cli import (
+        accounts,
+        governance,
+        importing,
+        migrate,
+        policies,
+        prefetch,
+        serve,
+        verify,
+    )
 
     main.add_command(serve.serve)
     main.add_command(migrate.migrate_command)
+    main.add_command(verify.verify_command)
     main.add_command(prefetch.prefetch)
     main.add_command(importing.import_command)
     for family in (accounts.user, accounts.group, accounts.token, accounts.owner):
