@@ -72,6 +72,20 @@ class StoreUnavailable(PackyardError, OSError):
         self.store = store
 
 
+class BlobMissing(StoreUnavailable):
+    """A file the database lists has no blob in the store: the two disagree (a
+    restore that lost blobs, a bucket changed by hand). A 503, not a 404: the
+    file exists, and an operator can put its blob back (`packyard verify`)."""
+
+    def __init__(self, store: str, filename: str) -> None:
+        PackyardError.__init__(
+            self,
+            f"The blob store {store} has lost the bytes of {filename}: "
+            "an operator should run `packyard verify` and restore it.",
+        )
+        self.store = store
+
+
 class NotAcceptable(PackyardError):
     """No representation matches the client's Accept header (406)."""
 

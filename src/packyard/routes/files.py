@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 from starlette.types import Receive, Scope, Send
 
-from packyard.errors import PackyardError, UpstreamError
+from packyard.errors import BlobMissing, PackyardError, UpstreamError
 from packyard.model import (
     ByteRange,
     InlineFile,
@@ -399,9 +399,24 @@ async def _once(content: bytes) -> AsyncIterator[bytes]:
 async def _stored_body(
     resource: StoredFile, byte_range: ByteRange | None
 ) -> AsyncIterator[AsyncIterator[bytes]]:
-    chunks = resource.store.read(resource.key, byte_range)
+    chunks = _missing_is_an_error(resource, resource.store.read(resource.key, byte_range))
     try:
         yield chunks
+    finally:
+        await _close(chunks)
+
+
+async def _missing_is_an_error(
+    resource: StoredFile, chunks: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """`chunks`, with a missing blob raised as `BlobMissing` (a 503 that names the
+    store) rather than a bare FileNotFoundError (a 500)."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except FileNotFoundError:
+        store = str(getattr(resource.store, "name", "") or "of this server")
+        raise BlobMissing(store, resource.filename) from None
     finally:
         await _close(chunks)
 

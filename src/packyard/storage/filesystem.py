@@ -34,6 +34,7 @@ class FilesystemBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
+        self.name = f"file://{self.root}"  # how messages name this store
 
     def local_path(self, key: str) -> Path:
         """The file of `key` (it may not exist). Raises InvalidBlobKey for an unsafe key."""

@@ -37,6 +37,7 @@ from packyard.model import (
 from packyard.repository.base import Repository
 from packyard.routes.files import FilesRoute
 from packyard.routes.ranges import parse_range
+from packyard.storage.filesystem import FilesystemBlobStore
 from tests.unit.fakes import part_of
 
 CONTENT = bytes(i % 251 for i in range(1000))
@@ -744,3 +745,46 @@ async def test_error_mid_stream_is_raised_to_the_server() -> None:
     resource = StoredFile("x.whl", "k", 2, SHA, FailingStore())
     with pytest.raises(UpstreamError):
         await call(FilesRoute(FakeChain(resource)), scope_for(URL, None))
+
+
+# --- the blob storage behind stored files --------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_stored_file_whose_blob_is_lost_is_a_503_naming_the_store(
+    tmp_path: Path,
+) -> None:
+    """The database lists the file, the store lost its bytes (a bad restore): an
+    operator's problem, said so, never a bare 500."""
+    store = FilesystemBlobStore(tmp_path / "files")
+    blob = await store.put("demo-1.0-py3-none-any.whl", CONTENT)
+    await store.delete(blob.key)
+    lost = StoredFile("demo-1.0-py3-none-any.whl", blob.key, len(CONTENT), blob.sha256, store)
+    response = await fetch(lost)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "30"
+    assert f"The blob store file://{tmp_path / 'files'} has lost the bytes of demo-1.0" in (
+        response.text
+    )
+    assert "packyard verify" in response.text
+
+
+@pytest.mark.anyio
+async def test_stored_files_may_be_redirected_to_a_presigned_url() -> None:
+    resource = make_resource("stored")
+
+    async def presign(stored: StoredFile) -> str | None:
+        return f"https://objects.example/{stored.key}?X-Amz-Signature=abc"
+
+    async def get(served: Resource) -> httpx.Response:
+        app = FilesRoute(FakeChain(served), redirect=presign)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(URL)
+
+    response = await get(resource)
+    inline = await get(make_resource("inline"))
+    assert response.status_code == 302
+    assert response.headers["location"] == "https://objects.example/k?X-Amz-Signature=abc"
+    assert response.headers["cache-control"] == "private, no-store"
+    assert inline.status_code == 200  # computed files (.metadata) are served here
