@@ -180,7 +180,7 @@ class CachedFile(Base):
 
 
 class CachedPage(Base):
-    """One upstream page (or its project list) kept by `page_store.SharedPageStore`.
+    """One upstream page (or its project list) kept by `shared_page_store.SharedPageStore`.
 
     `upstream` is the upstream's slug (`repository.cache.upstream_slug`), `name`
     a normalised project name or `LIST_NAME`; the page's JSON is the blob

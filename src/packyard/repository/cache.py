@@ -62,7 +62,8 @@ from packyard.model import (
 )
 from packyard.repository.base import DelegatingRepository, Repository
 from packyard.repository.file_cache import FileCache
-from packyard.repository.page_store import FilesystemPageStore, PageStore, SharedPageStore
+from packyard.repository.page_store import FilesystemPageStore, PageStore
+from packyard.repository.shared_page_store import SharedPageStore
 from packyard.repository.upstream import UpstreamRepository, make_upstream_client, remote_file
 from packyard.settings import CacheSettings, UpstreamSettings
 from packyard.storage.base import BlobStore

@@ -28,7 +28,8 @@ from packyard.model import (
 from packyard.repository.base import IdentityMemo
 from packyard.repository.cache import CacheRepository
 from packyard.repository.file_cache import FileCache
-from packyard.repository.page_store import FilesystemPageStore, PageStore, SharedPageStore
+from packyard.repository.page_store import FilesystemPageStore, PageStore
+from packyard.repository.shared_page_store import SharedPageStore
 from packyard.storage.filesystem import TEMP_DIR, FilesystemBlobStore
 from tests.unit.fakes import MemoryRepository, part_of
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.models import CachedPage
 from packyard.model import DistFile, ProjectDetail, ProjectEntry, ProjectList, ProjectStatus
-from packyard.repository.page_store import FilesystemPageStore, SharedPageStore
+from packyard.repository.page_store import FilesystemPageStore
+from packyard.repository.shared_page_store import SharedPageStore
 from packyard.storage.filesystem import TEMP_DIR, FilesystemBlobStore
 
 DETAIL = ProjectDetail(
