@@ -10,20 +10,20 @@ file, which no key points at; `remove_stale_temp_files` clears those.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 import anyio
 import anyio.to_thread
 
 from packyard.model import ByteRange
 from packyard.storage.base import BlobWriter, StoredBlob, blob_key, check_key
+from packyard.storage.digests import Digests
 
 CHUNK_SIZE = 1024 * 1024
 TEMP_DIR = ".tmp"  # keys start with two hex digits, so this never clashes with one
@@ -133,11 +133,6 @@ class FilesystemBlobStore:
         return removed
 
 
-class _Digest(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def hexdigest(self) -> str: ...
-
-
 class FileBlobWriter:
     """A `BlobWriter` into a temporary file; see `FilesystemBlobStore.writer`."""
 
@@ -146,20 +141,15 @@ class FileBlobWriter:
         self._filename = filename
         self._file = file
         self._temp = temp
-        self._size = 0
-        self._hashes: dict[str, _Digest] = {
-            "sha256": hashlib.sha256(),
-            "blake2_256": hashlib.blake2b(digest_size=32),
-            "md5": hashlib.md5(usedforsecurity=False),
-        }
+        self._digests = Digests()
         self._done = False
 
     @property
     def size(self) -> int:
-        return self._size
+        return self._digests.size
 
     def hexdigests(self) -> dict[str, str]:
-        return {name: digest.hexdigest() for name, digest in self._hashes.items()}
+        return self._digests.hexdigests()
 
     async def write(self, data: bytes) -> None:
         self._check_open()
@@ -167,9 +157,7 @@ class FileBlobWriter:
 
     def _write(self, data: bytes) -> None:
         self._file.write(data)
-        for digest in self._hashes.values():
-            digest.update(data)
-        self._size += len(data)
+        self._digests.update(data)
 
     async def commit(self) -> StoredBlob:
         self._check_open()
@@ -200,7 +188,7 @@ class FileBlobWriter:
         else:
             # Same key, same sha256: the very bytes are already stored.
             self._temp.unlink()
-        return StoredBlob(key=key, size=self._size, created=created, **digests)
+        return StoredBlob(key=key, size=self.size, created=created, **digests)
 
     async def abort(self) -> None:
         if self._done:

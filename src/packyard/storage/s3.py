@@ -42,14 +42,13 @@ cannot be reached, times out, refuses our credentials or answers 5xx is
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -60,6 +59,7 @@ from obstore.store import S3Store
 from packyard.errors import StoreUnavailable
 from packyard.model import ByteRange
 from packyard.storage.base import BlobWriter, StoredBlob, blob_key, check_key
+from packyard.storage.digests import Digests
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -155,7 +155,7 @@ class S3BlobStore:
         """See `BlobStore.put`; `durable` changes nothing on S3 (see the module
         docstring). Also raises `StoreUnavailable`."""
         blob_key("0" * 64, filename)
-        digests = _digests(content)
+        digests = Digests.of(content)
         key = blob_key(digests["sha256"], filename)
         created = await self._put_if_absent(key, content)
         return StoredBlob(key=key, size=len(content), created=created, **digests)
@@ -279,16 +279,15 @@ class S3BlobWriter:
         self._store = store
         self._filename = filename
         self._spool = spool
-        self._size = 0
-        self._hashes = _hashes()
+        self._digests = Digests()
         self._done = False
 
     @property
     def size(self) -> int:
-        return self._size
+        return self._digests.size
 
     def hexdigests(self) -> dict[str, str]:
-        return {name: digest.hexdigest() for name, digest in self._hashes.items()}
+        return self._digests.hexdigests()
 
     async def write(self, data: bytes) -> None:
         self._check_open()
@@ -296,23 +295,21 @@ class S3BlobWriter:
 
     def _write(self, data: bytes) -> None:
         self._spool.write(data)
-        for digest in self._hashes.values():
-            digest.update(data)
-        self._size += len(data)
+        self._digests.update(data)
 
     async def commit(self) -> StoredBlob:
         self._check_open()
         digests = self.hexdigests()
         key = blob_key(digests["sha256"], self._filename)
         try:
-            if self._size <= self._store.single_put_limit:
+            if self.size <= self._store.single_put_limit:
                 content = await anyio.to_thread.run_sync(self._read_spool)
                 created = await self._store._put_if_absent(key, content)
             else:
                 created = await self._store._upload_if_absent(key, self._spool)
         finally:
             await self.abort()
-        return StoredBlob(key=key, size=self._size, created=created, **digests)
+        return StoredBlob(key=key, size=self.size, created=created, **digests)
 
     def _read_spool(self) -> bytes:
         self._spool.seek(0)
@@ -327,26 +324,6 @@ class S3BlobWriter:
     def _check_open(self) -> None:
         if self._done:
             raise RuntimeError("this blob writer was already committed or aborted")
-
-
-class _Digest(Protocol):
-    def update(self, data: bytes, /) -> None: ...
-    def hexdigest(self) -> str: ...
-
-
-def _hashes() -> dict[str, _Digest]:
-    return {
-        "sha256": hashlib.sha256(),
-        "blake2_256": hashlib.blake2b(digest_size=32),
-        "md5": hashlib.md5(usedforsecurity=False),
-    }
-
-
-def _digests(content: bytes) -> dict[str, str]:
-    hashes = _hashes()
-    for digest in hashes.values():
-        digest.update(content)
-    return {name: digest.hexdigest() for name, digest in hashes.items()}
 
 
 def _first_line(error: Exception) -> str:
