@@ -52,6 +52,14 @@ def error_parts(error: PackyardError) -> tuple[int, Headers, bytes]:
     ]
     if isinstance(error, RangeNotSatisfiable):
         headers.append((b"content-range", f"bytes */{error.size}".encode()))
-    if isinstance(error, UpstreamUnavailable | StoreUnavailable):
-        headers.append((b"retry-after", b"30"))
+    headers += retry_headers(error)
     return status, headers, (error.message + "\n").encode()
+
+
+def retry_headers(error: PackyardError) -> Headers:
+    """`Retry-After` for an upstream or a blob store that is down (RFC 9110 §10.2.3:
+    a 503 may say when to come back), else nothing. Every edge that answers an
+    error without `error_parts` (the upload endpoint) adds these."""
+    if isinstance(error, UpstreamUnavailable | StoreUnavailable):
+        return [(b"retry-after", b"30")]
+    return []

@@ -37,7 +37,7 @@ from packyard.publish.multipart import ClientDisconnected, discard_body
 from packyard.publish.upload import UploadService
 from packyard.publish.upload_form import ActionGone
 from packyard.routes.asgi import Headers, request_header, send_response
-from packyard.routes.errors import status_for
+from packyard.routes.errors import retry_headers, status_for
 
 LOGGER = logging.getLogger("packyard.upload")
 UPLOAD_PATH = "/legacy/"
@@ -84,7 +84,7 @@ class UploadEndpoint:
             LOGGER.info("upload by %s: the client disconnected; nothing stored", identity.actor)
             return
         except PackyardError as exc:
-            await _send_message(send, _status(exc), exc.message, wants_json)
+            await _send_message(send, _status(exc), exc.message, wants_json, retry_headers(exc))
             return
         await _send_message(send, 200, result.message, wants_json)
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import anyio
 import httpx
@@ -16,10 +18,12 @@ from starlette.applications import Starlette
 
 from packyard.auth.authenticate import Authenticators
 from packyard.auth.identity import Identity
+from packyard.errors import StoreUnavailable
 from packyard.publish.accounts import add_user, create_token
 from packyard.publish.upload import UploadService
 from packyard.routes.upload import prefers_json, upload_routes
 from packyard.settings import AuthSettings, UploadSettings
+from packyard.storage.base import BlobStore, BlobWriter
 from tests.builders import LocalStore, build_wheel, make_local_store
 from tests.unit.publish.test_multipart import twine_form
 
@@ -204,3 +208,28 @@ async def test_a_file_over_the_limit_is_400_and_not_stored(site: Site) -> None:
 )
 def test_json_is_chosen_only_when_preferred(accept: str, expected: bool) -> None:
     assert prefers_json(accept.encode()) is expected
+
+
+class DownStore:
+    """A blob store that cannot be reached: every write is `StoreUnavailable`."""
+
+    def writer(self, filename: str) -> AbstractAsyncContextManager[BlobWriter]:
+        raise StoreUnavailable("s3://bucket/packyard/files", "connection refused")
+
+
+@pytest.mark.anyio
+async def test_a_store_that_is_down_is_a_503_naming_it_with_retry_after(site: Site) -> None:
+    service = UploadService(
+        site.local.sessions, cast(BlobStore, DownStore()), AllowAll(), UploadSettings()
+    )
+    async with httpx.AsyncClient() as http:
+        authenticators = Authenticators(site.local.sessions, AuthSettings(), http)
+        app = Starlette(routes=upload_routes(service, authenticators))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            down = Site(client, site.local, site.token, site.dists)
+            response = await down.post(build_wheel(site.dists, "acme-core", "1.0"))
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "30"
+    assert response.text.startswith("The blob store s3://bucket/packyard/files is unavailable")
