@@ -19,6 +19,7 @@ import pytest
 from tests.builders import build_wheel
 from tests.e2e.servers import PYTHON, PackyardProcess, clean_environment, packyard
 from tests.postgres import PostgresServer
+from tests.seaweedfs import SeaweedServer
 
 pytestmark = pytest.mark.e2e
 
@@ -135,3 +136,21 @@ def test_verify_after_a_restore_names_each_missing_or_damaged_blob(tmp_path: Pat
     assert bad.returncode == 1
     assert f"missing: {wheel.name} (blob " in bad.stdout
     assert "1 of 2 blobs in file://" in bad.stdout
+
+
+def test_a_wrong_bucket_or_key_stops_serve_at_start_naming_the_setting(
+    tmp_path: Path, s3_server: SeaweedServer
+) -> None:
+    with s3_server.bucket() as bucket:
+        missing = clean_environment(**s3_server.environment("no-such-bucket-here"))
+        result = packyard("serve", "--data-dir", str(tmp_path / "a"), env=missing)
+        assert result.returncode != 0
+        assert "storage_url" in result.stderr, result.stderr
+        assert "no-such-bucket-here" in result.stderr
+
+        wrong_key = {**s3_server.environment(bucket), "AWS_SECRET_ACCESS_KEY": "not-the-key"}
+        result = packyard(
+            "serve", "--data-dir", str(tmp_path / "b"), env=clean_environment(**wrong_key)
+        )
+        assert result.returncode != 0
+        assert "AWS_SECRET_ACCESS_KEY" in result.stderr or "[s3]" in result.stderr, result.stderr

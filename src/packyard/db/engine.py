@@ -39,8 +39,15 @@ def create_database_engine(url: str, **options: Any) -> Engine:
     acknowledged: an upload answered 200 survives a power loss), foreign keys
     enforced and a busy timeout instead of an immediate "database is locked".
 
+    Pooled connections to a server are checked before use (`pool_pre_ping`):
+    after a database restart or failover, a replica's next query reconnects
+    instead of failing on a dead connection. Requests read the database only
+    on a change of the serial, so the check costs the hot path nothing.
+
     `options` go to `sqlalchemy.create_engine` unchanged.
     """
+    if not url.startswith("sqlite"):
+        options.setdefault("pool_pre_ping", True)
     engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
