@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from tests.builders import build_wheel
@@ -154,3 +155,39 @@ def test_a_wrong_bucket_or_key_stops_serve_at_start_naming_the_setting(
         )
         assert result.returncode != 0
         assert "AWS_SECRET_ACCESS_KEY" in result.stderr or "[s3]" in result.stderr, result.stderr
+
+
+def test_after_losing_every_database_connection_a_replica_recovers_and_catches_up(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """What a database restart or failover does to a replica: every connection
+    dies, and changes made meanwhile are never notified to it."""
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    first = build_wheel(dists, "acme-failover", "1.0")
+    with postgres_server.database() as url:
+        server = PackyardProcess(tmp_path / "data", database_url=url)
+        assert server.import_dir(dists).returncode == 0
+        with server:
+            assert first.name in httpx.get(server.index_url + "acme-failover/").text
+            database = url.rsplit("/", 1)[1]
+            with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as admin:
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (database,),
+                )
+            later = tmp_path / "later"
+            later.mkdir()
+            second = build_wheel(later, "acme-failover", "2.0")
+            assert server.import_dir(later).returncode == 0  # while the listener reconnects
+
+            deadline = time.monotonic() + 10
+            page = ""
+            while time.monotonic() < deadline and second.name not in page:
+                response = httpx.get(server.index_url + "acme-failover/")
+                assert response.status_code in (200, 503), response.text
+                page = response.text
+                time.sleep(0.05)
+            assert second.name in page
+            assert httpx.get(server.url + "/readyz").status_code == 200
