@@ -72,6 +72,11 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The token that created this one through the API: this one is valid only
+    # while every token up its chain is (not revoked, not expired).
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
 
     user: Mapped[User] = relationship(back_populates="tokens")
     scopes: Mapped[list[TokenProject]] = relationship(
