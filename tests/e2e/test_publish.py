@@ -2,8 +2,9 @@
 install what they uploaded; and every kind of bad upload, refused with its
 message and leaving nothing stored.
 
-One server per database, SQLite then PostgreSQL (the issue: "runs the
-database tests and the upload end-to-end tests against both"), each for the
+One server per backend, SQLite, then PostgreSQL, then PostgreSQL with the
+blobs in an S3 bucket (the issue: "runs the database tests and the upload
+end-to-end tests against both"; `tests/e2e/backends.py`), each for the
 whole module, with a 1 MiB file limit (from a configuration file) so that
 "too large" is cheap to test; users and tokens are made with the `packyard
 user` and `packyard token` commands, as an operator would, on the same
@@ -19,7 +20,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +31,15 @@ from twine.commands.upload import skip_upload
 from twine.package import PackageFile
 
 from tests.builders import build_sdist, build_wheel, metadata_text
+from tests.e2e.backends import (
+    POSTGRESQL,
+    POSTGRESQL_S3,
+    SQLITE,
+    backend_environment,
+    stored_keys,
+)
 from tests.e2e.clients import installed, pip_install, run, uv_install
 from tests.e2e.servers import BIN, PackyardProcess, clean_environment, packyard
-from tests.postgres import PostgresServer
 from tests.unit.publish.test_multipart import encode, twine_form
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +72,11 @@ class Site:
         return directory
 
     def stored(self) -> list[str]:
-        """Every blob and temporary file on disk."""
+        """Every blob and temporary file on disk, or every object (staging ones
+        included) in the bucket."""
+        in_bucket = stored_keys(self.server.environment, "files")
+        if in_bucket is not None:
+            return in_bucket
         files = self.server.data_dir / "files"
         return sorted(str(p.relative_to(files)) for p in files.rglob("*") if p.is_file())
 
@@ -88,28 +99,29 @@ class Site:
         return httpx.post(self.upload_url, content=body, headers=headers, auth=auth, timeout=60)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=[SQLITE, POSTGRESQL, POSTGRESQL_S3])
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Site]:
     """The running site, on SQLite in its data directory, then on an empty
-    database of the session's PostgreSQL server."""
+    database of the session's PostgreSQL server, then on such a database and
+    a bucket of the session's SeaweedFS."""
     root = tmp_path_factory.mktemp(f"publish-{request.param}")
-    with ExitStack() as stack:
-        database_url = None
-        if request.param == "postgresql":
-            postgres: PostgresServer = request.getfixturevalue("postgres_server")
-            database_url = stack.enter_context(postgres.database())
-        yield stack.enter_context(running_site(root, database_url))
+    with (
+        backend_environment(request, request.param) as environment,
+        running_site(root, environment) as site,
+    ):
+        yield site
 
 
 @contextmanager
-def running_site(root: Path, database_url: str | None) -> Iterator[Site]:
+def running_site(root: Path, environment: dict[str, str]) -> Iterator[Site]:
     """A started server in `root` with alice's and bob's tokens (and a revoked one);
-    `database_url` None keeps the database in the data directory (SQLite)."""
+    `environment` puts its state elsewhere than the data directory (`backends.py`)."""
     config = root / "packyard.toml"
     config.write_text(f"[upload]\nmax_file_size = {LIMIT}\n")
-    server = PackyardProcess(root / "data", database_url=database_url)
+    server = PackyardProcess(root / "data")
+    server.environment.update(environment)
     server.environment["PACKYARD_CONFIG"] = str(config)
     site = Site(server, {}, root)
     site.cli("user", "add", "alice", "--password-stdin", stdin="correct horse battery\n")
@@ -398,6 +410,11 @@ def test_every_write_is_served_by_the_very_next_request(site: Site) -> None:
 
 def test_the_server_and_the_cli_keep_their_data_in_the_database_given(site: Site) -> None:
     """On PostgreSQL no SQLite file appears: `PACKYARD_DATABASE_URL` reached the
-    server and every `packyard` command."""
+    server and every `packyard` command. With a bucket, no blob is on disk."""
     on_postgresql = "PACKYARD_DATABASE_URL" in site.server.environment
     assert (site.server.data_dir / "packyard.db").exists() != on_postgresql
+    in_bucket = stored_keys(site.server.environment, "files")
+    on_disk = site.server.data_dir / "files"
+    if in_bucket is not None:
+        assert any(key.endswith(".whl") for key in in_bucket)
+        assert not (on_disk.exists() and any(on_disk.rglob("*.whl")))
