@@ -3,6 +3,9 @@
 The upstream is `counting_upstream.py`: a static PEP 503 tree with no
 `.metadata` files, no sizes, and a counter of the file bytes it sends. One
 upstream honours Range; the other answers every request with the whole file.
+The site runs on the embedded defaults, then on PostgreSQL with its blobs in
+a bucket of the session's SeaweedFS (`backends.py`), where the extracted
+METADATA is indexed in the database and kept in the bucket.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import httpx
 import pytest
 
 from tests.builders import build_wheel
+from tests.e2e.backends import POSTGRESQL_S3, SQLITE, backend_environment
 from tests.e2e.clients import installed, pip_install, uv_install
 from tests.e2e.servers import PYTHON, PackyardProcess, ServerProcess, free_port, write_static_tree
 
@@ -80,12 +84,27 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+@pytest.fixture(scope="module", params=[SQLITE, POSTGRESQL_S3])
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """Where the sites keep their state: their data directory, then PostgreSQL and a bucket."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory, dists: dict[str, Path]) -> Iterator[Sites]:
+def sites(
+    tmp_path_factory: pytest.TempPathFactory,
+    dists: dict[str, Path],
+    request: pytest.FixtureRequest,
+    backend_name: str,
+) -> Iterator[Sites]:
     root = tmp_path_factory.mktemp("ranged")
     upstream = counting_upstream(root / "tree", list(dists.values()))
-    with upstream, PackyardProcess(root / "data", upstreams=[upstream.url + "/simple/"]) as site:
-        yield Sites(upstream, site, dists)
+    site = PackyardProcess(root / "data", upstreams=[upstream.url + "/simple/"])
+    with backend_environment(request, backend_name) as environment:
+        site.environment.update(environment)
+        with upstream, site:
+            yield Sites(upstream, site, dists)
 
 
 def test_upstream_pages_advertise_core_metadata_for_every_wheel(sites: Sites) -> None:
@@ -138,13 +157,15 @@ def test_pip_installs_through_the_advertised_metadata(sites: Sites, tmp_path: Pa
 
 
 def test_an_upstream_that_ignores_ranges_costs_one_download_then_nothing(
-    tmp_path: Path, dists: dict[str, Path]
+    tmp_path: Path, dists: dict[str, Path], request: pytest.FixtureRequest, backend_name: str
 ) -> None:
     wheel = dists["meta-big"]
     size = wheel.stat().st_size
     upstream = counting_upstream(tmp_path / "tree", [wheel], ignore_ranges=True)
     site = PackyardProcess(tmp_path / "data", upstreams=[upstream.url + "/simple/"])
-    with upstream:
+    # A database and bucket of its own: the module's site has extracted this wheel's METADATA.
+    with backend_environment(request, backend_name) as environment, upstream:
+        site.environment.update(environment)
         with site:
             response = httpx.get(metadata_url(site, "meta-big", wheel), timeout=60)
             assert response.status_code == 200, response.text
