@@ -8,6 +8,7 @@ rest of the code receives a frozen `Settings`.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,6 +38,11 @@ class UpstreamSettings(BaseModel):
     deny: tuple[str, ...] = ()
     # Hide upstream files younger than this many days (by upload-time).
     cooldown_days: float = Field(default=0.0, ge=0)
+    # Hosts ("host" or "host:port") the upstream's pages may point files at,
+    # besides the upstream's own host; a bare host means its default port.
+    # Files elsewhere are dropped and redirects elsewhere refused. None: none,
+    # except files.pythonhosted.org for pypi.org (repository/upstream_hosts.py).
+    file_hosts: tuple[str, ...] | None = None
 
     @field_validator("url")
     @classmethod
@@ -44,6 +50,20 @@ class UpstreamSettings(BaseModel):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"upstream URL must start with http:// or https://, got {url!r}")
         return url if url.endswith("/") else url + "/"
+
+    @field_validator("file_hosts")
+    @classmethod
+    def _hosts(cls, hosts: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for host in hosts or ():
+            try:
+                parts = urlsplit("//" + host)
+                valid = bool(parts.hostname) and parts.netloc == host and not parts.username
+                valid = valid and parts.port != 0
+            except ValueError:
+                valid = False
+            if not valid:
+                raise ValueError(f"file_hosts entries are 'host' or 'host:port', got {host!r}")
+        return hosts
 
     @property
     def label(self) -> str:
@@ -98,6 +118,25 @@ class UploadSettings(BaseModel):
     max_file_size: int = Field(default=1024**3, gt=0)
 
 
+class HttpSettings(BaseModel):
+    """Limits of every HTTP connection, per worker process (`http_protocol.py`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The request line (method, target, version): longer ones get 414.
+    max_request_line_bytes: int = Field(default=8 * 1024, ge=256)
+    # All header fields of a request together: more get 431.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    # Seconds a client may take to send a request's line and headers, from the
+    # connection or from the first byte of the request: slower ones get 408.
+    header_timeout: float = Field(default=20.0, gt=0)
+    # Seconds an idle kept-alive connection stays open between two requests.
+    # Behind a load balancer, make it longer than the balancer's idle timeout.
+    keep_alive_timeout: int = Field(default=15, ge=1)
+    # Open connections per worker; a connection beyond them gets 503 and Retry-After.
+    max_connections: int = Field(default=1000, ge=1)
+
+
 class CacheSettings(BaseModel):
     """The server-side cache of upstream pages, metadata and files."""
 
@@ -130,6 +169,24 @@ class TelemetrySettings(BaseModel):
     events_backups: int = Field(default=5, ge=0)
     # Prometheus metrics at GET /metrics.
     metrics: bool = True
+    # Who may read /metrics. None: anyone who reaches it (open). A file holding a
+    # token: only requests with `Authorization: Bearer <token>` (Prometheus'
+    # `authorization.credentials_file`); read at start.
+    metrics_token_file: Path | None = None
+    # "host:port": /metrics is served only on this separate address (e.g. a port
+    # the load balancer does not expose), and the main port answers it like any
+    # unknown path. None: on the main port.
+    metrics_listen: str | None = None
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"metrics_listen must be host:port, got {value!r}")
+        return value
 
 
 class BrowserSettings(BaseModel):
@@ -148,6 +205,25 @@ class BrowserSettings(BaseModel):
     # Mark cookies `Secure` even when requests arrive over plain HTTP (TLS ends at
     # a proxy that does not pass the scheme on); HTTPS requests always get it.
     secure_cookies: bool = False
+    # Hosts the README's images may be loaded from (Content-Security-Policy
+    # `img-src` sources such as "https://img.shields.io" or "*.example.org");
+    # by default only this server's own and data: images are shown, so that
+    # viewing a page tells no other host who looked at what.
+    image_hosts: tuple[str, ...] = ()
+
+    @field_validator("image_hosts")
+    @classmethod
+    def _csp_sources(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        # A CSP host-source (CSP3 §2.3.1): [scheme://]host[:port], the host may start
+        # with "*."; nothing that could end the directive (spaces, ";", ",", quotes).
+        source = re.compile(r"(https?://)?(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")
+        for host in hosts:
+            if not source.fullmatch(host):
+                raise ValueError(
+                    f"image_hosts: {host!r} is not a host such as 'img.example.org', "
+                    "'*.example.org' or 'https://img.example.org'"
+                )
+        return hosts
 
 
 class S3Settings(BaseModel):
@@ -203,12 +279,31 @@ class Settings(BaseModel):
     # Extra components, `module:callable`, applied in order around the built chain.
     components: tuple[str, ...] = ()
     log_level: str = "info"
+    # This server's URL as clients reach it (e.g. "https://pypi.example.org/"):
+    # pages and redirects use it for absolute URLs. None: they use relative URLs
+    # only, never the request's Host header, which any client can set.
+    public_url: str | None = None
     auth: AuthSettings = AuthSettings()
     upload: UploadSettings = UploadSettings()
+    http: HttpSettings = HttpSettings()
     cache: CacheSettings = CacheSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     browser: BrowserSettings = BrowserSettings()
     s3: S3Settings = S3Settings()
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"public_url must be an http:// or https:// URL, got {url!r}")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError(
+                f"public_url must have no credentials, query or fragment, got {url!r}"
+            )
+        return url if url.endswith("/") else url + "/"
 
     @property
     def resolved_database_url(self) -> str:
@@ -235,6 +330,7 @@ _ENVIRONMENT_KEYS = (
     "storage_url",
     "role",
     "log_level",
+    "public_url",
 )
 
 

@@ -22,6 +22,7 @@ from packyard.browser.catalog import LocalCatalog, RecentRelease
 from packyard.browser.loading import load_metadata
 from packyard.browser.metadata import ProjectMetadata
 from packyard.browser.releases import Release, build_releases, find_release, latest_release
+from packyard.dists.filenames import MAX_NAME_LENGTH, TOO_LONG_NAME
 from packyard.dists.readme import render_readme
 from packyard.errors import NotFound
 from packyard.model import ANONYMOUS, SOURCE_LOCAL, ProjectDetail, ProjectStatus
@@ -135,9 +136,11 @@ class Browser:
 
         Raises:
             ProjectNotFound: no source has the project.
-            NotFound: the project has no such version, or no release at all.
+            NotFound: the project has no such version, or no release at all,
+                or its name is longer than any project's may be.
             UpstreamError, UpstreamUnavailable: the upstream failed.
         """
+        _check_length(name)
         detail = await self.chain.get_project(name, ANONYMOUS)
         releases = build_releases(detail)
         latest = latest_release(releases)
@@ -178,6 +181,7 @@ class Browser:
             UpstreamError, UpstreamUnavailable: the upstream failed.
         """
         if detail is None:
+            _check_length(name)
             detail = await self.chain.get_project(name, ANONYMOUS)
         releases = build_releases(detail)
         release = find_release(releases, version)
@@ -223,3 +227,10 @@ class Browser:
     async def _refresh(self) -> None:
         if self.sync is not None:
             await self.sync.refresh()
+
+
+def _check_length(name: str) -> None:
+    """Raise NotFound for a name no project can have: it would reach the upstream
+    and the page caches, whose file names cannot be that long."""
+    if len(name) > MAX_NAME_LENGTH:
+        raise NotFound(TOO_LONG_NAME)

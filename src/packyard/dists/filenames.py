@@ -29,6 +29,12 @@ from packyard.errors import InvalidDistribution
 
 PackageType = Literal["bdist_wheel", "sdist"]
 MAX_FILENAME_LENGTH = 255  # a single path segment on every common file system
+# The longest project name served or accepted. The name-normalization spec sets
+# none, but a name becomes a path segment (page caches, wheel filenames), which
+# file systems cap at 255 bytes; longer names are refused at the edge (a 404),
+# never passed on to end in ENAMETOOLONG.
+MAX_NAME_LENGTH = 200
+TOO_LONG_NAME = f"No such project: project names are at most {MAX_NAME_LENGTH} characters."
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\]")
 
 

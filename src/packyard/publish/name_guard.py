@@ -2,7 +2,8 @@
 
 Checked in this order, each refusal a 400 (`InvalidRequest`):
 
-1. the name is valid (name-normalization spec);
+1. the name is valid (name-normalization spec) and at most `MAX_NAME_LENGTH`
+   characters;
 2. it is not a standard-library module name (as PyPI: normalised, with
    leading and trailing `._-` stripped, including modules removed from
    recent Pythons);
@@ -43,6 +44,7 @@ from packyard.auth.identity import Identity
 from packyard.auth.permissions import active_user, is_admin
 from packyard.db.governance import AllowedName
 from packyard.db.models import Project
+from packyard.dists.filenames import MAX_NAME_LENGTH
 from packyard.errors import InvalidRequest, NotFound, PermissionDenied, ProjectNotFound
 from packyard.model import ANONYMOUS, ProjectList
 from packyard.publish.audit import COMMAND_LINE, Origin, record
@@ -68,8 +70,13 @@ def check_name(name: str) -> str:
     """The normalised form of a valid project name.
 
     Raises:
-        InvalidRequest: "The name {name!r} is invalid." (STANDARDS §2.10).
+        InvalidRequest: "The name {name!r} is invalid." (STANDARDS §2.10), or
+            the name is longer than MAX_NAME_LENGTH.
     """
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidRequest(
+            f"The name is too long: project names are at most {MAX_NAME_LENGTH} characters."
+        )
     if not _VALID_NAME.fullmatch(name):
         raise InvalidRequest(f"The name {name!r} is invalid.")
     return canonicalize_name(name)

@@ -4,7 +4,7 @@ The segments of a file URL may reach a storage key or a path on disk, so a
 path is refused, as a 404, unless exactly two plain segments follow `/files/`:
 no hidden separator (`%2F`, `%5C`), no empty, `.` or `..` segment, no control
 character and no drive colon. The project segment must also be a valid
-project name; it is returned normalised.
+project name, at most MAX_NAME_LENGTH characters; it is returned normalised.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from urllib.parse import unquote_to_bytes
 from packaging.utils import canonicalize_name
 from starlette.types import Scope
 
+from packyard.dists.filenames import MAX_NAME_LENGTH, TOO_LONG_NAME
 from packyard.errors import InvalidName, NotFound
 
 PREFIX = b"/files/"
@@ -37,7 +38,8 @@ def parse_file_path(scope: Scope) -> tuple[str, str]:
     redirecting a file URL would break tools that do not follow redirects).
 
     Raises:
-        NotFound: not two segments, an empty, `.`, `..` or unsafe segment.
+        NotFound: not two segments, an empty, `.`, `..` or unsafe segment, or a
+            project segment longer than MAX_NAME_LENGTH.
         InvalidName: the project segment is not a valid project name (404).
     """
     raw: bytes | None = scope.get("raw_path")
@@ -51,6 +53,8 @@ def parse_file_path(scope: Scope) -> tuple[str, str]:
     if len(segments) != 2:
         raise NotFound(_NOT_FOUND)
     project, filename = (_segment(part, decode=raw is not None) for part in segments)
+    if len(project) > MAX_NAME_LENGTH:
+        raise NotFound(TOO_LONG_NAME)
     if not _VALID_NAME.fullmatch(project):
         raise InvalidName(project)
     return canonicalize_name(project), filename

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
 
+from packyard.dists.filenames import MAX_NAME_LENGTH, TOO_LONG_NAME
 from packyard.errors import InvalidName, NotFound, PackyardError
 from packyard.model import RequestContext
 from packyard.repository.base import Repository
@@ -35,7 +36,9 @@ _VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNOR
 _SEPARATORS = re.compile(r"[-_.]+")
 
 _ROOT = "/"  # The cache key of the project list: never a project name.
-_MAX_NAMES = 65_536  # Remembered valid names; the memo starts afresh past this.
+# Remembered valid names: the memo starts afresh past this many bytes of names
+# (a name is at most MAX_NAME_LENGTH characters, so it holds thousands of them).
+_MAX_MEMO_BYTES = 4 * 1024 * 1024
 _VARY = (b"vary", b"Accept")
 _ALLOW = [
     (b"allow", b"GET, HEAD"),
@@ -125,6 +128,7 @@ class SimpleRoute:
         self._pages = PageCache(cache_control, max_pages)
         # Requested name -> its normal form, for names already found valid.
         self._normalized: dict[str, str] = {}
+        self._memo_bytes = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = scope["method"] == "HEAD"
@@ -165,16 +169,23 @@ class SimpleRoute:
         await _send_page(send, page, if_none_match, head)
 
     def _check_name(self, name: str) -> str:
-        """The normal form of a valid `name`, remembered (bounded) for the next request.
+        """The normal form of a valid `name`, remembered (bounded in bytes) for the next request.
 
         Raises:
+            NotFound: the name is longer than MAX_NAME_LENGTH (no project has it).
             InvalidName: the name is not valid under the name-normalization spec.
         """
+        if len(name) > MAX_NAME_LENGTH:
+            raise NotFound(TOO_LONG_NAME)
         if not _VALID_NAME.match(name):
             raise InvalidName(name)
-        if len(self._normalized) >= _MAX_NAMES:
+        normalized = normalize(name)
+        size = 2 * len(name)  # the key and its normal form: ASCII, one byte a character
+        if self._memo_bytes + size > _MAX_MEMO_BYTES:
             self._normalized.clear()
-        normalized = self._normalized[name] = normalize(name)
+            self._memo_bytes = 0
+        self._normalized[name] = normalized
+        self._memo_bytes += size
         return normalized
 
     async def _project_list(self, scope: Scope, send: Send, head: bool) -> None:
