@@ -25,7 +25,7 @@ from packyard.auth.basic import (
 from packyard.auth.identity import Identity, IdentityKind
 from packyard.auth.oidc import OidcVerifier
 from packyard.auth.passwords import hash_password, needs_rehash, verify_password
-from packyard.auth.tokens import verify_token
+from packyard.auth.tokens import ancestors, lineage_projects, verify_token
 from packyard.db.accounts import User
 from packyard.errors import AuthenticationFailed
 from packyard.settings import AuthSettings
@@ -112,11 +112,12 @@ class Authenticators:
             stored = verify_token(session, token)
             # Commits the `last_used_at` mark, if verify_token set one.
             session.commit()
-            scopes = frozenset(scope.project_name for scope in stored.scopes)
+            # A token made with another reaches only what the whole chain reaches.
+            projects = lineage_projects([stored, *ancestors(session, stored)])
             return _identity_of(
                 stored.user,
                 kind="token",
-                projects=scopes or None,
+                projects=projects,
                 token_id=stored.id,
                 token_prefix=stored.prefix,
             )

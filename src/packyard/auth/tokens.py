@@ -6,12 +6,19 @@ database keeps the sha256 hex of the whole string, which is enough for a
 secret of 256 random bits and lets a token be found in one indexed lookup,
 and the first 12 characters (`pky_` and 8 more) to tell tokens apart in
 listings and audit lines.
+
+A token created with another token (through the API) keeps its `parent_id`:
+it is valid only while every token up that chain is (not revoked, not
+expired, its user enabled), and reaches only the projects every scoped
+token of the chain reaches. So a leaked token cannot mint itself a longer
+life or a wider reach, and revoking it revokes everything made with it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -27,6 +34,8 @@ TOKEN_LENGTH = len(TOKEN_PREFIX) + 43
 # `last_used_at` is written at most this often per token, so that a client
 # that sends its token with every index request does not turn reads into writes.
 LAST_USED_GRANULARITY = timedelta(minutes=1)
+# Chains are a few tokens long; a longer one is refused rather than walked.
+MAX_LINEAGE = 32
 
 
 def generate_token() -> str:
@@ -51,8 +60,9 @@ def verify_token(session: Session, token: str, now: datetime | None = None) -> A
     `LAST_USED_GRANULARITY`) in `session`; the caller commits.
 
     Raises:
-        AuthenticationFailed: the token is unknown, revoked or expired, or its
-            user is disabled; the message says which.
+        AuthenticationFailed: the token, or a token up its chain of parents, is
+            unknown, revoked or expired, or its user is disabled; the message
+            says which.
     """
     now = now or datetime.now(UTC)
     stored = session.scalars(
@@ -66,19 +76,74 @@ def verify_token(session: Session, token: str, now: datetime | None = None) -> A
             "Invalid API token: this server does not know it. "
             "Check that it was copied whole, or create a new one."
         )
-    if stored.revoked_at is not None:
-        raise AuthenticationFailed(
-            f"Invalid API token: {stored.prefix}… was revoked on {_day(stored.revoked_at)}."
-        )
-    if stored.expires_at is not None and stored.expires_at <= now:
-        raise AuthenticationFailed(
-            f"Invalid API token: {stored.prefix}… expired on {_day(stored.expires_at)}."
-        )
-    if stored.user.disabled:
-        raise AuthenticationFailed(f"Invalid API token: its user '{stored.user.name}' is disabled.")
+    problem = _problem(stored, now)
+    if problem is not None:
+        raise AuthenticationFailed(f"Invalid API token: {stored.prefix}… {problem}.")
+    for parent in ancestors(session, stored):
+        problem = _problem(parent, now)
+        if problem is not None:
+            raise AuthenticationFailed(
+                f"Invalid API token: {stored.prefix}… was created with the token "
+                f"{parent.prefix}…, which {problem}."
+            )
     if stored.last_used_at is None or now - stored.last_used_at >= LAST_USED_GRANULARITY:
         stored.last_used_at = now
     return stored
+
+
+def ancestors(session: Session, token: ApiToken) -> list[ApiToken]:
+    """The tokens `token` was created with, its parent first, with users and scopes.
+
+    Raises:
+        AuthenticationFailed: a parent no longer exists, or the chain is longer
+            than `MAX_LINEAGE` (neither happens to tokens made by packyard).
+    """
+    chain: list[ApiToken] = []
+    parent_id = token.parent_id
+    while parent_id is not None:
+        if len(chain) >= MAX_LINEAGE:
+            raise AuthenticationFailed(f"Invalid API token: {token.prefix}… has too many parents.")
+        parent = session.get(
+            ApiToken,
+            parent_id,
+            options=[selectinload(ApiToken.user), selectinload(ApiToken.scopes)],
+        )
+        if parent is None:
+            raise AuthenticationFailed(
+                f"Invalid API token: {token.prefix}… was created with a token that is gone."
+            )
+        chain.append(parent)
+        parent_id = parent.parent_id
+    return chain
+
+
+def lineage_projects(tokens: Iterable[ApiToken]) -> frozenset[str] | None:
+    """The projects a token reaches, given it and its `ancestors`: those every scoped
+    token of the chain names (None: no token of the chain is scoped)."""
+    reach: frozenset[str] | None = None
+    for token in tokens:
+        if token.scopes:
+            names = frozenset(scope.project_name for scope in token.scopes)
+            reach = names if reach is None else reach & names
+    return reach
+
+
+def lineage_expiry(tokens: Iterable[ApiToken]) -> datetime | None:
+    """When a token stops working, given it and its `ancestors`: the first expiry
+    of the chain (None: no token of the chain expires)."""
+    expiries = [token.expires_at for token in tokens if token.expires_at is not None]
+    return min(expiries, default=None)
+
+
+def _problem(token: ApiToken, now: datetime) -> str | None:
+    """Why `token` cannot be used now (e.g. "was revoked on …"), or None."""
+    if token.revoked_at is not None:
+        return f"was revoked on {_day(token.revoked_at)}"
+    if token.expires_at is not None and token.expires_at <= now:
+        return f"expired on {_day(token.expires_at)}"
+    if token.user.disabled:
+        return f"belongs to '{token.user.name}', who is disabled"
+    return None
 
 
 def _day(moment: datetime) -> str:

@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from packyard.auth.identity import Identity
 from packyard.auth.passwords import hash_password
-from packyard.auth.tokens import display_prefix, generate_token, hash_token
+from packyard.auth.tokens import (
+    ancestors,
+    display_prefix,
+    generate_token,
+    hash_token,
+    lineage_expiry,
+    lineage_projects,
+)
 from packyard.db.accounts import ApiToken, Group, TokenProject, User
 from packyard.errors import Conflict, InvalidName, InvalidRequest, NotFound
 from packyard.publish.audit import Origin, record
@@ -224,9 +231,15 @@ def create_token(
     `projects` limits the token to those projects (they need not exist yet);
     none means every project the user may publish. `expires_days` None: no expiry.
 
+    When `actor` is an API token, the new token is its child (`parent_id`): it
+    reaches at most the projects the actor's token reaches (none given: the
+    same), expires no later (none given: with it), and stops working when any
+    token up the chain is revoked or expires (`auth.tokens.verify_token`).
+
     Raises:
         NotFound: no such user.
-        InvalidRequest: the user is disabled, or `expires_days` is out of range.
+        InvalidRequest: the user is disabled, `expires_days` is out of range,
+            or the new token would outlive or outreach the actor's token.
         InvalidName: a project name is not valid.
     """
     owner = _user(session, user)
@@ -236,6 +249,10 @@ def create_token(
         raise InvalidRequest(f"A token expires after 1 to {MAX_TOKEN_DAYS} days.")
     scope = sorted({_valid_project_name(name) for name in projects})
     now = datetime.now(UTC)
+    expires_at = now + timedelta(days=expires_days) if expires_days is not None else None
+    parent = _parent_token(session, actor)
+    if parent is not None:
+        scope, expires_at = _within_parent(session, parent, scope, expires_at, now)
     plaintext = generate_token()
     token = ApiToken(
         user=owner,
@@ -243,8 +260,9 @@ def create_token(
         prefix=display_prefix(plaintext),
         description=description,
         created_at=now,
-        expires_at=now + timedelta(days=expires_days) if expires_days is not None else None,
+        expires_at=expires_at,
         scopes=[TokenProject(project_name=name) for name in scope],
+        parent_id=parent.id if parent is not None else None,
     )
     session.add(token)
     record(
@@ -256,8 +274,60 @@ def create_token(
         token=token.prefix,
         projects=scope,
         expires_at=token.expires_at,
+        parent=parent.prefix if parent is not None else None,
     )
     return plaintext, token
+
+
+def _parent_token(session: Session, actor: Identity) -> ApiToken | None:
+    """The API token `actor` signed in with, if it did (the new token's parent)."""
+    if actor.kind != "token" or actor.token_id is None:
+        return None
+    parent = session.get(ApiToken, actor.token_id, options=[selectinload(ApiToken.scopes)])
+    if parent is None:
+        raise InvalidRequest("The token you signed in with no longer exists.")
+    return parent
+
+
+def _within_parent(
+    session: Session,
+    parent: ApiToken,
+    scope: list[str],
+    expires_at: datetime | None,
+    now: datetime,
+) -> tuple[list[str], datetime | None]:
+    """The new token's projects and expiry, bounded by its parent's chain.
+
+    Raises:
+        InvalidRequest: asked for a project or a lifetime beyond the parent's.
+    """
+    chain = [parent, *ancestors(session, parent)]
+    reach, parent_expiry = lineage_projects(chain), lineage_expiry(chain)
+    if reach is not None:
+        beyond = sorted(set(scope) - reach)
+        if beyond:
+            raise InvalidRequest(
+                f"The token {parent.prefix}… you signed in with reaches only "
+                f"{', '.join(sorted(reach))}: a token it creates cannot reach "
+                f"{', '.join(beyond)}."
+            )
+        scope = scope or sorted(reach)
+    if parent_expiry is not None:
+        if expires_at is None:
+            return scope, parent_expiry
+        if expires_at > parent_expiry:
+            days = (parent_expiry - now).days
+            advice = (
+                f"ask for at most {days} day{'s' if days > 1 else ''}, or leave the expiry out"
+                if days >= 1
+                else "leave the expiry out"
+            )
+            raise InvalidRequest(
+                f"The token {parent.prefix}… you signed in with expires on "
+                f"{parent_expiry.strftime('%Y-%m-%d %H:%M UTC')}: a token it creates cannot "
+                f"outlive it ({advice} to expire with it)."
+            )
+    return scope, expires_at
 
 
 def revoke_token(

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from packyard.auth.identity import Identity
 from packyard.auth.tokens import LAST_USED_GRANULARITY, generate_token, hash_token, verify_token
 from packyard.db.accounts import ApiToken
-from packyard.errors import AuthenticationFailed
+from packyard.errors import AuthenticationFailed, InvalidRequest
 from packyard.publish import accounts
 from tests.builders import LocalStore, make_local_store
 
@@ -110,3 +110,43 @@ def test_last_use_is_written_at_most_once_a_minute(local: LocalStore) -> None:
         assert not session.dirty  # a read that changes nothing writes nothing
         later = start + LAST_USED_GRANULARITY
         assert verify_token(session, token, now=later).last_used_at == later
+
+
+def _as_token(local: LocalStore, token: str) -> Identity:
+    """The identity of someone signed in with `token` (the actor of what they create)."""
+    with local.sessions() as session:
+        stored = verify_token(session, token)
+        return Identity(kind="token", name="alice", user_id=stored.user_id, token_id=stored.id)
+
+
+def test_a_child_token_reaches_only_what_its_parent_reaches(local: LocalStore) -> None:
+    parent = new_token(local, projects=("acme-tools", "acme-core"))
+    actor = _as_token(local, parent)
+
+    with local.sessions.begin() as session:
+        with pytest.raises(InvalidRequest, match="cannot reach other-thing"):
+            accounts.create_token(session, "alice", ["acme-core", "other-thing"], actor=actor)
+        _, narrower = accounts.create_token(session, "alice", ["acme-core"], actor=actor)
+        _, same = accounts.create_token(session, "alice", actor=actor)
+        assert [scope.project_name for scope in narrower.scopes] == ["acme-core"]
+        assert sorted(scope.project_name for scope in same.scopes) == ["acme-core", "acme-tools"]
+        assert same.parent_id is not None
+
+
+def test_a_child_token_dies_when_its_parent_expires_or_is_revoked(local: LocalStore) -> None:
+    parent = new_token(local, expires_days=2)
+    with local.sessions.begin() as session:
+        with pytest.raises(InvalidRequest, match="cannot outlive"):
+            accounts.create_token(session, "alice", (), 3, actor=_as_token(local, parent))
+        child, row = accounts.create_token(session, "alice", actor=_as_token(local, parent))
+        row.expires_at = None  # as if made before expiries were bounded: the chain still holds
+    later = datetime.now(UTC) + timedelta(days=2, seconds=1)
+
+    with local.sessions() as session:
+        assert verify_token(session, child).parent_id is not None
+        with pytest.raises(AuthenticationFailed, match=r"created with the token .* expired on"):
+            verify_token(session, child, now=later)
+    with local.sessions.begin() as session:
+        accounts.revoke_token(session, parent[:12], actor=OPERATOR)
+    with local.sessions() as session, pytest.raises(AuthenticationFailed, match="was revoked"):
+        verify_token(session, child)

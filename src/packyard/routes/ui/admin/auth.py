@@ -76,20 +76,25 @@ class SignIn:
         password_hash = await anyio.to_thread.run_sync(
             self._site.resolver.password_hash, identity.user_id
         )
+        session = self._site.resolver.signed_in(identity, password_hash)
+        await anyio.to_thread.run_sync(self._site.resolver.begin, session)
         response = self._site.redirect(request, target)
-        self._site.resolver.store(
-            request, response, self._site.resolver.signed_in(identity, password_hash)
-        )
+        self._site.resolver.store(request, response, session)
         return response
 
     async def sign_out(self, request: Request) -> Response:
-        """POST /admin/sign-out (CSRF-checked): the cookie is removed, 303 to the sign-in page."""
+        """POST /admin/sign-out (CSRF-checked): the session ends on the server (every
+        copy of its cookie is refused from now on), the cookie is removed, 303 to the
+        sign-in page."""
         form = await request.form(max_files=0)
         viewer = await self._site.resolver.viewer(request)
+        session = self._site.resolver.read(request)
         try:
-            self._site.csrf.check(request, form, self._site.resolver.read(request))
+            self._site.csrf.check(request, form, session)
         except PermissionDenied as exc:
             return self._site.error_page(request, viewer, exc)
+        if session is not None and session.uid is not None:
+            await anyio.to_thread.run_sync(self._site.resolver.end, session)
         response = self._site.redirect(
             request, "/admin/sign-in", Flash("ok", "You are signed out.")
         )

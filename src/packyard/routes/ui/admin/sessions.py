@@ -14,9 +14,12 @@ The cookie holds no secret and no rights, only who signed in and when:
 
 On every request the user is read again (`SessionResolver.viewer`): a
 disabled, deleted or re-passworded user's cookie stops working at once, and
-admin rights are the stored ones. Signing out clears the cookie; a copy of
-it taken earlier stays usable until `exp` (the price of keeping no session
-rows), which is why sessions last `SESSION_SECONDS` only.
+admin rights are the stored ones. A signed-in session also has a row in
+`browser_sessions` (keyed by the sha256 of its `sid`), made at sign-in and
+deleted at sign-out: a copy of the cookie taken earlier (a stolen cookie, a
+shared computer) stops working at sign-out in every worker and replica,
+however long its `exp` still runs. Rows past their `exp` are removed at the
+next sign-in.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio.to_thread
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,6 +45,7 @@ from starlette.responses import Response
 from packyard.auth.identity import Identity
 from packyard.db.accounts import User
 from packyard.db.secrets import shared_secret
+from packyard.db.sign_ins import BrowserSession
 
 COOKIE = "packyard_session"
 SESSION_SECONDS = 12 * 3600
@@ -197,6 +203,28 @@ class SessionResolver:
             secrets.token_urlsafe(16), user.user_id, fingerprint, _now() + SESSION_SECONDS
         )
 
+    def begin(self, data: SessionData) -> None:
+        """Record a new signed-in session (`signed_in`), without which its cookie is
+        refused; sessions of anyone that are past their time are removed."""
+        assert data.uid is not None
+        now = datetime.now(UTC)
+        with self._sessions.begin() as session:
+            session.execute(delete(BrowserSession).where(BrowserSession.expires_at <= now))
+            session.add(
+                BrowserSession(
+                    id=_session_key(data.sid),
+                    user_id=data.uid,
+                    created_at=now,
+                    expires_at=datetime.fromtimestamp(data.exp, UTC),
+                )
+            )
+
+    def end(self, data: SessionData) -> None:
+        """Forget a session: its cookie, and every copy of it, is refused from now on."""
+        key = _session_key(data.sid)
+        with self._sessions.begin() as session:
+            session.execute(delete(BrowserSession).where(BrowserSession.id == key))
+
     def password_hash(self, user_id: int) -> str | None:
         """The stored password hash of a user (to fingerprint a new session)."""
         with self._sessions() as session:
@@ -246,6 +274,9 @@ class SessionResolver:
                 return None
             if not hmac.compare_digest(self._fingerprint(user.password_hash), data.pwf):
                 return None
+            stored = session.get(BrowserSession, _session_key(data.sid))
+            if stored is None or stored.user_id != user.id:
+                return None  # signed out (or made before sessions were recorded)
             return Identity(
                 kind="user",
                 name=user.name,
@@ -253,6 +284,11 @@ class SessionResolver:
                 is_admin=user.is_admin,
                 groups=frozenset(group.name for group in user.groups),
             )
+
+
+def _session_key(sid: str) -> str:
+    """The row id of a session: the sha256 of its `sid`, which the database never sees."""
+    return hashlib.sha256(sid.encode()).hexdigest()
 
 
 def _site_path(request: Request) -> str:
