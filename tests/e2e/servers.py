@@ -151,11 +151,17 @@ class PackyardProcess(ServerProcess):
     def index_url(self) -> str:
         return self.url + "/simple/"
 
-    def import_dir(self, directory: Path) -> subprocess.CompletedProcess[str]:
+    def import_dir(
+        self, directory: Path, upstreams: Sequence[str] = ("none",)
+    ) -> subprocess.CompletedProcess[str]:
+        """`packyard import` into this server's store; the name guard asks `upstreams`
+        (by default none: fixtures are imported before their upstream runs)."""
+        upstream_args = [arg for upstream in upstreams for arg in ("--upstream", upstream)]
         return packyard(
             "import",
             "--data-dir",
             str(self.data_dir),
+            *upstream_args,
             str(directory),
             env=clean_environment(**self.environment),
         )

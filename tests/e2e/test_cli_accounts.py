@@ -117,7 +117,7 @@ def test_owners_from_the_command_line(tmp_path: Path) -> None:
     data, dists = tmp_path / "data", tmp_path / "dists"
     dists.mkdir()
     build_wheel(dists, "acme-tools", "1.0")
-    run(data, "import", str(dists))
+    run(data, "import", "--upstream", "none", str(dists))
     run(data, "user", "add", "alice")
     run(data, "group", "create", "devs")
 

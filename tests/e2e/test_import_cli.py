@@ -21,7 +21,9 @@ def test_import_reports_bad_files_and_keeps_the_good_ones(tmp_path: Path) -> Non
     renamed = build_wheel(tmp_path, "real-name", "1.0")
     renamed.rename(dists / "other_name-1.0-py3-none-any.whl")
 
-    result = packyard("import", "--data-dir", str(tmp_path / "data"), str(dists))
+    result = packyard(
+        "import", "--data-dir", str(tmp_path / "data"), "--upstream", "none", str(dists)
+    )
 
     assert result.returncode == 1
     problems = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -48,8 +50,8 @@ def test_importing_the_same_directory_twice_adds_nothing_new(tmp_path: Path) -> 
     dists.mkdir()
     build_wheel(dists, "twice", "1.0")
     data = str(tmp_path / "data")
-    assert packyard("import", "--data-dir", data, str(dists)).returncode == 0
-    again = packyard("import", "--data-dir", data, str(dists))
+    assert packyard("import", "--data-dir", data, "--upstream", "none", str(dists)).returncode == 0
+    again = packyard("import", "--data-dir", data, "--upstream", "none", str(dists))
     assert again.returncode == 0
     assert "0 added" in again.stdout
     assert "1 already present" in again.stdout

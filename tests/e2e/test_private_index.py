@@ -46,7 +46,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSite]:
     dists = root / "dists"
     dists.mkdir()
     build_wheel(dists, "acme-core", "1.0")
-    _cli(data, "import", str(dists))
+    _cli(data, "import", "--upstream", "none", str(dists))
     _cli(data, "user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
     token = _cli(data, "token", "create", "alice").strip().splitlines()[-1]
     server = PackyardProcess(data)

@@ -1,4 +1,10 @@
-"""`packyard import`: the importer run from the command line, with a progress bar."""
+"""`packyard import`: the importer run from the command line, with a progress bar.
+
+A file that would create a new project passes the same name guard as an
+upload, over the same upstreams as the server's (from the settings, or
+`--upstream`), uncurated as `compose.build_chain` hands them to the upload
+service: a name a policy hides is still a public name.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +14,23 @@ from pathlib import Path
 import anyio
 import click
 from click._termui_impl import ProgressBar
+from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.cli import reports_errors, settings_from, state_options
 from packyard.compose import prepare_state
 from packyard.db.engine import session_factory_for
 from packyard.publish.importer import ImportReport, ImportResult, find_distributions, import_files
+from packyard.publish.name_guard import NameGuard
+from packyard.repository.base import Repository
+from packyard.repository.cache import build_file_cache, cached_upstream, page_store_for
 from packyard.settings import Settings
-from packyard.storage.location import FILES, open_blob_storage
+from packyard.storage.location import (
+    CACHED_FILES,
+    CACHED_PAGES,
+    FILES,
+    BlobStorage,
+    open_blob_storage,
+)
 
 
 def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
@@ -22,7 +38,7 @@ def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
     engine = prepare_state(settings)
     try:
         paths = find_distributions(directory)
-        store = open_blob_storage(settings).store(FILES)
+        storage = open_blob_storage(settings)
         sessions = session_factory_for(engine)
         # The bar goes to stderr so that stdout keeps only the summary.
         bar: ProgressBar[int] = click.progressbar(
@@ -33,27 +49,75 @@ def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
             def advance(_: ImportResult) -> None:
                 bar.update(1)
 
-            return anyio.run(import_files, paths, sessions, store, advance)
+            async def run() -> ImportReport:
+                upstreams = upstream_sources(settings, sessions, storage)
+                try:
+                    return await import_files(
+                        paths,
+                        sessions,
+                        storage.store(FILES),
+                        advance,
+                        name_guard=NameGuard(sessions, upstreams),
+                    )
+                finally:
+                    for upstream in upstreams:
+                        await upstream.aclose()
+
+            return anyio.run(run)
     finally:
         engine.dispose()
 
 
+def upstream_sources(
+    settings: Settings, sessions: sessionmaker[Session], storage: BlobStorage
+) -> list[Repository]:
+    """Each upstream of `settings` behind its cache, as `compose.build_chain` builds
+    it for the name guard of uploads (sharing the server's cached pages)."""
+    files = build_file_cache(sessions, storage.store(CACHED_FILES), settings.cache)
+    pages_dir = storage.local_root / CACHED_PAGES if storage.local_root is not None else None
+    return [
+        cached_upstream(
+            upstream,
+            page_store_for(
+                upstream, pages_dir=pages_dir, sessions=sessions, store=storage.store(CACHED_PAGES)
+            ),
+            files,
+        )
+        for upstream in settings.upstreams
+    ]
+
+
 @click.command(name="import")
 @state_options
+@click.option(
+    "--upstream",
+    "upstreams",
+    multiple=True,
+    help="Upstream index URL whose public names new projects may not take; repeat for "
+    "several. 'none' for no upstream (default: the configuration's, as `serve`).",
+)
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @reports_errors
-def import_command(config_file: Path | None, data_dir: Path | None, directory: Path) -> None:
+def import_command(
+    config_file: Path | None, data_dir: Path | None, upstreams: tuple[str, ...], directory: Path
+) -> None:
     """Add every wheel and sdist in DIRECTORY (recursively) to the in-house store.
 
     Each file is added whole or not at all; a bad file is reported on one line
-    and skipped. Exits 1 if any file was refused.
+    and skipped. A file of a new project passes the name guard of uploads: a
+    standard-library name, or the name (or a look-alike) of a public project
+    on an upstream, is refused unless an administrator allowed it with
+    `packyard name allow`. Exits 1 if any file was refused.
     """
-    report = import_with_progress(settings_from(config_file, data_dir=data_dir), directory)
+    settings = settings_from(config_file, data_dir=data_dir, upstreams=upstreams)
+    report = import_with_progress(settings, directory)
     for result in [*report.conflicts, *report.errors]:
         click.echo(f"error: {result.line}", err=True)
+    for result in report.refused:
+        click.echo(f"refused: {result.line}", err=True)
+    refused = len(report.conflicts) + len(report.refused) + len(report.errors)
     click.echo(
-        f"{len(report.added)} added, {len(report.skipped)} already present, "
-        f"{len(report.conflicts) + len(report.errors)} refused"
+        f"{len(report.added)} added, {len(report.skipped)} already present, {refused} refused"
     )
     if not report.ok:
         sys.exit(1)

@@ -14,6 +14,13 @@ Each file is added on its own, all or nothing (DESIGN §3):
    and the serial bump are committed in ONE transaction;
 5. if that transaction fails, the blobs it would have referenced are removed.
 
+A file that would create a NEW project must pass the name guard first, as an
+upload does (`publish/name_guard.py`): a standard-library name, a public
+project's name on an upstream or a look-alike of one is refused with the
+upload's message (`refused`) unless an admin allowed it (`packyard name
+allow`). Without a guard, the guard has no upstreams: standard-library names
+and look-alikes of in-house names are still refused.
+
 A bad file is reported and skipped; the others are still imported.
 """
 
@@ -23,7 +30,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import anyio
 import anyio.to_thread
@@ -37,6 +44,7 @@ from packyard.dists.filenames import DistFilename, parse_filename
 from packyard.dists.metadata import CoreMetadata, read_core_metadata
 from packyard.errors import PackyardError
 from packyard.publish.deletions import refuse_deleted_filename
+from packyard.publish.name_guard import NameGuard as DefaultNameGuard
 from packyard.publish.recording import (
     CLOSED_STATUSES,
     file_row,
@@ -49,13 +57,22 @@ from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, StoredB
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
 COPY_CHUNK_SIZE = 1024 * 1024
 
-Outcome = Literal["added", "present", "conflict", "invalid"]
+Outcome = Literal["added", "present", "conflict", "refused", "invalid"]
+
+
+class NameGuard(Protocol):
+    """Decides whether a NEW project may take a name (`publish/name_guard.py`)."""
+
+    async def check(self, name: str) -> None:
+        """Raises InvalidRequest (or an upstream error) when the name may not be used."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     """What happened to one file: `added`, `present` (the same file was already
-    stored), `conflict` (other bytes are stored under its name) or `invalid`."""
+    stored), `conflict` (other bytes are stored under its name), `refused` (the
+    name guard refused its new project's name) or `invalid`."""
 
     path: Path
     outcome: Outcome
@@ -75,18 +92,20 @@ class ImportReport:
     added: list[ImportResult] = field(default_factory=list)
     skipped: list[ImportResult] = field(default_factory=list)  # already present
     conflicts: list[ImportResult] = field(default_factory=list)
+    refused: list[ImportResult] = field(default_factory=list)  # by the name guard
     errors: list[ImportResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when no file was a conflict or an error (a clean exit status)."""
-        return not self.conflicts and not self.errors
+        """True when no file was a conflict, refused or an error (a clean exit status)."""
+        return not self.conflicts and not self.refused and not self.errors
 
     def record(self, result: ImportResult) -> None:
         by_outcome = {
             "added": self.added,
             "present": self.skipped,
             "conflict": self.conflicts,
+            "refused": self.refused,
             "invalid": self.errors,
         }
         by_outcome[result.outcome].append(result)
@@ -114,6 +133,8 @@ async def import_directory(
     session_factory: sessionmaker[Session],
     store: BlobStore,
     on_progress: ProgressCallback | None = None,
+    *,
+    name_guard: NameGuard | None = None,
 ) -> ImportReport:
     """Import every distribution under `directory` (see the module docstring).
 
@@ -126,7 +147,7 @@ async def import_directory(
             never raise: they are in the report.
     """
     paths = await anyio.to_thread.run_sync(find_distributions, directory)
-    return await import_files(paths, session_factory, store, on_progress)
+    return await import_files(paths, session_factory, store, on_progress, name_guard=name_guard)
 
 
 async def import_files(
@@ -134,11 +155,17 @@ async def import_files(
     session_factory: sessionmaker[Session],
     store: BlobStore,
     on_progress: ProgressCallback | None = None,
+    *,
+    name_guard: NameGuard | None = None,
 ) -> ImportReport:
-    """Import each file of `paths` in turn; `on_progress` hears about each one."""
+    """Import each file of `paths` in turn; `on_progress` hears about each one.
+
+    `name_guard` decides on new projects' names (default: the name guard with
+    no upstreams)."""
+    guard = name_guard if name_guard is not None else DefaultNameGuard(session_factory, ())
     report = ImportReport()
     for path in paths:
-        result = await import_file(path, session_factory, store)
+        result = await import_file(path, session_factory, store, name_guard=guard)
         report.record(result)
         if on_progress is not None:
             on_progress(result)
@@ -146,12 +173,20 @@ async def import_files(
 
 
 async def import_file(
-    path: Path, session_factory: sessionmaker[Session], store: BlobStore
+    path: Path,
+    session_factory: sessionmaker[Session],
+    store: BlobStore,
+    *,
+    name_guard: NameGuard | None = None,
 ) -> ImportResult:
     """Import one file, all or nothing. Never raises for a problem with the file,
-    the blob store or the database: those come back as an `invalid` result."""
+    the blob store or the database: those come back as an `invalid` result, a
+    name the guard (default: the name guard with no upstreams) refuses as `refused`."""
+    guard = name_guard if name_guard is not None else DefaultNameGuard(session_factory, ())
     try:
-        return await _import(path, session_factory, store)
+        return await _import(path, session_factory, store, guard)
+    except _Refused as exc:
+        return ImportResult(path, "refused", f"{path.name}: {exc.error.message}")
     except (PackyardError, InvalidBlobKey) as exc:
         return ImportResult(path, "invalid", str(exc))
     except OSError as exc:
@@ -160,9 +195,16 @@ async def import_file(
         return ImportResult(path, "invalid", f"the database refused it: {exc}")
 
 
-async def _import(path: Path, sessions: sessionmaker[Session], store: BlobStore) -> ImportResult:
+async def _import(
+    path: Path, sessions: sessionmaker[Session], store: BlobStore, name_guard: NameGuard
+) -> ImportResult:
     dist = parse_filename(path.name)
     metadata = await anyio.to_thread.run_sync(read_core_metadata, path, dist)
+    if not await anyio.to_thread.run_sync(_project_exists, sessions, dist.name):
+        try:
+            await name_guard.check(metadata.name)
+        except PackyardError as exc:
+            raise _Refused(exc) from exc
     async with store.writer(dist.filename) as writer:
         await _copy(path, writer)
         digests = writer.hexdigests()
@@ -198,6 +240,19 @@ async def _copy(path: Path, writer: BlobWriter) -> None:
     async with await anyio.open_file(path, "rb") as source:
         while chunk := await source.read(COPY_CHUNK_SIZE):
             await writer.write(chunk)
+
+
+class _Refused(Exception):
+    """The name guard refused a new project's name: `error` says why."""
+
+    def __init__(self, error: PackyardError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def _project_exists(sessions: sessionmaker[Session], name: str) -> bool:
+    with sessions() as session:
+        return session.scalar(select(Project.id).where(Project.name == name)) is not None
 
 
 def _duplicate(path: Path, existing: File, sha256: str) -> ImportResult:
