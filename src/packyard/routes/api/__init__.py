@@ -4,7 +4,8 @@
     Mount("/api/v1", app=app)   # app.py
 
 FastAPI, for typed endpoints whose pydantic models are also the OpenAPI
-document (`/api/v1/openapi.json`, browsable at `/api/v1/docs`). The rules of
+document (`/api/v1/openapi.json`, listed at `/api/v1/docs`: a page of this
+server, `docs.py`, not Swagger UI from a CDN). The rules of
 who may do what are the services' in `publish/`; each endpoint only reads the
 request, calls one service in one audited transaction (`deps.audited`) and
 shapes the answer. One module per resource, each with a `router`, listed in
@@ -28,6 +29,7 @@ from packyard.routes.api import (
     yanks,
 )
 from packyard.routes.api.deps import ApiServices, add_error_handlers
+from packyard.routes.api.docs import docs_endpoint
 
 __all__ = ["ROUTERS", "ApiServices", "api_app"]
 
@@ -48,17 +50,19 @@ ROUTERS: list[APIRouter] = [
 def api_app(services: ApiServices) -> ASGIApp:
     """The API as an ASGI app, to mount at `/api/v1` (its paths are relative to it).
 
-    The OpenAPI document and the docs page are found below the mount point
-    (`root_path`): `/api/v1/openapi.json` and `/api/v1/docs`.
+    The OpenAPI document and its page are found below the mount point
+    (`root_path`): `/api/v1/openapi.json` and `/api/v1/docs` (`docs.py`).
     """
     app = FastAPI(
         title="packyard admin API",
         version="1",
         summary="Users, groups, tokens, project roles, yanks, deletions, names and the audit log.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # FastAPI's docs pages load their code from a CDN: no third-party code here.
+        docs_url=None,
         redoc_url=None,
     )
+    app.add_route("/docs", docs_endpoint(app.openapi), methods=["GET", "HEAD"])
     app.state.services = services
     add_error_handlers(app)
     for router in ROUTERS:
