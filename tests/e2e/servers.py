@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
+START_TIMEOUT_SECONDS = 90
 
 
 def free_port() -> int:
@@ -77,7 +78,8 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 env=clean_environment(**self.environment),
             )
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded 2-core CI machine a replica may take long to start.
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.argv} exited early:\n{self.log.read_text()}")
