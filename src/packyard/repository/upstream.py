@@ -295,11 +295,13 @@ class UpstreamRepository(Repository):
     def _parse_page(self, name: str, response: aiohttp.ClientResponse, body: bytes) -> _Page:
         kind = self._kind(response)
         page_url = str(response.url)  # the final URL, after redirects (SRA: relative URLs)
+        hosts = self._client.hosts  # files elsewhere are dropped (upstream_hosts.py)
         try:
             if kind == "json":
-                detail = pages.parse_json_page(body, page_url, name, self.label)
+                detail = pages.parse_json_page(body, page_url, name, self.label, hosts)
             else:
-                detail = pages.parse_html_page(_text(response, body), page_url, name, self.label)
+                text = _text(response, body)
+                detail = pages.parse_html_page(text, page_url, name, self.label, hosts)
         except pages.InvalidPage as exc:
             self._fail(f"sent an unreadable page for {name!r}: {exc}")
         return _Page(detail, {file.filename: file for file in detail.files})

@@ -6,6 +6,10 @@ session, chosen over httpx for its lower latency and CPU per request:
 docs/decisions.md) and translate aiohttp's exceptions here, so that one table
 decides what is worth retrying (`UpstreamUnavailable`) and what is not
 (`UpstreamError`).
+
+Where the client may connect is decided by `upstream_hosts`: its own host and
+file hosts only (every redirect hop checked), and no private address unless
+the upstream is on one.
 """
 
 from __future__ import annotations
@@ -17,9 +21,18 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 
 from packyard import __version__
 from packyard.errors import UpstreamError, UpstreamUnavailable
+from packyard.repository import upstream_events
+from packyard.repository.upstream_hosts import (
+    AddressRefused,
+    GuardedResolver,
+    HostRefused,
+    UpstreamHosts,
+    host_guard,
+)
 from packyard.settings import UpstreamSettings
 
 MAX_REDIRECTS = 10
@@ -51,10 +64,15 @@ class UpstreamClient:
     `.netrc`, in two worker-thread hops per request); `SSL_CERT_FILE` and
     `SSL_CERT_DIR` are honoured by the default SSL context. Redirects are
     followed (at most `MAX_REDIRECTS`); pages are decoded (gzip), files are not
-    (the opener asks per request).
+    (the opener asks per request), each hop only to an allowed host.
+
+    `resolver` replaces the DNS resolver under the address check (for tests).
     """
 
-    def __init__(self, settings: UpstreamSettings) -> None:
+    def __init__(
+        self, settings: UpstreamSettings, *, resolver: AbstractResolver | None = None
+    ) -> None:
+        self.hosts = UpstreamHosts(settings)
         self.headers = {"User-Agent": f"packyard/{__version__}"}
         self.timeout = aiohttp.ClientTimeout(
             total=None,  # a large file may take long: only each read is bounded
@@ -67,6 +85,10 @@ class UpstreamClient:
         self._closed = False
         self._proxies = _env_proxies()
         self._proxy_of: dict[tuple[str, str], str | None] = {}
+        proxy_hosts = [urlsplit(url).hostname or "" for url in self._proxies.values()]
+        self._resolver_inner = resolver
+        self._proxy_hosts = proxy_hosts
+        self._resolver: GuardedResolver | None = None
 
     async def get(
         self, url: str, headers: Mapping[str, str], *, decode: bool = True
@@ -124,14 +146,20 @@ class UpstreamClient:
         self._closed = True
         if self._session is not None:
             await self._session.close()
+        if self._resolver is not None:
+            await self._resolver.close()
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
             raise RuntimeError("the upstream client is closed")
+        self._resolver = GuardedResolver(
+            self.hosts.own_host, self._proxy_hosts, self._resolver_inner
+        )
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS),
+            connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS, resolver=self._resolver),
             headers=self.headers,
             timeout=self.timeout,
+            middlewares=(host_guard(self.hosts),),
         )
 
 
@@ -145,7 +173,15 @@ def _env_proxies() -> dict[str, str]:
 
 
 def translate_error(exc: aiohttp.ClientError | TimeoutError, label: str) -> UpstreamError:
-    """aiohttp's errors as domain errors, translated at this boundary (STYLE §5)."""
+    """aiohttp's errors as domain errors, translated at this boundary (STYLE §5).
+
+    A refused host or address is an `UpstreamError` (a 502: retrying will not
+    help), and an `upstream-connection-refused` event.
+    """
+    refused = _refusal(exc)
+    if refused is not None:
+        upstream_events.emit("upstream-connection-refused", label, reason=refused)
+        return UpstreamError(label, f"tried to make packyard connect {refused}; refused")
     if isinstance(exc, aiohttp.TooManyRedirects):
         url = exc.request_info.url
         return UpstreamError(label, f"redirects too many times (over {MAX_REDIRECTS}) from {url}")
@@ -170,6 +206,19 @@ def translate_error(exc: aiohttp.ClientError | TimeoutError, label: str) -> Upst
     if isinstance(exc, aiohttp.ClientResponseError):  # a response aiohttp could not parse
         return UpstreamUnavailable(label, f"sent a malformed response: {exc.message}")
     return UpstreamError(label, f"failed: {_reason(exc)}")
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """What was refused, if `exc` is a refusal of `upstream_hosts`."""
+    if isinstance(exc, HostRefused):
+        return f"to {exc.url}, not on its own host or file hosts ({exc.allowed})"
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
+        error = exc.os_error
+        return (
+            f"to {error.host}, which resolves to {error.address}: a loopback, link-local "
+            "or private address, and the upstream itself is not on one"
+        )
+    return None
 
 
 def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:

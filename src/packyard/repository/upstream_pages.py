@@ -5,6 +5,14 @@ caching side (`upstream.py`) stays small. The upstream is not trusted: a bad
 file entry or field is dropped (with one warning per page), never an error;
 only a page that cannot be read at all, or that speaks a newer major API
 version, raises `InvalidPage`.
+
+Two kinds of entries are dropped with an `upstream-file-dropped` event
+(`upstream_events`), because serving them would let the upstream choose
+more than its own files: a file on a host other than the upstream's own and
+its file hosts (`upstream_hosts`: packyard would connect there), and a wheel
+or sdist whose filename names another project (a page may only list its own
+project's files). Provenance URLs (PEP 740) are not kept: they point at the
+upstream's host, and served pages link only to this server (DESIGN §2).
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ from packyard.model import (
     ProjectList,
     ProjectStatus,
 )
+from packyard.repository import upstream_events
 from packyard.repository import upstream_fields as fields
 from packyard.repository.upstream_fields import Attributes
+from packyard.repository.upstream_hosts import UpstreamHosts
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +51,8 @@ _API_VERSION = re.compile(r"([0-9]+)\.([0-9]+)")
 # NN: a valid project name (the project list keeps names as given).
 _PROJECT_NAME = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])", re.IGNORECASE)
 _Raw = TypeVar("_Raw")
+MAX_EXAMPLES = 5
+"""Dropped entries named in one `upstream-file-dropped` event (the rest are counted)."""
 
 
 class InvalidPage(ValueError):
@@ -50,7 +62,9 @@ class InvalidPage(ValueError):
 # --- the four readers -------------------------------------------------------
 
 
-def parse_json_page(body: bytes, page_url: str, name: str, source: str) -> ProjectDetail:
+def parse_json_page(
+    body: bytes, page_url: str, name: str, source: str, hosts: UpstreamHosts | None = None
+) -> ProjectDetail:
     """Read a PEP 691 project page (SRA §JSON Project Detail).
 
     Args:
@@ -60,6 +74,7 @@ def parse_json_page(body: bytes, page_url: str, name: str, source: str) -> Proje
         name: the normalised project name; the page is for it whatever the
             upstream's `name` key says.
         source: the upstream's label, stored in `ProjectDetail.source`.
+        hosts: the hosts files may be on (None: any, for tests of the format).
 
     Raises:
         InvalidPage: the body is not a JSON object with a `files` list, or its
@@ -73,7 +88,7 @@ def parse_json_page(body: bytes, page_url: str, name: str, source: str) -> Proje
     declared = page.get("name")
     if isinstance(declared, str) and canonicalize_name(declared) != name:
         logger.warning("upstream %s: page for %r names itself %r", source, name, declared)
-    files = _keep_files(raw_files, lambda raw: _json_file(raw, page_url), source, name)
+    files = _keep_files(raw_files, lambda raw: _json_file(raw, page_url), source, name, hosts)
     return ProjectDetail(
         name=name,
         files=files,
@@ -83,7 +98,9 @@ def parse_json_page(body: bytes, page_url: str, name: str, source: str) -> Proje
     )
 
 
-def parse_html_page(text: str, page_url: str, name: str, source: str) -> ProjectDetail:
+def parse_html_page(
+    text: str, page_url: str, name: str, source: str, hosts: UpstreamHosts | None = None
+) -> ProjectDetail:
     """Read a PEP 503 project page (SRA §Project Detail, frozen by PEP 833).
 
     Arguments as for `parse_json_page`; `<base href>` is honoured.
@@ -95,7 +112,7 @@ def parse_html_page(text: str, page_url: str, name: str, source: str) -> Project
     html = _read_html(text)
     _check_api_version(html.meta.get("pypi:repository-version"), source)
     base = urljoin(page_url, html.base) if html.base else page_url
-    files = _keep_files(html.anchors, lambda anchor: _html_file(*anchor, base), source, name)
+    files = _keep_files(html.anchors, lambda anchor: _html_file(*anchor, base), source, name, hosts)
     return ProjectDetail(
         name=name,
         files=files,
@@ -169,15 +186,23 @@ def _check_api_version(version: object, source: str) -> None:
 
 
 def _keep_files(
-    raw: Iterable[_Raw], build: Callable[[_Raw], DistFile | str], source: str, name: str
+    raw: Iterable[_Raw],
+    build: Callable[[_Raw], DistFile | str],
+    source: str,
+    name: str,
+    hosts: UpstreamHosts | None,
 ) -> tuple[DistFile, ...]:
-    """Build every entry; drop bad ones and repeated filenames, with one warning."""
+    """Build every entry; drop bad ones and repeated filenames, with one warning,
+    and files elsewhere or of other projects, with one event."""
     files: dict[str, DistFile] = {}
     dropped: list[str] = []
+    refused: list[str] = []
     for entry in raw:
         built = build(entry)
         if isinstance(built, str):
             dropped.append(built)
+        elif (reason := _foreign(built, name, hosts)) is not None:
+            refused.append(reason)
         elif built.filename in files:
             dropped.append(f"{built.filename!r} is listed twice")
         else:
@@ -190,7 +215,49 @@ def _keep_files(
             name,
             dropped[0],
         )
+    if refused:
+        upstream_events.emit(
+            "upstream-file-dropped",
+            source,
+            project=name,
+            count=len(refused),
+            reason="; ".join(refused[:MAX_EXAMPLES]),
+        )
     return tuple(files.values())
+
+
+def _foreign(dist: DistFile, name: str, hosts: UpstreamHosts | None) -> str | None:
+    """Why `dist` may not be on the page of `name`, or None if it may."""
+    if hosts is not None and not hosts.allows(dist.url):
+        host = urlsplit(dist.url).netloc.rpartition("@")[2]  # never the credentials
+        return (
+            f"{dist.filename!r} is on {host}, not on the upstream's own host "
+            f"or file hosts ({hosts.described})"
+        )
+    owner = _project_of(dist.filename)
+    if owner != name:
+        return f"{dist.filename!r} is not a file of {name!r} (it names {owner!r})"
+    return None
+
+
+def _project_of(filename: str) -> str:
+    """The normalised project a distribution filename names.
+
+    Wheels and PEP 625 sdists are parsed. An older or odder name (a legacy
+    format, an sdist whose version does not parse) is read as `<name>-<rest>`
+    split before the first part that starts with a digit, as pip reads them.
+    """
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        if filename.endswith((".tar.gz", ".zip")):
+            return str(parse_sdist_filename(filename)[0])
+    except ValueError:  # InvalidWheelFilename, InvalidSdistFilename, InvalidVersion
+        pass
+    stem = filename.rsplit(".", 2 if filename.endswith(".tar.gz") else 1)[0]
+    words = stem.split("-")
+    cut = next((i for i, word in enumerate(words) if i and word[:1].isdigit()), len(words))
+    return str(canonicalize_name("-".join(words[:cut])))
 
 
 def _project_list(names: Iterable[object], source: str) -> ProjectList:
@@ -338,7 +405,7 @@ def _html_file(attrs: Attributes, text: str, base: str) -> DistFile | str:
         yanked=fields.html_yanked(attrs),
         size=fields.size(attrs.get("data-size")),
         upload_time=fields.upload_time(attrs.get("data-upload-time")),
-        provenance=fields.text_value(attrs.get("data-provenance")),
+        # PEP 740 provenance is not kept (the module docstring says why).
         gpg_sig=fields.flag(attrs.get("data-gpg-sig")),
     )
 
@@ -367,6 +434,6 @@ def _json_file(entry: object, page_url: str) -> DistFile | str:
         yanked=fields.json_yanked(entry.get("yanked")),
         size=fields.size(entry.get("size")),
         upload_time=fields.upload_time(entry.get("upload-time")),
-        provenance=fields.text_value(entry.get("provenance")),
+        # PEP 740 provenance is not kept (the module docstring says why).
         gpg_sig=fields.flag(entry.get("gpg-sig")),
     )

@@ -3,7 +3,11 @@
 Events: `download` (a file sent), `page-miss` (a project page not found),
 `upstream-error` (an upstream failed), and the audit trail's lines, which
 `publish/audit.py` logs on the `packyard.audit` logger and which this sink
-receives while it is open. Every line has `event` and `at` (UTC, ISO 8601
+receives while it is open, and the events of distrusted upstreams
+(`upstream-file-dropped`, `upstream-connection-refused`,
+`upstream-file-mismatch`, `upstream-metadata-mismatch`:
+`repository/upstream_events.py`), logged on the `packyard.upstream` logger
+by the read path. Every line has `event` and `at` (UTC, ISO 8601
 with `Z`); keys are sorted so lines diff and grep well.
 
 Writing never blocks the event loop: lines go through a bounded queue to a
@@ -32,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from packyard.publish.audit import AUDIT_LOGGER
+from packyard.repository.upstream_events import UPSTREAM_LOGGER
 
 QUEUE_LINES = 10_000
 BATCH_SECONDS = 0.2
@@ -82,6 +87,9 @@ class EventLog:
         if AUDIT_LOGGER.level == logging.NOTSET or AUDIT_LOGGER.level > logging.INFO:
             AUDIT_LOGGER.setLevel(logging.INFO)
         AUDIT_LOGGER.addHandler(self._queue)
+        # The upstream events too; here rather than in the ordinary log as well.
+        UPSTREAM_LOGGER.addHandler(self._queue)
+        UPSTREAM_LOGGER.propagate = False
         self._closed = False
         self._batch: list[str] = []  # lines emitted on the event loop, not yet handed over
 
@@ -129,6 +137,8 @@ class EventLog:
         self.flush()
         self._closed = True
         AUDIT_LOGGER.removeHandler(self._queue)
+        UPSTREAM_LOGGER.removeHandler(self._queue)
+        UPSTREAM_LOGGER.propagate = True
         self._listener.stop()
         self._writer.close()
 

@@ -90,9 +90,15 @@ class Index:
         return self.server.requests
 
     def repository(
-        self, ttl: float = 0.0, clock: Clock | None = None, timeout: float = 30.0
+        self,
+        ttl: float = 0.0,
+        clock: Clock | None = None,
+        timeout: float = 30.0,
+        file_hosts: tuple[str, ...] | None = None,
     ) -> UpstreamRepository:
-        settings = UpstreamSettings(url=self.base, name="pypi", page_ttl=ttl, timeout=timeout)
+        settings = UpstreamSettings(
+            url=self.base, name="pypi", page_ttl=ttl, timeout=timeout, file_hosts=file_hosts
+        )
         client = self.servers.client(settings)
         return UpstreamRepository(settings, client, clock=clock or Clock())
 
@@ -129,7 +135,9 @@ async def test_html_page_resolves_against_the_final_url_after_redirects(servers:
     async def moved(request: web.BaseRequest) -> web.StreamResponse:
         return response(status=301, headers={"Location": mirror.url + "/x/demo/"})
 
-    page = await (await index(servers, moved)).repository().get_project("demo", ANONYMOUS)
+    upstream = await index(servers, moved)
+    mirror_host = mirror.url.removeprefix("http://")
+    page = await upstream.repository(file_hosts=(mirror_host,)).get_project("demo", ANONYMOUS)
     assert page.files[0].url == mirror.url + "/x/f/demo-1.0.tar.gz"
     assert page.files[0].sha256 == SHA
     assert [request.path for request in mirror.requests] == ["/x/demo/"]
@@ -223,14 +231,15 @@ async def test_redirects_are_followed_up_to_a_limit(servers: Servers) -> None:
     async def chain(request: web.BaseRequest) -> web.StreamResponse:
         left = int(request.path.split("/")[2])  # /simple/<redirects left>/
         if left == 0:
-            return response(project_json("demo-1.0.tar.gz"), headers={"Content-Type": JSON})
+            filename = f"{MAX_REDIRECTS}-1.0.tar.gz"  # a file of the project asked for
+            return response(project_json(filename), headers={"Content-Type": JSON})
         return response(status=302, headers={"Location": f"/simple/{left - 1}/"})
 
     upstream = await index(servers, chain)
     repository = upstream.repository()
     page = await repository.get_project(str(MAX_REDIRECTS), ANONYMOUS)
-    assert [dist.filename for dist in page.files] == ["demo-1.0.tar.gz"]
-    assert page.files[0].url == upstream.url + "/files/demo-1.0.tar.gz"
+    assert [dist.filename for dist in page.files] == [f"{MAX_REDIRECTS}-1.0.tar.gz"]
+    assert page.files[0].url == upstream.url + f"/files/{MAX_REDIRECTS}-1.0.tar.gz"
     with pytest.raises(UpstreamError, match="redirects too many times") as caught:
         await repository.get_project(str(MAX_REDIRECTS + 1), ANONYMOUS)
     assert not isinstance(caught.value, UpstreamUnavailable)
@@ -383,10 +392,12 @@ def file_server(content: bytes, honour_ranges: bool) -> Handler:
     return handler
 
 
-async def opener_for(servers: Servers, handler: Handler) -> tuple[UpstreamOpener, FakeUpstream]:
+async def opener_for(
+    servers: Servers, handler: Handler, file_hosts: tuple[str, ...] | None = None
+) -> tuple[UpstreamOpener, FakeUpstream]:
     """An opener and the server whose URLs it opens (`server.url + "/f.whl"`)."""
     server = await servers.start(handler)
-    settings = UpstreamSettings(url=server.url + "/simple/", name="pypi")
+    settings = UpstreamSettings(url=server.url + "/simple/", name="pypi", file_hosts=file_hosts)
     return UpstreamOpener(servers.client(settings), "pypi"), server
 
 
@@ -465,9 +476,22 @@ async def test_opener_follows_redirects(servers: Servers) -> None:
     async def moved(request: web.BaseRequest) -> web.StreamResponse:
         return response(status=302, headers={"Location": cdn.url + "/real.whl"})
 
-    opener, server = await opener_for(servers, moved)
+    opener, server = await opener_for(servers, moved, (cdn.url.removeprefix("http://"),))
     assert await read(opener, server.url + "/f.whl", ByteRange(5, 9)) == (len(content), b"wheel")
     assert cdn.requests[0].headers["Range"] == "bytes=5-9"
+
+
+async def test_opener_refuses_a_redirect_to_another_host(servers: Servers) -> None:
+    elsewhere = await servers.start(file_server(b"internal", honour_ranges=True))
+
+    async def moved(request: web.BaseRequest) -> web.StreamResponse:
+        return response(status=302, headers={"Location": elsewhere.url + "/secret"})
+
+    opener, server = await opener_for(servers, moved)
+    with pytest.raises(UpstreamError, match="not on its own host or file hosts") as caught:
+        await read(opener, server.url + "/f.whl", None)
+    assert not isinstance(caught.value, UpstreamUnavailable)  # a 502: retrying will not help
+    assert elsewhere.requests == []
 
 
 async def test_opener_never_decodes_a_file(servers: Servers) -> None:

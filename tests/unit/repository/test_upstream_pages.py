@@ -57,7 +57,7 @@ def test_json_page_keeps_every_field() -> None:
     assert file.yanked == "broken build"
     assert file.size == 1234
     assert file.upload_time == datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
-    assert file.provenance == "https://upstream.test/provenance/1"
+    assert file.provenance is None  # PEP 740 provenance of an upstream is not kept
     assert file.gpg_sig is False
     assert page.versions == ("0.9", "1.0")
     assert page.status == ProjectStatus("deprecated", "use demo2")
@@ -207,7 +207,7 @@ def test_html_page_keeps_every_field() -> None:
     assert wheel.yanked == "bad wheel"
     assert (wheel.core_metadata, wheel.gpg_sig, wheel.size) == (True, True, 99)
     assert wheel.upload_time == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert wheel.provenance == "https://mirror.test/prov"
+    assert wheel.provenance is None  # not kept: it links to the upstream
     assert (wheel.hashes, wheel.yanked, sdist.provenance) == ({}, "bad wheel", None)
     assert (zipped.filename, zipped.core_metadata, zipped.yanked) == ("demo-1.2.zip", True, True)
     assert page.status == ProjectStatus("archived", "no longer maintained")
