@@ -49,7 +49,7 @@ from packyard.repository.metadata import MetadataRepository
 from packyard.repository.policy import apply_policy
 from packyard.repository.policy_rules import StoredRulesReader
 from packyard.repository.priority import PriorityRepository
-from packyard.repository.remote_metadata import RemoteMetadataReader
+from packyard.repository.remote_metadata import MetadataCheck, RemoteMetadataReader
 from packyard.repository.yank import YankRepository
 from packyard.routes.api import ApiServices, api_app
 from packyard.routes.files import FilesRoute, Presigner
@@ -105,9 +105,14 @@ def build_chain(
     """
     store = storage.store(FILES)
     local = LocalRepository(sessions, store, watcher=watcher)
+    # Upstream wheels' METADATA, read by range requests once and kept for good,
+    # and checked against the whole wheel when it is downloaded.
+    remote = RemoteMetadataReader(store, sessions, temp_dir=settings.data_dir / "spool")
     # Each upstream behind its cache: files, pages and their bookkeeping are
     # shared by every replica (the database and the blob storage).
-    files = build_file_cache(sessions, storage.store(CACHED_FILES), settings.cache)
+    files = build_file_cache(
+        sessions, storage.store(CACHED_FILES), settings.cache, MetadataCheck(remote)
+    )
     pages_dir = storage.local_root / CACHED_PAGES if storage.local_root is not None else None
     sources = [
         cached_upstream(
@@ -129,8 +134,6 @@ def build_chain(
     # local), below the metadata component and any configured one.
     merged = PriorityRepository([local, *upstreams])
     yanks = YankRepository(merged, sessions, watcher=watcher)
-    # Upstream wheels' METADATA, read by range requests once and kept for good.
-    remote = RemoteMetadataReader(store, sessions, temp_dir=settings.data_dir / "spool")
     chain: Repository = MetadataRepository(
         yanks,
         store,

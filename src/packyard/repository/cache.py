@@ -61,7 +61,7 @@ from packyard.model import (
     Resource,
 )
 from packyard.repository.base import DelegatingRepository, Repository
-from packyard.repository.file_cache import FileCache
+from packyard.repository.file_cache import DownloadCheck, FileCache
 from packyard.repository.page_store import FilesystemPageStore, PageStore
 from packyard.repository.shared_page_store import SharedPageStore
 from packyard.repository.upstream import UpstreamRepository, make_upstream_client, remote_file
@@ -371,15 +371,19 @@ class CacheRepository(DelegatingRepository):
 
 
 def build_file_cache(
-    sessions: sessionmaker[Session], store: BlobStore, settings: CacheSettings
+    sessions: sessionmaker[Session],
+    store: BlobStore,
+    settings: CacheSettings,
+    check: DownloadCheck | None = None,
 ) -> FileCache:
     """The file cache: blobs in `store`, their LRU in the database of `sessions`.
 
     `store` must be a store of its own, apart from the in-house blobs (e.g.
     `<data_dir>/cache/files`, or a prefix of its own in the bucket), so that
-    eviction can never delete a file the database refers to.
+    eviction can never delete a file the database refers to. `check` runs on
+    complete downloads before their last byte is sent (`file_cache.py`).
     """
-    return FileCache(sessions, store, settings.max_file_bytes)
+    return FileCache(sessions, store, settings.max_file_bytes, check=check)
 
 
 def page_store_for(

@@ -7,12 +7,25 @@ client *and* into a blob writer; at the end the bytes are checked against the
 page's sha256 (and size) and only then committed. The last chunk is held back
 until that check passed, so a client never receives a complete-looking file
 whose hash is wrong: on a mismatch the transfer is cut (the route aborts the
-connection), an error is logged, and nothing is cached. A range request, a
-client that goes away, or an upstream that breaks off never completes a
-stream, so the writer is aborted and no partial file is ever visible.
+connection), an `upstream-file-mismatch` event is logged, and nothing is
+cached. A client that goes away, or an upstream that breaks off, never
+completes a stream, so the writer is aborted and no partial file is ever
+visible.
 
 Only one tee writer per file at a time in this process; concurrent downloads
-of the same file stream (and are checked) without writing.
+of the same file stream (and are checked) without writing. A wheel whose
+METADATA was read earlier by ranges (`check`, the `RemoteMetadataReader`) is
+the exception: each of its downloads keeps a copy, which is committed and
+read back before the last chunk is sent, so that its real METADATA can be
+compared with the copy clients resolved with; a mismatch cuts the transfer
+(and the blob is deleted), as a wrong sha256 does.
+
+A byte range of an uncached file is never passed through from the upstream:
+bytes of a part of a file cannot be verified. The whole file is downloaded
+into the cache first (once, however many ask), verified as above, and the
+range is then served from the cached blob. (Only for clients: the METADATA
+reader reads parts of wheels straight from the upstream, `parts_opener`, since
+what it reads is keyed and checked against the whole wheel later.)
 
 The index is the table `cached_files` of the main database (key, size, last
 access, evictable), so every replica shares one LRU and one eviction (DESIGN
@@ -37,6 +50,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -45,15 +59,34 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.models import CachedFile, upsert
-from packyard.errors import UpstreamError
+from packyard.dists.remote_zip import RangeReader
+from packyard.errors import StoreUnavailable, UpstreamError
+from packyard.flights import Flights
 from packyard.model import ByteRange, RemoteBody, RemoteFile, RemoteOpener, StoredFile
-from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, blob_key
+from packyard.repository import upstream_events
+from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, StoredBlob, blob_key
 
 logger = logging.getLogger(__name__)
 
 # A hit refreshes its last-access time at most this often: LRU needs no more
 # precision, and it spares a database write per download of a popular file.
 TOUCH_INTERVAL = 60.0
+
+
+class DownloadCheck(Protocol):
+    """A check of a complete, sha256-verified download before its last byte is sent."""
+
+    async def applies(self, resource: RemoteFile) -> bool:
+        """Whether `check` has anything to compare for `resource`."""
+        ...
+
+    async def check(self, resource: RemoteFile, read: RangeReader, size: int) -> None:
+        """Check the file whose bytes `read` reads.
+
+        Raises:
+            UpstreamError: the file must not be served.
+        """
+        ...
 
 
 class FileIndex:
@@ -154,12 +187,16 @@ class FileCache:
         max_bytes: int,
         *,
         clock: Callable[[], float] = time.time,
+        check: DownloadCheck | None = None,
     ) -> None:
+        """`check`, if given, is run on every complete download it `applies` to."""
         self.store = store
         self.index = FileIndex(sessions)
         self.max_bytes = max_bytes
+        self.check = check
         self._clock = clock
         self._writing: set[str] = set()
+        self._fills: Flights[str, StoredFile] = Flights()
 
     async def lookup(self, resource: RemoteFile) -> StoredFile | None:
         """The cached copy of `resource`, or None (no sha256, not cached, or gone).
@@ -181,7 +218,10 @@ class FileCache:
         if path is None and not await self.store.exists(key):  # removed behind our back
             await anyio.to_thread.run_sync(self.index.forget, key)
             return None
-        assert resource.sha256 is not None  # _key gave a key
+        return self._stored(resource, key, size)
+
+    def _stored(self, resource: RemoteFile, key: str, size: int) -> StoredFile:
+        assert resource.sha256 is not None  # it has a key
         return StoredFile(
             filename=resource.filename,
             key=key,
@@ -191,6 +231,46 @@ class FileCache:
             content_type=resource.content_type,
             modified=resource.modified,
         )
+
+    async def fill(self, resource: RemoteFile, key: str, opener: RemoteOpener) -> StoredFile:
+        """The file cached: downloaded whole through `opener`, verified and committed
+        (once for all concurrent callers), unless it is cached already. Not
+        evicted yet: the caller serves from it, then calls `evict`.
+
+        Raises:
+            UpstreamError: the bytes do not match the page (or fail `check`).
+            UpstreamUnavailable, FileNotFound: the upstream failed, or has no such file.
+            StoreUnavailable: the file could not be kept, so it cannot be served in parts.
+        """
+        return await self._fills.run(key, lambda: self._fill(resource, key, opener))
+
+    async def _fill(self, resource: RemoteFile, key: str, opener: RemoteOpener) -> StoredFile:
+        try:
+            cached = await self.lookup(resource)
+            if cached is not None:
+                return cached
+            async with (
+                opener.open(resource.url, None) as body,
+                self.store.writer(resource.filename) as writer,
+            ):
+                tee = _Tee(self, resource, body.chunks, writer, await self._checks(resource))
+                async for _ in tee.chunks():
+                    pass
+                if tee.writer is None:
+                    raise OSError("writing it failed")
+                blob = await self._commit(tee.writer, tee.blob, resource, evict=False)
+        except (OSError, SQLAlchemyError) as exc:
+            name = str(getattr(self.store, "name", "") or "of the file cache")
+            raise StoreUnavailable(
+                name, f"cannot keep {resource.filename}, so it cannot serve a part of it ({exc})"
+            ) from exc
+        return self._stored(resource, blob.key, blob.size)
+
+    async def _checks(self, resource: RemoteFile) -> DownloadCheck | None:
+        """`check`, if it applies to `resource`."""
+        if self.check is not None and await self.check.applies(resource):
+            return self.check
+        return None
 
     def tee(self, resource: RemoteFile) -> RemoteFile:
         """`resource` with an opener that caches a complete, verified download.
@@ -228,20 +308,46 @@ class FileCache:
     def _release(self, key: str) -> None:
         self._writing.discard(key)
 
-    async def _commit(self, writer: BlobWriter, resource: RemoteFile) -> None:
-        """Store a verified download and make room; failures are logged, not raised:
-        the client already has its bytes."""
+    async def _commit(
+        self,
+        writer: BlobWriter,
+        blob: StoredBlob | None,
+        resource: RemoteFile,
+        *,
+        evict: bool = True,
+    ) -> StoredBlob:
+        """Store a verified download (`blob`: committed already) and make room.
+
+        Raises:
+            OSError, sqlalchemy.exc.SQLAlchemyError: the blob or its row could not be written.
+        """
         # Shielded: a cancelled request must not leave a blob that no row records.
         with anyio.CancelScope(shield=True):
-            try:
-                blob = await writer.commit()
-                evictable = not resource.filename.endswith(".metadata")
-                await anyio.to_thread.run_sync(
-                    self.index.record, blob.key, blob.size, evictable, self._clock()
-                )
+            committed = blob if blob is not None else await writer.commit()
+            evictable = not resource.filename.endswith(".metadata")
+            await anyio.to_thread.run_sync(
+                self.index.record, committed.key, committed.size, evictable, self._clock()
+            )
+            if evict:
                 await self.evict()
-            except (OSError, SQLAlchemyError) as exc:
-                logger.error("could not cache %s from %s: %s", resource.filename, resource.url, exc)
+        return committed
+
+    async def _keep(
+        self, writer: BlobWriter, blob: StoredBlob | None, resource: RemoteFile
+    ) -> None:
+        """`_commit`, with failures logged, not raised: the client already has its bytes."""
+        try:
+            await self._commit(writer, blob, resource)
+        except (OSError, SQLAlchemyError) as exc:
+            logger.error("could not cache %s from %s: %s", resource.filename, resource.url, exc)
+
+
+def parts_opener(resource: RemoteFile) -> RemoteOpener:
+    """The upstream's own opener of `resource`: byte ranges straight from the
+    upstream, unverified, for a reader that checks what it read in another way
+    (`remote_metadata.py`); `resource.opener` itself, if it was not teed."""
+    opener = resource.opener
+    return opener.inner if isinstance(opener, _TeeOpener) else opener
 
 
 class _TeeOpener:
@@ -251,29 +357,46 @@ class _TeeOpener:
         self._cache = cache
         self._resource = resource
         self._key = key
-        self._inner: RemoteOpener = resource.opener
+        self.inner: RemoteOpener = resource.opener
 
     @asynccontextmanager
     async def open(self, url: str, byte_range: ByteRange | None) -> AsyncIterator[RemoteBody]:
         """See `model.RemoteOpener.open`. A full download's chunks also raise
-        UpstreamError when the bytes do not match the page's sha256 or size."""
-        if byte_range is not None:  # part of a file: nothing to verify or keep
-            async with self._inner.open(url, byte_range) as body:
-                yield body
+        UpstreamError when the bytes do not match the page's sha256 or size,
+        or fail the cache's `check`.
+
+        A range is read from the cache, which is filled first (see the module
+        docstring); entering then raises what `FileCache.fill` raises."""
+        if byte_range is not None:
+            stored = await self._cache.fill(self._resource, self._key, self.inner)
+            try:
+                yield RemoteBody(stored.size, stored.store.read(stored.key, byte_range))
+            finally:
+                await self._evict()
             return
         async with AsyncExitStack() as stack:
-            body = await stack.enter_async_context(self._inner.open(url, None))
-            writer = await self._writer(stack)
-            tee = _Tee(self._resource, body.chunks, writer)
+            body = await stack.enter_async_context(self.inner.open(url, None))
+            check = await self._cache._checks(self._resource)
+            writer = await self._writer(stack, must=check is not None)
+            tee = _Tee(self._cache, self._resource, body.chunks, writer, check)
             yield RemoteBody(body.size, tee.chunks())
             if tee.complete and tee.writer is not None:
-                await self._cache._commit(tee.writer, self._resource)
+                await self._cache._keep(tee.writer, tee.blob, self._resource)
 
-    async def _writer(self, stack: AsyncExitStack) -> BlobWriter | None:
-        """A blob writer, if no other download of this file is writing one."""
-        if not self._cache._claim(self._key):
+    async def _evict(self) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                await self._cache.evict()
+            except (OSError, SQLAlchemyError) as exc:
+                logger.error("could not evict cached files: %s", exc)
+
+    async def _writer(self, stack: AsyncExitStack, *, must: bool) -> BlobWriter | None:
+        """A blob writer, if no other download of this file is writing one (or if
+        the download `must` keep a copy, to check it)."""
+        if self._cache._claim(self._key):
+            stack.callback(self._cache._release, self._key)
+        elif not must:
             return None
-        stack.callback(self._cache._release, self._key)
         try:
             return await stack.enter_async_context(
                 self._cache.store.writer(self._resource.filename)
@@ -284,22 +407,33 @@ class _TeeOpener:
 
 
 class _Tee:
-    """Copies a full-file stream into a writer, checking sha256 and size at the end."""
+    """Copies a full-file stream into a writer, checking sha256 and size at the end,
+    then `check` (which needs the writer: it reads the committed blob back)."""
 
     def __init__(
-        self, resource: RemoteFile, source: AsyncIterator[bytes], writer: BlobWriter | None
+        self,
+        cache: FileCache,
+        resource: RemoteFile,
+        source: AsyncIterator[bytes],
+        writer: BlobWriter | None,
+        check: DownloadCheck | None = None,
     ) -> None:
+        self._cache = cache
         self._resource = resource
         self._source = source
+        self._check_download = check
         self.writer = writer
+        self.blob: StoredBlob | None = None
         self.complete = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The source's chunks, one behind, so the last one is sent only if the file is right.
 
         Raises:
-            UpstreamError: the bytes do not match the page's sha256 or size.
+            UpstreamError: the bytes do not match the page's sha256 or size, or
+                fail the check.
             UpstreamUnavailable: the upstream broke off (from the source).
+            StoreUnavailable: a file to check could not be kept to be read back.
         """
         digest, size, held = hashlib.sha256(), 0, b""
         async for chunk in self._source:
@@ -312,6 +446,8 @@ class _Tee:
                 yield held
             held = chunk
         self._check(digest.hexdigest(), size)
+        if self._check_download is not None:
+            await self._checked(self._check_download, size)
         self.complete = True
         if held:
             yield held
@@ -325,6 +461,27 @@ class _Tee:
             logger.warning("stopped caching %s: %s", self._resource.filename, exc)
             await self.writer.abort()
             self.writer = None
+
+    async def _checked(self, check: DownloadCheck, size: int) -> None:
+        """Commit the blob and run `check` on it; on a failure the blob is deleted."""
+        store = self._cache.store
+        if self.writer is None:
+            name = str(getattr(store, "name", "") or "of the file cache")
+            raise StoreUnavailable(name, f"cannot keep {self._resource.filename} to check it")
+        with anyio.CancelScope(shield=True):
+            self.blob = blob = await self.writer.commit()
+
+        async def read(start: int, end: int) -> bytes:
+            chunks = store.read(blob.key, ByteRange(start, end - 1))
+            return b"".join([chunk async for chunk in chunks])
+
+        try:
+            await check.check(self._resource, read, size)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                self.writer, self.blob = None, None
+                await store.delete(blob.key)
+            raise
 
     def _check(self, sha256: str, size: int) -> None:
         resource = self._resource
@@ -340,6 +497,13 @@ class _Tee:
             sha256,
             resource.sha256,
             expected_size,
+        )
+        upstream_events.emit(
+            "upstream-file-mismatch",
+            resource.upstream,
+            filename=resource.filename,
+            reason=f"{size} bytes with sha256 {sha256}; its page says sha256 "
+            f"{resource.sha256}, size {expected_size}",
         )
         raise UpstreamError(
             resource.upstream,

@@ -97,6 +97,8 @@ class MetadataRepository(DelegatingRepository):
         # IdentityMemo: the output also depends on what has been extracted since.
         self._advertised: dict[str, tuple[ProjectDetail, int, ProjectDetail]] = {}
         self._cache: OrderedDict[str, InlineFile] = OrderedDict()
+        # The source of each page read ahead: its wheels' metadata is keyed by it.
+        self._read_ahead_sources: dict[str, str] = {}
         self._cache_bytes = cache_bytes
         self._cached_bytes = 0
 
@@ -119,6 +121,7 @@ class MetadataRepository(DelegatingRepository):
             return hit[2]
         advertised = self._advertise(page)
         if self._read_ahead is not None and (hit is None or hit[0] is not page):
+            self._read_ahead_sources[name] = page.source
             self._read_ahead.consider(name, self._unextracted(page))
         self._advertised[name] = (page, generation, advertised)
         return advertised
@@ -130,13 +133,13 @@ class MetadataRepository(DelegatingRepository):
             for dist in page.files
             if dist.filename.endswith(".whl")
             and not dist.core_metadata
-            and self._remote.lookup(dist) is None
+            and self._remote.lookup(dist, page.source) is None
         ]
 
     def _advertise(self, page: ProjectDetail) -> ProjectDetail:
         """PEP 658/714: `core-metadata` on every wheel that has none from its upstream."""
         files = tuple(
-            replace(dist, core_metadata=self._remote_core_metadata(dist))
+            replace(dist, core_metadata=self._remote_core_metadata(dist, page.source))
             if dist.filename.endswith(".whl") and not dist.core_metadata
             else dist
             for dist in page.files
@@ -145,8 +148,8 @@ class MetadataRepository(DelegatingRepository):
             return page
         return replace(page, files=files)
 
-    def _remote_core_metadata(self, dist: DistFile) -> bool | Mapping[str, str]:
-        known = self._remote.lookup(dist)
+    def _remote_core_metadata(self, dist: DistFile, source: str) -> bool | Mapping[str, str]:
+        known = self._remote.lookup(dist, source)
         return True if known is None else {"sha256": known.sha256}
 
     @override
@@ -189,29 +192,39 @@ class MetadataRepository(DelegatingRepository):
         """
         if dist.core_metadata or page.source == SOURCE_LOCAL:
             return await self.source.get_file(name, filename, ctx)
-        known = self._remote.lookup(dist)
+        known = self._remote.lookup(dist, page.source)
         if known is not None:
             try:
                 return await self._stored_metadata(filename, known, dist)
             except (FileNotFoundError, DamagedBlob):
                 pass  # removed, or lost in a crash (it is not durable): extract it again
-        return await self._extract(name, dist, ctx)
+        return await self._extract(name, dist, page.source, ctx)
 
     async def _extract(
-        self, name: str, dist: DistFile, ctx: RequestContext = ANONYMOUS, *, download: bool = True
+        self,
+        name: str,
+        dist: DistFile,
+        source: str,
+        ctx: RequestContext = ANONYMOUS,
+        *,
+        download: bool = True,
     ) -> InlineFile:
-        """Read the METADATA of the upstream wheel `dist` (once, however many ask),
-        and keep it in memory too: the client that asks next is served from there.
-        `download` False: never by reading the whole wheel (see `RemoteMetadataReader`)."""
+        """Read the METADATA of the wheel `dist` of the upstream `source` (once,
+        however many ask), and keep it in memory too: the client that asks next
+        is served from there. `download` False: never by reading the whole
+        wheel (see `RemoteMetadataReader`)."""
         resource = await self.source.get_file(name, dist.filename, ctx)
-        known, content = await self._remote.extract(name, dist, resource, download=download)
+        known, content = await self._remote.extract(
+            name, dist, resource, download=download, source=source
+        )
         served = self._inline(dist.filename + METADATA_SUFFIX, content, known.sha256, dist)
         self._remember(served)
         return served
 
     async def _read_ahead_one(self, name: str, dist: DistFile) -> bytes:
         """A read-ahead reads ranges only: never a whole wheel no client asked for."""
-        return (await self._extract(name, dist, download=False)).content
+        source = self._read_ahead_sources.get(name, "")
+        return (await self._extract(name, dist, source, download=False)).content
 
     async def _visit(self, name: str) -> None:
         """A dependency's page, asked of the whole chain as a client would (in-house first)."""

@@ -17,8 +17,15 @@ Extracted bytes go into the blob store under their content-addressed key,
 and a small index, `identity of the wheel -> (sha256, key)`, into the
 database table `upstream_metadata`, so each wheel is read once, ever, by
 whichever replica meets it first: a replica started with an empty data
-directory finds what the others extracted (DESIGN §3). The identity is the
-wheel's sha256 when its page gives one, else a hash of its URL. The index is
+directory finds what the others extracted (DESIGN §3). The identity is a
+hash of (upstream, URL, declared sha256, size): METADATA read by ranges is
+not verified (a part of a file cannot be), so a copy read from one upstream's
+wheel must never answer for another's, even one declaring the same sha256.
+It is verified later: when the whole wheel is downloaded (`check`, run by
+the file cache before the download's last byte is sent), its real METADATA
+is compared with the copy; if they differ, the copy is discarded (its row
+and its blob), an `upstream-metadata-mismatch` event is logged, and the
+download is refused. The index is
 also kept in memory (filled from the table when the reader is built, so pages
 advertise known hashes at once); a miss there is looked up in the table, in a
 worker thread, before anything is fetched. Two replicas extracting the same
@@ -30,6 +37,7 @@ fetch.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import tempfile
 import time
@@ -41,7 +49,7 @@ from typing import NoReturn
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -52,6 +60,8 @@ from packyard.dists.remote_zip import RangeReader, read_wheel_metadata
 from packyard.errors import InvalidDistribution, PackyardError, UpstreamError
 from packyard.flights import Flights
 from packyard.model import ByteRange, DistFile, InlineFile, RemoteFile, Resource, StoredFile
+from packyard.repository import upstream_events
+from packyard.repository.file_cache import parts_opener
 from packyard.storage.base import BlobStore
 
 logger = logging.getLogger(__name__)
@@ -68,12 +78,21 @@ class ExtractedMetadata:
     key: str
 
 
-def wheel_identity(dist: DistFile) -> str:
-    """The index key of a wheel: its sha256, else a hash of its URL (never the URL:
-    an upstream URL may carry credentials)."""
-    if dist.sha256:
-        return "sha256:" + dist.sha256.lower()
-    return "url:" + hashlib.sha256(dist.url.encode()).hexdigest()
+def wheel_identity(dist: DistFile, source: str = "") -> str:
+    """The index key of the wheel `dist` of the source labelled `source`: a hash of
+    (upstream, URL, declared sha256, size), never the URL itself (an upstream URL
+    may carry credentials)."""
+    return _identity(source, dist.url, dist.sha256, dist.size)
+
+
+def download_identity(resource: RemoteFile) -> str:
+    """`wheel_identity` of the wheel an upstream file is (as `upstream.remote_file` made it)."""
+    return _identity(resource.upstream, resource.url, resource.sha256, resource.size)
+
+
+def _identity(source: str, url: str, sha256: str | None, size: int | None) -> str:
+    key = json.dumps([source, url, (sha256 or "").lower(), size])
+    return "wheel:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 class DamagedBlob(PackyardError):
@@ -181,6 +200,22 @@ class MetadataIndex:
         if self._sessions is not None:
             await anyio.to_thread.run_sync(self._insert, self._sessions, project, identity, entry)
 
+    async def discard(self, project: str, identity: str) -> None:
+        """Forget `identity`, in memory and in the table (in a worker thread).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the row could not be deleted.
+        """
+        if self._entries.pop(identity, None) is not None:
+            self._generations[project] = self._generations.get(project, 0) + 1
+        if self._sessions is not None:
+            await anyio.to_thread.run_sync(self._delete, self._sessions, identity)
+
+    @staticmethod
+    def _delete(sessions: sessionmaker[Session], identity: str) -> None:
+        with sessions.begin() as session:
+            session.execute(delete(UpstreamMetadata).where(UpstreamMetadata.identity == identity))
+
     @staticmethod
     def _select(sessions: sessionmaker[Session], identity: str) -> ExtractedMetadata | None:
         with sessions() as session:
@@ -210,6 +245,33 @@ class MetadataIndex:
         if self._entries.get(identity) != entry:
             self._entries[identity] = entry
             self._generations[project] = self._generations.get(project, 0) + 1
+
+
+class MetadataCheck:
+    """The file cache's `DownloadCheck` of wheels whose METADATA was extracted: the
+    whole wheel's METADATA must be the copy clients were given."""
+
+    def __init__(self, reader: RemoteMetadataReader) -> None:
+        self._reader = reader
+
+    async def applies(self, resource: RemoteFile) -> bool:
+        """Whether `resource` is a wheel whose METADATA was extracted (by any replica)."""
+        if not resource.filename.endswith(".whl"):
+            return False
+        try:
+            return await self._reader.known(resource) is not None
+        except SQLAlchemyError as exc:  # what this process extracted is in memory
+            logger.warning("cannot check %s against extracted metadata: %s", resource.url, exc)
+            return False
+
+    async def check(self, resource: RemoteFile, read: RangeReader, size: int) -> None:
+        """See `file_cache.DownloadCheck.check`.
+
+        Raises:
+            UpstreamError: the wheel's METADATA differs from the extracted copy
+                (which is then discarded), or cannot be read.
+        """
+        await self._reader.check_download(resource, read, size)
 
 
 class RangesUnavailable(UpstreamError):
@@ -245,18 +307,25 @@ class RemoteMetadataReader:
         self._refused: dict[str, float] = {}
         self._flights: Flights[str, tuple[ExtractedMetadata, bytes]] = Flights()
 
-    def lookup(self, dist: DistFile) -> ExtractedMetadata | None:
-        """Where the METADATA of `dist` is kept, if it was extracted already."""
-        return self._index.get(wheel_identity(dist))
+    def lookup(self, dist: DistFile, source: str = "") -> ExtractedMetadata | None:
+        """Where the METADATA of `dist` (of `source`) is kept, if it was extracted already."""
+        return self._index.get(wheel_identity(dist, source))
 
     def generation(self, project: str) -> int:
         """Changes whenever a wheel of `project` gains extracted metadata."""
         return self._index.generation(project)
 
     async def extract(
-        self, project: str, dist: DistFile, wheel: Resource, *, download: bool = True
+        self,
+        project: str,
+        dist: DistFile,
+        wheel: Resource,
+        *,
+        download: bool = True,
+        source: str | None = None,
     ) -> tuple[ExtractedMetadata, bytes]:
-        """The METADATA of the wheel `dist` of `project`, whose bytes are `wheel`.
+        """The METADATA of the wheel `dist` of `project` (of `source`, by default
+        the upstream of `wheel`), whose bytes are `wheel`.
 
         Read once for all concurrent callers, checked (name and version agree
         with the filename), stored and indexed; found in the store instead if
@@ -275,7 +344,9 @@ class RemoteMetadataReader:
             OSError: the blob store could not be written.
             sqlalchemy.exc.SQLAlchemyError: the index could not be read or written.
         """
-        identity = wheel_identity(dist)
+        if source is None:
+            source = wheel.upstream if isinstance(wheel, RemoteFile) else ""
+        identity = wheel_identity(dist, source)
         try:
             return await self._flights.run(
                 identity, lambda: self._extract_once(project, identity, dist, wheel, download)
@@ -286,6 +357,59 @@ class RemoteMetadataReader:
             return await self._flights.run(
                 identity, lambda: self._extract_once(project, identity, dist, wheel, True)
             )
+
+    async def known(self, resource: RemoteFile) -> ExtractedMetadata | None:
+        """The extracted METADATA of the upstream wheel `resource`, if any.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the index cannot be read.
+        """
+        project = _project(resource.filename)
+        if project is None:
+            return None
+        return await self._index.find(project, download_identity(resource))
+
+    async def check_download(self, resource: RemoteFile, read: RangeReader, size: int) -> None:
+        """Compare the METADATA of a whole, verified wheel with its extracted copy.
+
+        `read` reads the wheel's bytes, `size` is its size. A copy that differs
+        is discarded (row and blob) and logged as `upstream-metadata-mismatch`.
+
+        Raises:
+            UpstreamError: the METADATA differs, or the wheel's cannot be read.
+        """
+        known = await self.known(resource)
+        project = _project(resource.filename)
+        if known is None or project is None:
+            return
+        parsed = parse_filename(resource.filename)
+        try:
+            real = parse_core_metadata(await read_wheel_metadata(read, size, parsed), parsed)
+            digest: str | None = hashlib.sha256(real.content).hexdigest()
+        except InvalidDistribution:
+            digest = None
+        if digest == known.sha256:
+            return
+        await self._index.discard(project, download_identity(resource))
+        try:
+            await self._store.delete(known.key)
+        except OSError as exc:  # the row is gone: the blob is merely orphaned
+            logger.warning("could not delete the discarded metadata %s: %s", known.key, exc)
+        reason = (
+            f"the METADATA of the whole wheel (sha256 {digest}) is not the one read "
+            f"earlier by byte ranges (sha256 {known.sha256})"
+        )
+        upstream_events.emit(
+            "upstream-metadata-mismatch",
+            resource.upstream,
+            filename=resource.filename,
+            reason=reason,
+        )
+        _fail(
+            resource,
+            f"sent {resource.filename}, but {reason}: the copy was discarded and the file "
+            "refused; resolve again",
+        )
 
     async def _extract_once(
         self, project: str, identity: str, dist: DistFile, wheel: Resource, download: bool
@@ -346,13 +470,14 @@ class RemoteMetadataReader:
         Raises:
             _RangesRefused: the upstream answered a range with the whole file.
         """
+        parts = parts_opener(wheel)  # unverified: checked against the whole wheel later
         size = wheel.size
         if size is None:
             size = await self._probe_size(wheel)
 
         async def read(start: int, end: int) -> bytes:
             aligned = start - start % ALIGNMENT
-            async with wheel.opener.open(wheel.url, ByteRange(aligned, end - 1)) as body:
+            async with parts.open(wheel.url, ByteRange(aligned, end - 1)) as body:
                 if not body.ranged:
                     raise _RangesRefused
                 if body.size is not None and body.size != size:
@@ -369,7 +494,7 @@ class RemoteMetadataReader:
             _RangesRefused: the upstream answered with the whole file, or
                 without a size.
         """
-        async with wheel.opener.open(wheel.url, ByteRange(0, 0)) as body:
+        async with parts_opener(wheel).open(wheel.url, ByteRange(0, 0)) as body:
             if not body.ranged or body.size is None:
                 raise _RangesRefused
             # Read to the end (one byte), so the connection goes back to the pool.
@@ -434,6 +559,13 @@ def _temp_file(folder: Path | None) -> tuple[int, str]:
     if folder is not None:  # e.g. a spool folder in a fresh, empty data directory
         folder.mkdir(parents=True, exist_ok=True)
     return tempfile.mkstemp(dir=folder, prefix="packyard-", suffix=".whl")
+
+
+def _project(filename: str) -> str | None:
+    try:
+        return str(parse_filename(filename).name)
+    except InvalidDistribution:
+        return None
 
 
 def _fail(wheel: RemoteFile, message: str) -> NoReturn:

@@ -111,7 +111,7 @@ async def test_a_page_of_an_upstream_gets_its_newest_metadata_before_it_is_asked
     page = await chain.get_project("demo", ANONYMOUS)
     await chain.settle()
     newest = next(dist for dist in page.files if dist.filename == new.name)
-    assert remote.lookup(newest) is not None
+    assert remote.lookup(newest, "pypi") is not None
     assert upstream.files_asked == [new.name]  # the older release is not read
 
     served = await chain.get_file("demo", new.name + ".metadata", ANONYMOUS)
@@ -127,7 +127,7 @@ async def test_read_ahead_is_off_unless_asked_for(tmp_path: Path) -> None:
     chain = MetadataRepository(upstream, FilesystemBlobStore(tmp_path / "blobs"), remote=remote)
     page = await chain.get_project("demo", ANONYMOUS)
     await chain.settle()
-    assert remote.lookup(page.files[0]) is None
+    assert remote.lookup(page.files[0], "pypi") is None
     assert upstream.files_asked == []
     await chain.aclose()
 

@@ -8,6 +8,7 @@ or, when told to, answers every request with the whole file, as some servers do.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -207,7 +208,8 @@ async def test_metadata_is_read_by_ranges_stored_and_found_after_a_restart(
     assert index.sent < 100_000
     assert store.local_path(extracted.key).read_bytes() == content
     restarted = RemoteMetadataReader(store, sessions)
-    assert restarted.lookup(dist_of(remote)) == extracted  # known at once: pages show its hash
+    # Known at once: pages show its hash.
+    assert restarted.lookup(dist_of(remote), remote.upstream) == extracted
     assert restarted.generation("demo") == 1
 
 
@@ -269,7 +271,7 @@ async def test_without_download_an_upstream_that_ignores_ranges_is_not_read_whol
     with pytest.raises(RangesUnavailable):  # known now: not even asked
         await reader.extract("demo", dist_of(remote), remote, download=False)
     assert len(index.file_requests) == 1
-    assert reader.lookup(dist_of(remote)) is None
+    assert reader.lookup(dist_of(remote), remote.upstream) is None
 
 
 async def test_a_client_that_joins_a_read_ahead_on_such_an_upstream_still_gets_metadata(
@@ -310,7 +312,7 @@ async def test_a_full_download_must_match_the_page_sha256(
     reader = RemoteMetadataReader(store, sessions)
     with pytest.raises(UpstreamError, match="does not match its sha256"):
         await reader.extract("demo", dist_of(lying), lying)
-    assert reader.lookup(dist_of(lying)) is None
+    assert reader.lookup(dist_of(lying), lying.upstream) is None
     assert rows(sessions) == 0
 
 
@@ -397,12 +399,13 @@ async def test_a_second_replica_never_asks_the_upstream_for_what_the_first_extra
     asked = len(index.file_requests)
     assert asked > 0
 
-    assert second.lookup(dist_of(remote)) is None  # not in its memory...
+    assert second.lookup(dist_of(remote), remote.upstream) is None  # not in its memory...
     assert await second.extract("demo", dist_of(remote), remote) == (extracted, content)
-    assert second.lookup(dist_of(remote)) == extracted  # ...until the table told it
+    # ...until the table told it:
+    assert second.lookup(dist_of(remote), remote.upstream) == extracted
     assert second.generation("demo") == 1
     third = RemoteMetadataReader(shared, sessions)  # started afterwards: knows it at once
-    assert third.lookup(dist_of(remote)) == extracted
+    assert third.lookup(dist_of(remote), remote.upstream) == extracted
     assert len(index.file_requests) == asked  # the upstream was asked by the first only
 
     # And the other way round: what the second extracts, the first finds.
@@ -439,10 +442,20 @@ async def test_replicas_extracting_one_wheel_at_once_both_succeed(
     assert rows(sessions) == 1
 
 
-def test_wheels_without_a_sha256_are_known_by_a_hash_of_their_url() -> None:
-    identity = wheel_identity(DistFile("a-1-py3-none-any.whl", url="https://u:secret@x/a.whl"))
-    assert identity.startswith("url:")
+def test_wheels_are_known_by_upstream_url_sha256_and_size_never_by_their_url() -> None:
+    dist = DistFile("a-1-py3-none-any.whl", url="https://u:secret@x/a.whl", hashes={"sha256": "ab"})
+    identity = wheel_identity(dist, "pypi")
     assert "secret" not in identity
+    # The same declared sha256 elsewhere is another wheel: a copy read by ranges
+    # from one upstream never answers for another.
+    others = [
+        wheel_identity(dist, "mirror"),
+        wheel_identity(dataclasses.replace(dist, url="https://y/a.whl"), "pypi"),
+        wheel_identity(dataclasses.replace(dist, size=10), "pypi"),
+        wheel_identity(dataclasses.replace(dist, hashes={"sha256": "cd"}), "pypi"),
+    ]
+    assert identity not in others
+    assert len(set(others)) == len(others)
 
 
 # --- MetadataRepository over an upstream ----------------------------------------------
