@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from packyard.model import DistFile, ProjectDetail
+from packyard.model import SOURCE_LOCAL, DistFile, ProjectDetail
 
 API_VERSION = "1.4"
 """PEP 629 repository version. PEP 833 freezes HTML at 1.4 (STANDARDS §0)."""
@@ -68,6 +68,19 @@ def absolute_url(url: str | None) -> str | None:
         return None
     parts = urlsplit(url)
     return url if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def provenance_url(project: ProjectDetail, dist: DistFile) -> str | None:
+    """The PEP 740 `provenance` URL to serve for `dist`, if any.
+
+    Only for files of this server's own store: an upstream's provenance URL
+    points at the upstream's host, and served pages never link clients to
+    another host (DESIGN §2). Upstream pages are read without it, and a page
+    kept from before is served without it too (docs/decisions.md).
+    """
+    if project.source != SOURCE_LOCAL:
+        return None
+    return absolute_url(dist.provenance)
 
 
 def upload_time(moment: datetime) -> str:

@@ -16,11 +16,11 @@ from packaging.utils import canonicalize_name
 from packyard.model import DistFile, ProjectDetail, ProjectList
 from packyard.serialize import (
     API_VERSION,
-    absolute_url,
     file_url,
     fragment_hash,
     has_metadata,
     metadata_hash,
+    provenance_url,
     upload_time,
 )
 
@@ -56,12 +56,13 @@ def render_project_detail(project: ProjectDetail) -> bytes:
             parts.append(f'<meta name="pypi:project-status-reason" content="{reason}">\n')
     parts.append(f"<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n")
     for dist in project.files:
-        parts.append(_link(project.name, dist))
+        parts.append(_link(project, dist))
     parts.append("</body>\n</html>\n")
     return "".join(parts).encode("utf-8")
 
 
-def _link(project: str, dist: DistFile) -> str:
+def _link(page: ProjectDetail, dist: DistFile) -> str:
+    project = page.name
     href = file_url(project, dist.filename)
     digest = fragment_hash(dist.hashes)
     if digest is not None:
@@ -80,7 +81,7 @@ def _link(project: str, dist: DistFile) -> str:
         # PEP 592: present (empty or the reason) means yanked.
         reason = "" if dist.yanked is True else escape(str(dist.yanked), quote=True)
         attrs.append(f'data-yanked="{reason}"')
-    provenance = absolute_url(dist.provenance)
+    provenance = provenance_url(page, dist)
     if provenance is not None:
         attrs.append(f'data-provenance="{escape(provenance, quote=True)}"')
     if dist.size is not None:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from packyard.model import DistFile, ProjectDetail, ProjectList
-from packyard.serialize import API_VERSION, absolute_url, all_versions, file_url, upload_time
+from packyard.serialize import API_VERSION, all_versions, file_url, provenance_url, upload_time
 
 _META = {"api-version": API_VERSION}
 
@@ -34,7 +34,7 @@ def render_project_detail(project: ProjectDetail) -> bytes:
         "meta": _META,
         "name": project.name,
         "versions": all_versions(project),
-        "files": [_file(project.name, dist) for dist in project.files],
+        "files": [_file(project, dist) for dist in project.files],
     }
     if project.status.status != "active":
         page["project-status"] = {"status": project.status.status, "reason": project.status.reason}
@@ -43,7 +43,8 @@ def render_project_detail(project: ProjectDetail) -> bytes:
     return _dump(page)
 
 
-def _file(project: str, dist: DistFile) -> dict[str, Any]:
+def _file(page: ProjectDetail, dist: DistFile) -> dict[str, Any]:
+    project = page.name
     entry: dict[str, Any] = {
         "filename": dist.filename,
         # The same relative URL as the HTML link, without the hash fragment.
@@ -71,7 +72,7 @@ def _file(project: str, dist: DistFile) -> dict[str, Any]:
         entry["size"] = dist.size
     if dist.upload_time is not None:
         entry["upload-time"] = upload_time(dist.upload_time)
-    provenance = absolute_url(dist.provenance)
+    provenance = provenance_url(page, dist)
     if provenance is not None:
         entry["provenance"] = provenance
     return entry
