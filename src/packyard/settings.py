@@ -91,8 +91,18 @@ class OidcIssuerSettings(BaseModel):
     project_claim: str = "project_path"
     projects: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # Only tokens whose `ref_claim` matches one of these globs may publish (empty: any).
+    # GitLab's `ref` is a bare name for branches and tags alike: pair this with
+    # `required_claims = {ref_type = ["tag"]}`, or a branch named `v1` passes `v*`.
     ref_claim: str = "ref"
     refs: tuple[str, ...] = ()
+    # Claims a token must carry, each with the values (globs) allowed, e.g.
+    # {ref_type = ["tag"], ref_protected = ["true"]}: only protected tags publish.
+    # Booleans compare as "true"/"false", numbers as their decimal text.
+    required_claims: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Seconds: a token meant to live longer (exp - iat) is refused, so that a
+    # leaked one is of use for at most this long. GitLab's ID tokens live as long
+    # as the job may run; raise this for jobs with a longer timeout.
+    max_token_lifetime: float = Field(default=3600.0, gt=0)
 
 
 class AuthSettings(BaseModel):
@@ -107,6 +117,22 @@ class AuthSettings(BaseModel):
     # so pip's password on every request costs one argon2 check, not one each
     # time; a disabled user or revoked token keeps read access that long. 0: off.
     credential_cache_seconds: float = Field(default=60.0, ge=0)
+    # Failed password sign-ins (the admin form, Basic on /simple/, /legacy/ and
+    # the API) counted per account and per client address within
+    # `failed_sign_in_window_seconds`: past either limit, sign-ins for that account
+    # or from that address are refused with 429 and Retry-After until the window
+    # ends. Counted in the database, so alike in every worker and replica. 0: no limit.
+    max_failed_sign_ins_per_account: int = Field(default=10, ge=0)
+    max_failed_sign_ins_per_address: int = Field(default=50, ge=0)
+    failed_sign_in_window_seconds: int = Field(default=300, gt=0)
+    # Password checks (argon2id: ~50 ms of CPU and 64 MiB each) run at most this
+    # many at a time per worker, and at most `password_check_queue` more wait;
+    # beyond that a sign-in is answered 503 with Retry-After at once.
+    password_check_threads: int = Field(default=4, ge=1)
+    password_check_queue: int = Field(default=16, ge=0)
+    # A failed Authorization value is answered from memory for this long (no
+    # hashing, no database), per worker; keyed by a keyed hash of the value. 0: off.
+    failed_credential_cache_seconds: float = Field(default=30.0, ge=0)
     oidc: tuple[OidcIssuerSettings, ...] = ()
 
 
@@ -116,6 +142,14 @@ class UploadSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_file_size: int = Field(default=1024**3, gt=0)
+    # The README (the Description field) may be at most this many bytes (UTF-8):
+    # it is rendered once, at upload, and shown on every project page.
+    max_description_bytes: int = Field(default=4 * 1024**2, gt=0)
+    # An archive's members may add up to at most this many times the file's own
+    # size (any ratio below 16 MiB), and never more than `max_uncompressed_bytes`
+    # (zip and tar bombs); at upload and on `packyard import`.
+    max_uncompressed_ratio: float = Field(default=50.0, ge=1)
+    max_uncompressed_bytes: int = Field(default=8 * 1024**3, gt=0)
 
 
 class HttpSettings(BaseModel):
@@ -300,9 +334,7 @@ class Settings(BaseModel):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"public_url must be an http:// or https:// URL, got {url!r}")
         if parts.username or parts.password or parts.query or parts.fragment:
-            raise ValueError(
-                f"public_url must have no credentials, query or fragment, got {url!r}"
-            )
+            raise ValueError(f"public_url must have no credentials, query or fragment, got {url!r}")
         return url if url.endswith("/") else url + "/"
 
     @property

@@ -58,6 +58,7 @@ def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
                         storage.store(FILES),
                         advance,
                         name_guard=NameGuard(sessions, upstreams),
+                        limits=settings.upload,
                     )
                 finally:
                     for upstream in upstreams:

@@ -2,8 +2,10 @@
 
 Each file is added on its own, all or nothing (DESIGN §3):
 
-1. its filename is checked and its METADATA (wheel) or PKG-INFO (sdist) read,
-   and name and version must match the filename;
+1. its filename is checked, its members as for an upload (nothing escapes
+   the tree, nothing repeats, no bomb: `dists/archive.py`), its METADATA
+   (wheel) or PKG-INFO (sdist) read, and name and version must match the
+   filename; a description over `upload.max_description_bytes` is refused;
 2. its bytes are streamed into the blob store under a temporary name and hashed;
 3. a file already stored under that filename, or with the same blake2_256,
    stops here: the same bytes are "already present", other bytes a conflict,
@@ -29,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -40,8 +43,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.models import File, Project
 from packyard.db.serial import bump_serial
+from packyard.dists.archive import ArchiveLimits
 from packyard.dists.filenames import DistFilename, parse_filename
-from packyard.dists.metadata import CoreMetadata, read_core_metadata
+from packyard.dists.metadata import CoreMetadata
 from packyard.errors import PackyardError
 from packyard.publish.deletions import refuse_deleted_filename
 from packyard.publish.name_guard import NameGuard as DefaultNameGuard
@@ -52,9 +56,12 @@ from packyard.publish.recording import (
     remove_unreferenced,
     store_bytes,
 )
+from packyard.publish.validation import read_archive_metadata
+from packyard.settings import UploadSettings
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, StoredBlob
 
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
+DEFAULT_LIMITS = UploadSettings()  # archive and description limits, as for uploads
 COPY_CHUNK_SIZE = 1024 * 1024
 
 Outcome = Literal["added", "present", "conflict", "refused", "invalid"]
@@ -135,6 +142,7 @@ async def import_directory(
     on_progress: ProgressCallback | None = None,
     *,
     name_guard: NameGuard | None = None,
+    limits: UploadSettings = DEFAULT_LIMITS,
 ) -> ImportReport:
     """Import every distribution under `directory` (see the module docstring).
 
@@ -147,7 +155,9 @@ async def import_directory(
             never raise: they are in the report.
     """
     paths = await anyio.to_thread.run_sync(find_distributions, directory)
-    return await import_files(paths, session_factory, store, on_progress, name_guard=name_guard)
+    return await import_files(
+        paths, session_factory, store, on_progress, name_guard=name_guard, limits=limits
+    )
 
 
 async def import_files(
@@ -157,15 +167,16 @@ async def import_files(
     on_progress: ProgressCallback | None = None,
     *,
     name_guard: NameGuard | None = None,
+    limits: UploadSettings = DEFAULT_LIMITS,
 ) -> ImportReport:
     """Import each file of `paths` in turn; `on_progress` hears about each one.
 
     `name_guard` decides on new projects' names (default: the name guard with
-    no upstreams)."""
+    no upstreams); `limits` bound archives and descriptions as for uploads."""
     guard = name_guard if name_guard is not None else DefaultNameGuard(session_factory, ())
     report = ImportReport()
     for path in paths:
-        result = await import_file(path, session_factory, store, name_guard=guard)
+        result = await import_file(path, session_factory, store, name_guard=guard, limits=limits)
         report.record(result)
         if on_progress is not None:
             on_progress(result)
@@ -178,13 +189,14 @@ async def import_file(
     store: BlobStore,
     *,
     name_guard: NameGuard | None = None,
+    limits: UploadSettings = DEFAULT_LIMITS,
 ) -> ImportResult:
     """Import one file, all or nothing. Never raises for a problem with the file,
     the blob store or the database: those come back as an `invalid` result, a
     name the guard (default: the name guard with no upstreams) refuses as `refused`."""
     guard = name_guard if name_guard is not None else DefaultNameGuard(session_factory, ())
     try:
-        return await _import(path, session_factory, store, guard)
+        return await _import(path, session_factory, store, guard, limits)
     except _Refused as exc:
         return ImportResult(path, "refused", f"{path.name}: {exc.error.message}")
     except (PackyardError, InvalidBlobKey) as exc:
@@ -196,10 +208,24 @@ async def import_file(
 
 
 async def _import(
-    path: Path, sessions: sessionmaker[Session], store: BlobStore, name_guard: NameGuard
+    path: Path,
+    sessions: sessionmaker[Session],
+    store: BlobStore,
+    name_guard: NameGuard,
+    limits: UploadSettings,
 ) -> ImportResult:
     dist = parse_filename(path.name)
-    metadata = await anyio.to_thread.run_sync(read_core_metadata, path, dist)
+    archive_limits = ArchiveLimits(limits.max_uncompressed_ratio, limits.max_uncompressed_bytes)
+    metadata = await anyio.to_thread.run_sync(
+        partial(
+            read_archive_metadata,
+            path,
+            dist,
+            archive_limits,
+            limits.max_description_bytes,
+            require_record=False,
+        )
+    )
     if not await anyio.to_thread.run_sync(_project_exists, sessions, dist.name):
         try:
             await name_guard.check(metadata.name)

@@ -30,7 +30,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.types import Receive
 
 from packyard.errors import InvalidDistribution, InvalidRequest
-from packyard.publish.validation import check_filename_characters
+from packyard.publish.validation import check_filename_characters, description_too_large
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ class FormLimits:
     max_file_size: int
     max_field_bytes: int = 4 * MIB
     max_parts: int = 2000
+    # The `description` field alone (`upload.max_description_bytes`).
+    max_description_bytes: int = 4 * MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,12 @@ class _FormReader:
             raise InvalidRequest(f"The form fields are larger than the {limit:g} MiB limit.")
         if self._kind == "field":
             self._value += data[start:end]
+            if (
+                self._name == "description"
+                and len(self._value) > self._limits.max_description_bytes
+            ):
+                limit = self._limits.max_description_bytes
+                raise InvalidRequest(description_too_large(None, limit))
 
     def _on_part_end(self) -> None:
         if self._kind == "field":

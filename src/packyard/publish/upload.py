@@ -37,10 +37,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import Receive
 
+from packyard.auth.ci_replay import claim_upload
 from packyard.auth.identity import Identity
 from packyard.db.governance import DeletedFile
 from packyard.db.models import File, Project
 from packyard.db.serial import bump_serial
+from packyard.dists.archive import ArchiveLimits
 from packyard.dists.filenames import DistFilename
 from packyard.dists.metadata import CoreMetadata
 from packyard.errors import Conflict, InvalidRequest, PackyardError
@@ -60,6 +62,7 @@ from packyard.publish.validation import read_archive_metadata, validate_file, va
 from packyard.settings import UploadSettings
 from packyard.storage.base import BlobStore, StoredBlob
 
+OTHER_FIELDS_BYTES = 4 * 1024 * 1024  # the form's fields but the description, together
 FILE_REUSE_HELP = "See https://pypi.org/help/#file-name-reuse for more information."
 
 
@@ -111,7 +114,16 @@ class UploadService:
         self.sessions = sessions
         self.store = store
         self.name_guard = name_guard
-        self.limits = FormLimits(max_file_size=settings.max_file_size)
+        self.limits = FormLimits(
+            max_file_size=settings.max_file_size,
+            # Room for every other field beside the largest description allowed.
+            max_field_bytes=settings.max_description_bytes + OTHER_FIELDS_BYTES,
+            max_description_bytes=settings.max_description_bytes,
+        )
+        self.archive_limits = ArchiveLimits(
+            settings.max_uncompressed_ratio, settings.max_uncompressed_bytes
+        )
+        self.max_description_bytes = settings.max_description_bytes
 
     async def upload(self, identity: Identity, form: MultipartForm, origin: Origin) -> UploadResult:
         """Check and store the upload in `form`; its file must be written, not committed.
@@ -221,6 +233,8 @@ class UploadService:
         upload = _file_of(form)
         name = canonicalize_name(metadata.name)
         is_new = await anyio.to_thread.run_sync(self._authorize, identity, name)
+        if identity.kind == "ci":
+            await anyio.to_thread.run_sync(self._claim, identity, name, str(metadata.version))
         if is_new:
             await self.name_guard.check(metadata.name)
         dist = validate_file(upload.filename, upload_form, metadata)
@@ -234,6 +248,11 @@ class UploadService:
             if project is not None and project.status in CLOSED_STATUSES:
                 raise _closed(project)
             return not check_upload(session, identity, name)
+
+    def _claim(self, identity: Identity, name: str, version: str) -> None:
+        """A CI token uploads to one release (`auth.ci_replay`); raises PermissionDenied."""
+        with self.sessions.begin() as session:
+            claim_upload(session, identity, name, version)
 
     def _is_present(self, dist: DistFilename, digests: dict[str, str]) -> bool:
         """True for the identical file; raises for every other reuse (§2.14-2.15).
@@ -259,7 +278,13 @@ class UploadService:
 
     async def _read_archive(self, blob: StoredBlob, dist: DistFilename) -> CoreMetadata:
         async with local_copy(self.store, blob.key) as path:
-            return await anyio.to_thread.run_sync(read_archive_metadata, path, dist)
+            return await anyio.to_thread.run_sync(
+                read_archive_metadata,
+                path,
+                dist,
+                self.archive_limits,
+                self.max_description_bytes,
+            )
 
     def _record(
         self,

@@ -9,9 +9,11 @@ Three groups, run by the upload service in this order:
    filename, against the form. These need only the name, so they run before
    the archive is opened (Warehouse opens it first; only the order of two
    errors in one bad upload differs).
-3. `read_archive_metadata` (§2.16): the archive itself, with the bounded
-   reader of `dists/metadata.py` (zip-bomb guard), whose METADATA/PKG-INFO
-   must agree with the filename, hence with the form.
+3. `read_archive_metadata` (§2.16): the archive itself, its members first
+   (`dists/archive.py`: nothing escapes the tree, nothing repeats, no bomb),
+   then the bounded reader of `dists/metadata.py`, whose METADATA/PKG-INFO
+   must agree with the filename, hence with the form, and whose description
+   must be within the size limit.
 
 Every error is an `InvalidRequest` or `InvalidDistribution` (400) whose
 message is Warehouse's, so that clients and people see what PyPI would say.
@@ -25,11 +27,12 @@ import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from packaging.metadata import InvalidMetadata, Metadata, RawMetadata
+from packaging.metadata import InvalidMetadata, Metadata, RawMetadata, parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from trove_classifiers import all_classifiers, deprecated_classifiers
 
+from packyard.dists.archive import ArchiveLimits, check_archive
 from packyard.dists.filenames import DistFilename, parse_filename
 from packyard.dists.metadata import CoreMetadata, read_core_metadata
 from packyard.errors import InvalidDistribution, InvalidRequest
@@ -38,6 +41,8 @@ from packyard.publish.upload_form import UploadForm
 # §2.9: 2.0 was never a standard; 2.6 (and anything later) is not supported yet.
 SUPPORTED_METADATA_VERSIONS = frozenset({"1.0", "1.1", "1.2", "2.1", "2.2", "2.3", "2.4", "2.5"})
 SUMMARY_LIMIT = 512
+MAX_DESCRIPTION_BYTES = 4 * 1024**2  # `upload.max_description_bytes`' default
+DEFAULT_ARCHIVE_LIMITS = ArchiveLimits()
 PROJECT_URL_LABEL_LIMIT = 32
 _FIELD_PRIORITY = ("metadata-version", "name", "version")
 _CORE_METADATA_HINT = (
@@ -290,21 +295,60 @@ def is_valid_platform_tag(tag: str) -> bool:
     return _PLATFORM_TAGS.fullmatch(tag) is not None
 
 
-def read_archive_metadata(path: Path, dist: DistFilename) -> CoreMetadata:
+def read_archive_metadata(
+    path: Path,
+    dist: DistFilename,
+    limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
+    max_description_bytes: int = MAX_DESCRIPTION_BYTES,
+    *,
+    require_record: bool = True,
+) -> CoreMetadata:
     """The archive's METADATA/PKG-INFO, checked against the filename (§2.16).
 
-    Blocking (it reads the archive): run it in a worker thread.
+    Blocking (it reads the archive): run it in a worker thread. The importer
+    calls it too, without the RECORD rule (it takes existing archives).
 
     Raises:
         InvalidDistribution: "Invalid distribution file …": not a real zip or
-            tar, a zip bomb, members neither stored nor deflated, no single
+            tar, members that escape the tree, repeat, or add up beyond `limits`
+            (`dists/archive.py`), members neither stored nor deflated, no single
             top directory with PKG-INFO, no `.dist-info/WHEEL`, `METADATA` or
             `RECORD`, or metadata whose name or version differs from the filename.
+        InvalidRequest: the metadata's description is over `max_description_bytes`.
     """
+    check_archive(path, dist, limits)
     metadata = read_core_metadata(path, dist)
-    if dist.packagetype == "bdist_wheel":
+    check_description_size(description_of(metadata.content), max_description_bytes)
+    if require_record and dist.packagetype == "bdist_wheel":
         _check_wheel_record(path, dist)
     return metadata
+
+
+def description_of(content: bytes) -> str:
+    """The Description of core metadata bytes (the body, or the legacy header)."""
+    raw, _ = parse_email(content)
+    return raw.get("description") or ""
+
+
+def check_description_size(description: str, limit: int) -> None:
+    """Refuse a README over `limit` bytes (UTF-8): it is rendered and shown on pages.
+
+    Raises:
+        InvalidRequest: the description is too large, with its size and the limit.
+    """
+    size = len(description.encode("utf-8", "surrogateescape"))
+    if size > limit:
+        raise InvalidRequest(description_too_large(size, limit))
+
+
+def description_too_large(size: int | None, limit: int) -> str:
+    """The message for a description of `size` bytes (None: not known yet) over `limit`."""
+    how_large = "" if size is None else f" {size / 1024**2:.1f} MiB,"
+    return (
+        f"The description is{how_large} over the {limit / 1024**2:g} MiB limit: "
+        "shorten the README (long_description). An administrator can raise "
+        "upload.max_description_bytes."
+    )
 
 
 def _check_wheel_record(path: Path, dist: DistFilename) -> None:
