@@ -4,6 +4,14 @@ The hot paths of the index (`/simple/…`, `/files/…`), `/healthz` and `/ready
 ASGI handlers, picked by a path-prefix check; everything else (the home
 page, uploads, the browser and the admin API) is a Starlette app,
 which also runs the lifespan: the chain is closed when the app stops.
+
+Around them, outermost first:
+
+- the read guard, when reading requires credentials (`routes/read_auth.py`):
+  around everything, denying by default, so a route added later is covered;
+- around the Starlette app only (never the index's hot paths): the refusal of
+  cross-site uploads and API calls (`routes/cross_site.py`) and the rewriting
+  of redirects built from the `Host` header (`routes/redirects.py`).
 """
 
 from __future__ import annotations
@@ -21,11 +29,14 @@ from packyard.browser.service import Browser
 from packyard.errors import NotFound
 from packyard.repository.base import Repository
 from packyard.routes.asgi import send_response
+from packyard.routes.cross_site import CrossSiteGuard
 from packyard.routes.errors import error_parts
 from packyard.routes.health import Readiness, health
+from packyard.routes.redirects import HostSafeRedirects
 from packyard.routes.simple import SimpleRoute, local_path
 from packyard.routes.snapshot import SnapshotRoute
 from packyard.routes.ui import ui_routes
+from packyard.routes.ui.templating import Templates
 
 
 def create_app(
@@ -39,6 +50,8 @@ def create_app(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     middleware: Sequence[Middleware] = (),
     readiness: ASGIApp | None = None,
+    templates: Templates | None = None,
+    public_url: str | None = None,
 ) -> ASGIApp:
     """The packyard ASGI application.
 
@@ -51,28 +64,34 @@ def create_app(
         routes: more Starlette routes, matched before the browser's (the upload
             service's `/legacy/`, `routes/upload.py`).
         api: the admin API (`routes/api`), mounted at `/api/v1`.
-        read_guard: wraps each read handler (`/simple/`, `/files/`, `/snapshot/`),
-            e.g. to require credentials (`routes/read_auth.py`).
+        read_guard: wraps the whole application, e.g. to require credentials
+            for everything but a few public paths (`routes/read_auth.py`).
         on_shutdown: closed after the chain when the app stops (shared clients).
         middleware: Starlette middleware around the browser, upload and API routes
             (the admin pages' `ViewerMiddleware`); never on the read hot paths.
         readiness: the handler of `/readyz` (`routes.health.Readiness`); None
             answers ready.
+        templates: the web pages' templates (`routes.ui.templating`, with the
+            site's `public_url` and image hosts); None: the defaults.
+        public_url: `Settings.public_url`: this site as its users reach it.
     """
     files = files_app or _no_files
     guard = read_guard or _unguarded
     mounts = [Mount("/api/v1", app=api)] if api is not None else []
-    return _Dispatcher(
-        simple=guard(SimpleRoute(chain)),
-        files=guard(files),
-        # Its files are the unguarded handler: the snapshot's guard has passed already.
-        snapshot=guard(SnapshotRoute(chain, files)),
-        readiness=readiness or Readiness({}),
-        other=Starlette(
-            routes=[*routes, *mounts, *ui_routes(browser or standalone_browser(chain))],
-            lifespan=_closing(chain, on_shutdown),
-            middleware=list(middleware),
-        ),
+    pages = ui_routes(browser or standalone_browser(chain), templates)
+    other = Starlette(
+        routes=[*routes, *mounts, *pages],
+        lifespan=_closing(chain, on_shutdown),
+        middleware=list(middleware),
+    )
+    return guard(
+        _Dispatcher(
+            simple=SimpleRoute(chain),
+            files=files,
+            snapshot=SnapshotRoute(chain, files),
+            readiness=readiness or Readiness({}),
+            other=CrossSiteGuard(HostSafeRedirects(other, public_url), public_url),
+        )
     )
 
 

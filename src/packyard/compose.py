@@ -56,7 +56,14 @@ from packyard.routes.files import FilesRoute, Presigner
 from packyard.routes.health import Readiness, ReadinessCheck
 from packyard.routes.read_auth import read_guard
 from packyard.routes.roles import RoleGate
-from packyard.routes.ui.admin import ViewerMiddleware, admin_routes, load_secret
+from packyard.routes.ui.admin import (
+    SessionIdentities,
+    ViewerMiddleware,
+    admin_routes,
+    load_secret,
+)
+from packyard.routes.ui.assets import StaticAssets
+from packyard.routes.ui.templating import Templates
 from packyard.routes.upload import upload_routes
 from packyard.search.recorder import SearchRecorder
 from packyard.settings import Settings, UpstreamSettings
@@ -207,14 +214,26 @@ def build_app(settings: Settings) -> ASGIApp:
     authenticators = Authenticators(sessions, settings.auth, http_client)
     uploads = build_upload_routes(settings, sessions, store, upstream_sources, authenticators)
     api = api_app(ApiServices(sessions, authenticators, store, settings.upstreams))
-    guard = None
-    if settings.auth.read_requires_auth:
-        guard = read_guard(authenticators, settings.auth.credential_cache_seconds)
     # Signs the admin pages' cookies: the same secret in every replica (decisions.md),
     # read on first use (the database may not be migrated yet).
     secret = partial(load_secret, sessions, settings.browser.session_secret, settings.data_dir)
+    guard = None
+    if settings.auth.read_requires_auth:
+        guard = read_guard(
+            authenticators,
+            settings.auth.credential_cache_seconds,
+            SessionIdentities(sessions, secret),
+        )
+    templates = Templates(
+        StaticAssets(), public_url=settings.public_url, image_hosts=settings.browser.image_hosts
+    )
     admin = admin_routes(
-        sessions, store, authenticators, secret, secure_cookies=settings.browser.secure_cookies
+        sessions,
+        store,
+        authenticators,
+        secret,
+        secure_cookies=settings.browser.secure_cookies,
+        templates=templates,
     )
     app = create_app(
         chain,
@@ -228,6 +247,8 @@ def build_app(settings: Settings) -> ASGIApp:
         readiness=Readiness(
             {"database": _schema_check(engine), "blob store": _storage_check(storage)}
         ),
+        templates=templates,
+        public_url=settings.public_url,
     )
     if settings.role != "all":
         app = RoleGate(app, settings.role)

@@ -1,6 +1,8 @@
 // packyard: progressive enhancement only; every page works without this file.
 // 1. Loads the metadata part of a public project's page into its placeholder.
 // 2. Adds a copy button to the `pip install` line.
+// 3. Completes a relative index URL (no `public_url` configured) with this
+//    page's own origin, as the address bar shows it.
 (function () {
   "use strict";
 
@@ -39,7 +41,13 @@
     code.insertAdjacentElement("afterend", button);
   }
 
+  function completeIndexUrl(span) {
+    var path = span.textContent;
+    if (path.charAt(0) === "/") { span.textContent = window.location.origin + path; }
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".index-url").forEach(completeIndexUrl);
     document.querySelectorAll("[data-details-url]").forEach(loadDetails);
     var install = document.getElementById("install");
     if (install) { addCopyButton(install); }

@@ -7,6 +7,8 @@ wraps each upstream (`observe_upstream`) and the whole app (`instrument`).
   upstream errors, the audit trail);
 - `metrics.py`: the metrics and the `/metrics` text, multiprocess mode;
 - `asgi.py`: the per-request wrapper (the hot path);
+- `exposition.py`: who may read `/metrics` (open, or a bearer token);
+- `listener.py`: `/metrics` on an address of its own;
 - `upstream.py`: the upstream client's request observer and the upstream
   error observer.
 """
@@ -14,6 +16,7 @@ wraps each upstream (`observe_upstream`) and the whole app (`instrument`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.types import ASGIApp
 
@@ -21,6 +24,8 @@ from packyard.repository.base import Repository
 from packyard.settings import Settings
 from packyard.telemetry.asgi import Instrumented
 from packyard.telemetry.events import EventLog
+from packyard.telemetry.exposition import MetricsExposition, read_token
+from packyard.telemetry.listener import MetricsListener
 from packyard.telemetry.metrics import Metrics, prepare_multiprocess
 from packyard.telemetry.upstream import ObservedUpstream, find_client, instrument_client
 
@@ -29,15 +34,27 @@ __all__ = ["EventLog", "Metrics", "Telemetry", "prepare_multiprocess"]
 
 @dataclass(frozen=True, slots=True)
 class Telemetry:
-    """The metrics and the event log of one application; either may be off (None)."""
+    """The metrics and the event log of one application; either may be off (None).
+
+    `metrics_token`: the bearer token `/metrics` requires (None: open);
+    `metrics_listen`: the `host:port` that alone serves `/metrics` (None: the app's).
+    """
 
     metrics: Metrics | None = None
     events: EventLog | None = None
+    metrics_token: bytes | None = None
+    metrics_listen: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Telemetry:
-        """As `settings.telemetry` says; starts the event writer thread."""
+        """As `settings.telemetry` says; starts the event writer thread.
+
+        Raises:
+            ConfigurationError: the metrics' token file cannot be read or is empty.
+        """
         config = settings.telemetry
+        token_file: Path | None = config.metrics_token_file
+        token = read_token(token_file) if config.metrics and token_file is not None else None
         events = None
         if config.events:
             events = EventLog(
@@ -46,7 +63,8 @@ class Telemetry:
                 backups=config.events_backups,
                 per_process=settings.workers > 1,
             )
-        return cls(Metrics() if config.metrics else None, events)
+        metrics = Metrics() if config.metrics else None
+        return cls(metrics, events, token, config.metrics_listen)
 
     def observe_upstream(self, upstream: Repository, label: str) -> Repository:
         """`upstream` with its HTTP client timed and its failures recorded."""
@@ -58,10 +76,19 @@ class Telemetry:
         return ObservedUpstream(upstream, label, self.metrics, self.events)
 
     def instrument(self, app: ASGIApp) -> ASGIApp:
-        """`app` measured per request, with `/metrics`; closes both on lifespan shutdown."""
+        """`app` measured per request, with `/metrics` (here or on its own address);
+        closes both on lifespan shutdown."""
         if self.metrics is None and self.events is None:
             return app
-        return Instrumented(app, self.metrics, self.events)
+        if self.metrics is None:
+            return Instrumented(app, None, self.events)
+        exposition = MetricsExposition(self.metrics, self.metrics_token)
+        listener = None
+        if self.metrics_listen is not None:
+            listener = MetricsListener(exposition, self.metrics_listen)
+        return Instrumented(
+            app, self.metrics, self.events, exposition=exposition, listener=listener
+        )
 
     def close(self) -> None:
         if self.metrics is not None:

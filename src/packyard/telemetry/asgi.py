@@ -5,7 +5,9 @@ little as it can per request: it classifies the path by prefix, wraps `send`
 to see the status, and adds one observation to `RequestStats` (plain Python,
 see `metrics.py`). Everything else happens only on the rare paths:
 
-- `GET /metrics` is answered here, with the Prometheus text;
+- `GET /metrics` is answered here, with the Prometheus text, unless the
+  metrics are served on an address of their own (`listener.py`, started and
+  stopped with the lifespan): then the path goes on into the app like any other;
 - a 404 on a project page emits `page-miss`;
 - a file sent (GET, 200 or 206) emits `download` and counts bytes, reading
   what the files route left in the scope (`routes/files.py:SERVED`);
@@ -28,9 +30,9 @@ from packyard.routes.files import PATHSEND, SERVED
 from packyard.routes.simple import local_path
 from packyard.serialize import file_version
 from packyard.telemetry.events import EventLog
-from packyard.telemetry.metrics import CONTENT_TYPE, Metrics
-
-_TEXT = [(b"content-type", b"text/plain; charset=utf-8")]
+from packyard.telemetry.exposition import MetricsExposition
+from packyard.telemetry.listener import MetricsListener
+from packyard.telemetry.metrics import Metrics
 
 
 def route_family(path: str) -> str:
@@ -53,12 +55,29 @@ def route_family(path: str) -> str:
 
 
 class Instrumented:
-    """`app` with metrics (if `metrics`) and events (if `events`)."""
+    """`app` with metrics (if `metrics`) and events (if `events`).
 
-    def __init__(self, app: ASGIApp, metrics: Metrics | None, events: EventLog | None) -> None:
+    `exposition` says who may read `/metrics` (None: everyone). With a
+    `listener` the metrics are served there, while the app runs, and `/metrics`
+    on this app's port goes on into the app like any other path.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics | None,
+        events: EventLog | None,
+        *,
+        exposition: MetricsExposition | None = None,
+        listener: MetricsListener | None = None,
+    ) -> None:
         self._app = app
         self._metrics = metrics
         self._events = events
+        if exposition is None and metrics is not None:
+            exposition = MetricsExposition(metrics)
+        self._exposition = exposition if listener is None else None
+        self._listener = listener
         # Bound once: the hot path then skips an attribute lookup or two.
         self._observe = metrics.requests.observe if metrics is not None else None
 
@@ -68,8 +87,8 @@ class Instrumented:
             return
         path = local_path(scope)
         family = route_family(path)
-        if family == "metrics" and self._metrics is not None:
-            await self._serve_metrics(scope, send)
+        if family == "metrics" and self._exposition is not None:
+            await self._serve_metrics(scope, send, self._exposition)
             return
         if family == "files":
             await self._file(scope, receive, send)
@@ -94,12 +113,37 @@ class Instrumented:
             self._page_miss(scope, path)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Websockets and lifespan; the lifespan's end closes the telemetry."""
+        """Websockets and lifespan; the lifespan starts and stops the metrics'
+        listener, and its end closes the telemetry."""
         try:
+            if scope["type"] == "lifespan" and self._listener is not None:
+                receive, send = self._listening(self._listener, receive, send)
             await self._app(scope, receive, send)
         finally:
             if scope["type"] == "lifespan":
                 self.close()
+
+    @staticmethod
+    def _listening(listener: MetricsListener, receive: Receive, send: Send) -> tuple[Receive, Send]:
+        """The lifespan's channels, starting `listener` once the app has started
+        (a failure to listen fails the start) and stopping it at shutdown."""
+
+        async def receive_stopping() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await listener.stop()
+            return message
+
+        async def send_starting(message: Message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                try:
+                    await listener.start()
+                except OSError as exc:
+                    reason = f"cannot serve /metrics on {listener.address}: {exc.strerror}"
+                    message = {"type": "lifespan.startup.failed", "message": reason}
+            await send(message)
+
+        return receive_stopping, send_starting
 
     def close(self) -> None:
         """Flush and release the metrics files and the event log (idempotent)."""
@@ -186,15 +230,10 @@ class Instrumented:
                 **_origin(scope),
             )
 
-    async def _serve_metrics(self, scope: Scope, send: Send) -> None:
-        assert self._metrics is not None
-        if scope["method"] not in ("GET", "HEAD"):
-            headers = [(b"allow", b"GET, HEAD"), *_TEXT]
-            await send_response(send, 405, headers, b"Method not allowed: use GET.\n")
-            return
-        body = self._metrics.render()
-        headers = [(b"content-type", CONTENT_TYPE), (b"cache-control", b"no-store")]
-        await send_response(send, 200, headers, body, head=scope["method"] == "HEAD")
+    async def _serve_metrics(self, scope: Scope, send: Send, exposition: MetricsExposition) -> None:
+        authorization = request_header(scope, b"authorization")
+        status, headers, body = exposition.answer(scope["method"], authorization)
+        await send_response(send, status, headers, body, head=scope["method"] == "HEAD")
 
 
 def _content_length(start: Message) -> int:

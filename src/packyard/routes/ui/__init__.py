@@ -19,10 +19,11 @@ from packyard.routes.ui.search import search_endpoint
 from packyard.routes.ui.templating import Templates
 
 
-def ui_routes(browser: Browser) -> list[BaseRoute]:
-    """The browser's routes: `/`, `/search`, `/project/…` and `/static/…`."""
-    assets = StaticAssets()
-    templates = Templates(assets)
+def ui_routes(browser: Browser, templates: Templates | None = None) -> list[BaseRoute]:
+    """The browser's routes: `/`, `/search`, `/project/…` and `/static/…`;
+    `templates` None: the defaults (no `public_url`, no image hosts)."""
+    templates = templates or Templates(StaticAssets())
+    assets = templates.assets
 
     def page(path: str, factory: Callable[[Browser, Templates], Endpoint]) -> Route:
         endpoint = with_error_pages(browser, templates, factory(browser, templates))

@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from packyard.browser.service import Browser
 from packyard.errors import InvalidName
 from packyard.routes.ui.pages import Endpoint
-from packyard.routes.ui.templating import PAGE_HEADERS, Templates
+from packyard.routes.ui.templating import Templates
 
 # The name-normalization spec's valid names (ASCII only).
 _VALID_NAME = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])", re.IGNORECASE | re.ASCII)
@@ -69,7 +69,7 @@ def details_endpoint(browser: Browser, templates: Templates) -> Endpoint:
                 {**context, "root": request.scope.get("root_path", "").rstrip("/")}
             )
             return HTMLResponse(
-                html, headers={**PAGE_HEADERS, "Cache-Control": "private, max-age=300"}
+                html, headers={**templates.headers, "Cache-Control": "private, max-age=300"}
             )
         return templates.render(request, "details.html", context)
 

@@ -20,18 +20,25 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from packyard.auth.identity import Identity
 from packyard.routes.ui.admin.account import PAGE as ACCOUNT
 from packyard.routes.ui.admin.account import AccountPages
 from packyard.routes.ui.admin.auth import Authenticate, SignIn
 from packyard.routes.ui.admin.pages import AdminSite, Endpoint, Handler
 from packyard.routes.ui.admin.project_admin import ProjectAdminPages, page_path
-from packyard.routes.ui.admin.sessions import Secret, SessionResolver, Viewer, load_secret
+from packyard.routes.ui.admin.sessions import (
+    COOKIE,
+    Secret,
+    SessionResolver,
+    Viewer,
+    load_secret,
+)
 from packyard.routes.ui.admin.site_admin import DELETIONS, NAMES, USERS, SiteAdminPages
 from packyard.routes.ui.assets import StaticAssets
 from packyard.routes.ui.templating import Templates
 from packyard.storage.base import BlobStore
 
-__all__ = ["ViewerMiddleware", "admin_routes", "load_secret"]
+__all__ = ["SessionIdentities", "ViewerMiddleware", "admin_routes", "load_secret"]
 
 
 def admin_routes(
@@ -41,6 +48,7 @@ def admin_routes(
     secret: Secret,
     *,
     secure_cookies: bool = False,
+    templates: Templates | None = None,
 ) -> list[BaseRoute]:
     """The routes under `/admin/`.
 
@@ -51,9 +59,12 @@ def admin_routes(
         secret: signs cookies (`load_secret`, or a function that calls it on
             first use); the same in every worker and replica.
         secure_cookies: `Secure` cookies even on plain HTTP (TLS ends at a proxy).
+        templates: the site's templates (`routes.ui.templating`); None: the defaults.
     """
     site = AdminSite(
-        Templates(StaticAssets()), sessions, SessionResolver(sessions, secret, secure_cookies)
+        templates or Templates(StaticAssets()),
+        sessions,
+        SessionResolver(sessions, secret, secure_cookies),
     )
     sign_in = SignIn(site, authenticators)
     account = AccountPages(site)
@@ -124,3 +135,21 @@ class ViewerMiddleware:
             viewer = await self._resolver.viewer(Request(scope))
             scope.setdefault("state", {})["viewer"] = viewer
         await self._app(scope, receive, send)
+
+
+class SessionIdentities:
+    """The signed-in user behind a request's session cookie, for the read guard
+    (`routes/read_auth.py`): a browser session counts as credentials. Only
+    requests that carry the cookie cost a database read."""
+
+    def __init__(self, sessions: sessionmaker[Session], secret: Secret) -> None:
+        self._resolver = SessionResolver(sessions, secret)
+        self._marker = COOKIE.encode() + b"="
+
+    async def identity(self, scope: Scope) -> Identity | None:
+        """The user as stored now, or None (no cookie, expired, user disabled)."""
+        cookies = [value for key, value in scope["headers"] if key == b"cookie"]
+        if not any(self._marker in value for value in cookies):
+            return None
+        viewer = await self._resolver.viewer(Request(scope))
+        return viewer.identity if viewer is not None else None
