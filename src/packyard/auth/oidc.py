@@ -8,9 +8,18 @@ A token is accepted only if:
   `kid`, with that key's own algorithm: the header's `alg` never chooses the
   algorithm, so `none` and HMAC signed with the public key as secret
   ("algorithm confusion") are refused;
-- `exp`, `iat` (and `nbf` if present) hold, with a small leeway for clock skew;
-- its claims map to at least one project (`OidcIssuerSettings.projects`) and,
-  if `refs` are configured, its ref matches one of them.
+- `exp`, `iat` (and `nbf` if present) hold, with a small leeway for clock skew,
+  and the token is not meant to live longer than `max_token_lifetime`
+  (`exp - iat`): a leaked long-lived token would be a standing credential;
+- its claims map to at least one project (`OidcIssuerSettings.projects`), its
+  ref matches one of `refs` if they are configured, and every claim named in
+  `required_claims` has one of the values allowed there (`ref_type = ["tag"]`,
+  `ref_protected = ["true"]`: GitLab's `ref` is a bare name, so only `ref_type`
+  tells a tag `v1` from a branch `v1`).
+
+The identity it yields (`ci`) is limited to the mapped projects, for reading
+as for uploading (`auth.permissions.may_read`); each token uploads one release
+(`auth.ci_replay`).
 
 The JWKS comes from `jwks_url`, or from the issuer's OpenID discovery document.
 It is cached for `jwks_ttl` seconds and fetched again at once when a token
@@ -85,6 +94,7 @@ class OidcVerifier:
         settings = self._issuer_of(token)
         key = await self._signing_key(settings, token)
         claims = self._verified_claims(settings, key, token)
+        _check_lifetime(settings, claims)
         return _identity(settings, claims)
 
     def _issuer_of(self, token: str) -> OidcIssuerSettings:
@@ -214,11 +224,49 @@ def _public_keys(jwks: Mapping[str, Any]) -> dict[str | None, jwt.PyJWK]:
     return keys
 
 
+def _check_lifetime(settings: OidcIssuerSettings, claims: dict[str, Any]) -> None:
+    """Refuse a token meant to live longer than the issuer's `max_token_lifetime`.
+
+    Raises:
+        AuthenticationFailed: `exp - iat` (or `exp - now`) exceeds it.
+    """
+    exp, iat = claims["exp"], claims["iat"]  # required, and numbers (PyJWT checks both)
+    lifetime = max(exp - iat, exp - time.time())
+    if lifetime > settings.max_token_lifetime:
+        raise AuthenticationFailed(
+            f"The CI token is valid for {int(lifetime)} seconds; tokens of {settings.issuer} "
+            f"may live at most {int(settings.max_token_lifetime)} seconds here "
+            "(max_token_lifetime). Ask the CI for a shorter-lived ID token."
+        )
+
+
+def _claim_text(value: object) -> str | None:
+    """A claim as the text rules compare: booleans as JSON writes them, numbers as
+    decimals, strings as they are; None for anything else (lists, objects)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return None
+
+
+def _check_required_claims(settings: OidcIssuerSettings, claims: dict[str, Any]) -> None:
+    """Raises AuthenticationFailed unless every `required_claims` claim has an allowed value."""
+    for name, allowed in settings.required_claims.items():
+        value = _claim_text(claims.get(name))
+        if value is None or not any(fnmatchcase(value, glob) for glob in allowed):
+            raise AuthenticationFailed(
+                f"The CI token's {name} {claims.get(name)!r} may not publish: "
+                f"{settings.issuer} requires {name} to be {' or '.join(allowed)}."
+            )
+
+
 def _identity(settings: OidcIssuerSettings, claims: dict[str, Any]) -> Identity:
     """Map verified claims to a `ci` identity and the projects it may publish.
 
     Raises:
-        AuthenticationFailed: no project claim, a ref not allowed, or no project granted.
+        AuthenticationFailed: no project claim, a ref or another required claim
+            not allowed, or no project granted.
     """
     subject = claims.get(settings.project_claim)
     if not isinstance(subject, str) or not subject:
@@ -230,6 +278,7 @@ def _identity(settings: OidcIssuerSettings, claims: dict[str, Any]) -> Identity:
                 f"The CI token's {settings.ref_claim} {ref!r} may not publish: "
                 f"allowed are {', '.join(settings.refs)}."
             )
+    _check_required_claims(settings, claims)
     # fnmatch's `*` also matches `/`: `group/*` covers nested subgroups too.
     projects = frozenset(
         canonicalize_name(name)

@@ -29,6 +29,22 @@ UPLOAD_ROLES = frozenset({"owner", "maintainer"})
 CLOSED_STATUSES = frozenset({"archived", "quarantined"})
 
 
+def may_read(identity: Identity, project: str | None) -> bool:
+    """Whether `identity` may read `project` where reading needs credentials
+    (`auth.read_requires_auth`); `project` None: something beyond one project (the
+    project list, search, the web pages, the API).
+
+    A CI identity reads only the projects its mapping grants it (to publish, and
+    to check what it published): a CI job's token, copied out of a job log, must
+    not open the whole repository. Every other identity that may sign in reads
+    everything: the repository is one organisation's, and a token scoped to some
+    projects limits what it may change, not what its user may see.
+    """
+    if identity.kind == "ci":
+        return project is not None and identity.may_touch(project)
+    return True
+
+
 def upload_denied(identity: Identity, project_name: str) -> PermissionDenied:
     """The Warehouse wording (STANDARDS §2.4) for a refused upload."""
     if identity.kind in ("token", "ci") and not identity.may_touch(project_name):
