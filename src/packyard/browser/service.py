@@ -23,7 +23,7 @@ from packyard.browser.loading import load_metadata
 from packyard.browser.metadata import ProjectMetadata
 from packyard.browser.releases import Release, build_releases, find_release, latest_release
 from packyard.dists.filenames import MAX_NAME_LENGTH, TOO_LONG_NAME
-from packyard.dists.readme import render_readme
+from packyard.dists.readme import MAX_README_BYTES, render_readme
 from packyard.errors import NotFound
 from packyard.model import ANONYMOUS, SOURCE_LOCAL, ProjectDetail, ProjectStatus
 from packyard.repository.base import Repository
@@ -36,6 +36,12 @@ PER_PAGE = 20
 NO_RESULTS = SearchResults((), 0)
 MAX_PAGE = 500
 DETAILS_CACHE_ENTRIES = 512
+# The parsed-metadata cache holds at most this many bytes of README (source and
+# HTML): a README can be megabytes, so a count of entries alone bounds nothing.
+DETAILS_CACHE_BYTES = 64 * 1024 * 1024
+# READMEs larger than this are not rendered (uploads refuse them: in-house ones
+# never are; an upstream's may be): rendering costs time in proportion.
+MAX_RENDERED_README = MAX_README_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,7 @@ class Browser:
         # Parsed metadata and rendered README by (project, filename): a file's
         # bytes never change, so an entry is never stale.
         self._parsed: OrderedDict[tuple[str, str], DetailsView] = OrderedDict()
+        self._parsed_bytes = 0
 
     async def home(self) -> HomeView:
         """Counts of in-house and known public projects, and recent in-house releases."""
@@ -203,15 +210,28 @@ class Browser:
 
     async def _parse(self, name: str, filename: str, meta: ProjectMetadata | None) -> DetailsView:
         readme = ""
-        if meta is not None:
+        if meta is not None and _size(meta.description) > MAX_RENDERED_README:
+            readme = _too_large_readme(_size(meta.description))
+        elif meta is not None:
             readme = await anyio.to_thread.run_sync(
                 render_readme, meta.description, meta.description_content_type
             )
         view = DetailsView(meta, readme)
-        self._parsed[(name, filename)] = view
-        while len(self._parsed) > DETAILS_CACHE_ENTRIES:
-            self._parsed.popitem(last=False)
+        self._keep((name, filename), view)
         return view
+
+    def _keep(self, key: tuple[str, str], view: DetailsView) -> None:
+        """Remember `view`, forgetting the oldest past DETAILS_CACHE_ENTRIES or _BYTES."""
+        previous = self._parsed.pop(key, None)
+        if previous is not None:
+            self._parsed_bytes -= _view_size(previous)
+        self._parsed[key] = view
+        self._parsed_bytes += _view_size(view)
+        while len(self._parsed) > 1 and (
+            len(self._parsed) > DETAILS_CACHE_ENTRIES or self._parsed_bytes > DETAILS_CACHE_BYTES
+        ):
+            _, oldest = self._parsed.popitem(last=False)
+            self._parsed_bytes -= _view_size(oldest)
 
     async def _describe(
         self, detail: ProjectDetail, release: Release, meta: ProjectMetadata
@@ -234,3 +254,19 @@ def _check_length(name: str) -> None:
     and the page caches, whose file names cannot be that long."""
     if len(name) > MAX_NAME_LENGTH:
         raise NotFound(TOO_LONG_NAME)
+
+
+def _size(text: str | None) -> int:
+    return len(text.encode("utf-8", "surrogateescape")) if text else 0
+
+
+def _view_size(view: DetailsView) -> int:
+    description = view.metadata.description if view.metadata is not None else None
+    return _size(view.readme) + _size(description)
+
+
+def _too_large_readme(size: int) -> str:
+    return (
+        f"<p>The README is {size / 1024**2:.1f} MiB, larger than this server renders "
+        f"({MAX_RENDERED_README / 1024**2:g} MiB).</p>"
+    )

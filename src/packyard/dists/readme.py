@@ -25,6 +25,9 @@ import readme_renderer.rst
 import readme_renderer.txt
 
 Renderer = Callable[[str], str | None]
+# The largest README uploads accept by default (`upload.max_description_bytes`)
+# and pages render: rendering takes time in proportion to the text.
+MAX_README_BYTES = 4 * 1024 * 1024
 
 
 def _markdown(raw: str) -> str | None:

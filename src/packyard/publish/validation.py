@@ -35,13 +35,14 @@ from trove_classifiers import all_classifiers, deprecated_classifiers
 from packyard.dists.archive import ArchiveLimits, check_archive
 from packyard.dists.filenames import DistFilename, parse_filename
 from packyard.dists.metadata import CoreMetadata, read_core_metadata
+from packyard.dists.readme import MAX_README_BYTES
 from packyard.errors import InvalidDistribution, InvalidRequest
 from packyard.publish.upload_form import UploadForm
 
 # §2.9: 2.0 was never a standard; 2.6 (and anything later) is not supported yet.
 SUPPORTED_METADATA_VERSIONS = frozenset({"1.0", "1.1", "1.2", "2.1", "2.2", "2.3", "2.4", "2.5"})
 SUMMARY_LIMIT = 512
-MAX_DESCRIPTION_BYTES = 4 * 1024**2  # `upload.max_description_bytes`' default
+MAX_DESCRIPTION_BYTES = MAX_README_BYTES  # `upload.max_description_bytes`' default
 DEFAULT_ARCHIVE_LIMITS = ArchiveLimits()
 PROJECT_URL_LABEL_LIMIT = 32
 _FIELD_PRIORITY = ("metadata-version", "name", "version")
