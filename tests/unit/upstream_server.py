@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from packyard.repository.upstream_http import UpstreamClient
 from packyard.settings import UpstreamSettings
@@ -57,8 +58,10 @@ class Servers:
         await server.start()
         return server
 
-    def client(self, settings: UpstreamSettings) -> UpstreamClient:
-        client = UpstreamClient(settings)
+    def client(
+        self, settings: UpstreamSettings, resolver: AbstractResolver | None = None
+    ) -> UpstreamClient:
+        client = UpstreamClient(settings, resolver=resolver)
         self._clients.append(client)
         return client
 
