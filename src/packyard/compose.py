@@ -211,7 +211,13 @@ def build_app(settings: Settings) -> ASGIApp:
     browser = build_browser(settings, engine, chain, index)
     # Fetches CI issuers' keys; one per worker, closed by the app's lifespan.
     http_client = httpx.AsyncClient(timeout=30.0)
-    authenticators = Authenticators(sessions, settings.auth, http_client)
+    metrics = telemetry.metrics
+    authenticators = Authenticators(
+        sessions,
+        settings.auth,
+        http_client,
+        observe=metrics.password_check if metrics is not None else None,
+    )
     uploads = build_upload_routes(settings, sessions, store, upstream_sources, authenticators)
     api = api_app(ApiServices(sessions, authenticators, store, settings.upstreams))
     # Signs the admin pages' cookies: the same secret in every replica (decisions.md),

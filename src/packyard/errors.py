@@ -120,3 +120,20 @@ class Conflict(PackyardError):
 
 class InvalidRequest(PackyardError):
     """A request that is malformed or breaks a rule; the message says which (400)."""
+
+
+class TooManyFailures(PackyardError):
+    """Too many failed sign-ins for an account or from an address (429 with Retry-After)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(PackyardError):
+    """Too much of a costly kind of work is under way; try again shortly (503 with
+    Retry-After), e.g. every password check slot is taken."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

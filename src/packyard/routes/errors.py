@@ -10,10 +10,12 @@ from packyard.errors import (
     InvalidRequest,
     NotAcceptable,
     NotFound,
+    Overloaded,
     PackyardError,
     PermissionDenied,
     RangeNotSatisfiable,
     StoreUnavailable,
+    TooManyFailures,
     UpstreamError,
     UpstreamUnavailable,
 )
@@ -33,6 +35,8 @@ STATUS_BY_ERROR: tuple[tuple[type[PackyardError], int], ...] = (
     (AuthenticationFailed, 401),
     (PermissionDenied, 403),
     (Conflict, 409),
+    (TooManyFailures, 429),
+    (Overloaded, 503),
 )
 
 
@@ -58,8 +62,11 @@ def error_parts(error: PackyardError) -> tuple[int, Headers, bytes]:
 
 def retry_headers(error: PackyardError) -> Headers:
     """`Retry-After` for an upstream or a blob store that is down (RFC 9110 §10.2.3:
-    a 503 may say when to come back), else nothing. Every edge that answers an
-    error without `error_parts` (the upload endpoint) adds these."""
+    a 503 may say when to come back), for too many failed sign-ins (RFC 6585 §4)
+    and for a server too busy to check a password now, else nothing. Every edge
+    that answers an error without `error_parts` (the upload endpoint) adds these."""
+    if isinstance(error, TooManyFailures | Overloaded):
+        return [(b"retry-after", str(max(1, error.retry_after)).encode())]
     if isinstance(error, UpstreamUnavailable | StoreUnavailable):
         return [(b"retry-after", b"30")]
     return []

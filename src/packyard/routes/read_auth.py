@@ -12,8 +12,10 @@ the 403 messages twine and uv show, STANDARDS §2.4). A route added later
 first day, without anyone remembering to list it.
 
 Credentials are an `Authorization` header (anything that may sign in: a
-user's password, an API token, a CI ID token; reading is not limited by
-project) or a browser's signed-in session cookie (`routes/ui/admin/sessions.py`).
+user's password, an API token, a CI ID token) or a browser's signed-in
+session cookie (`routes/ui/admin/sessions.py`). Reading is not limited by
+project, except for a CI ID token: it reads only the index pages and files of
+the projects it publishes, and gets 403 elsewhere (`routes/read_scope.py`).
 Without either:
 
 - a browser asking for a page (GET or HEAD, `Accept` naming `text/html`,
@@ -59,6 +61,7 @@ from packyard.auth.identity import Identity
 from packyard.errors import AuthenticationFailed, PackyardError
 from packyard.routes.asgi import request_header, send_response
 from packyard.routes.errors import error_parts
+from packyard.routes.read_scope import read_refusal
 
 IDENTITY = "packyard.identity"
 """Scope key: the `Identity.actor` of the caller who passed the guard."""
@@ -77,8 +80,10 @@ SIGN_IN: Final = "/admin/sign-in"
 class Authenticate(Protocol):
     """`auth.authenticate.Authenticators`: an Authorization header value -> an Identity."""
 
-    async def authenticate(self, authorization: str | None) -> Identity:
-        """Raises AuthenticationFailed for missing or wrong credentials."""
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Identity:
+        """Raises AuthenticationFailed for missing or wrong credentials, TooManyFailures
+        and Overloaded when sign-ins are refused before checking them (`client`: the
+        address failed sign-ins are counted by)."""
         ...
 
 
@@ -171,13 +176,18 @@ class ReadAuth:
         if identity is None:
             try:
                 identity = await self._authenticators.authenticate(
-                    authorization.decode("latin-1") if authorization is not None else None
+                    authorization.decode("latin-1") if authorization is not None else None,
+                    client=_client_address(scope),
                 )
             except PackyardError as error:
                 await _refuse(scope, send, error, browser=authorization is None)
                 return
             assert authorization is not None  # authenticate refuses a missing header
             self._cache.put(authorization, identity)
+        refusal = read_refusal(identity, local_path(scope))
+        if refusal is not None:  # a CI token outside its projects (`routes/read_scope.py`)
+            await _refuse(scope, send, refusal, browser=False)
+            return
         scope[IDENTITY] = identity.actor
         await self._app(scope, receive, _private(send))
 
@@ -232,6 +242,12 @@ async def _to_sign_in(scope: Scope, send: Send) -> None:
     ]
     body = f"Sign in to see this page: {location}\n".encode()
     await send_response(send, 303, headers, body, head=scope["method"] == "HEAD")
+
+
+def _client_address(scope: Scope) -> str | None:
+    """The client's address, which failed sign-ins are counted by (`auth.throttle`)."""
+    client = scope.get("client")
+    return str(client[0]) if client else None
 
 
 def _private(send: Send) -> Send:

@@ -46,8 +46,9 @@ UPLOAD_PATH = "/legacy/"
 class Authenticate(Protocol):
     """`auth.authenticate.Authenticators`: an Authorization header -> an Identity."""
 
-    async def authenticate(self, authorization: str | None) -> Identity:
-        """Raises AuthenticationFailed for missing or wrong credentials."""
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Identity:
+        """Raises AuthenticationFailed for missing or wrong credentials, TooManyFailures
+        and Overloaded when sign-ins are refused before checking them."""
         ...
 
 
@@ -91,16 +92,19 @@ class UploadEndpoint:
     async def _identify(
         self, scope: Scope, receive: Receive, send: Send, origin: Origin, wants_json: bool
     ) -> Identity | None:
-        """The caller, or None once a 403 was sent (and recorded)."""
+        """The caller, or None once a refusal was sent (and recorded): 403 for
+        credentials, 429 for too many failed sign-ins, 503 when too busy to check
+        them or a CI issuer is down (both with Retry-After)."""
         authorization = request_header(scope, b"authorization")
         try:
             return await self._authenticators.authenticate(
-                authorization.decode("latin-1") if authorization is not None else None
+                authorization.decode("latin-1") if authorization is not None else None,
+                client=origin.client_ip,
             )
-        except AuthenticationFailed as exc:
+        except PackyardError as exc:
             await discard_body(receive)
             await self._service.record_refusal("anonymous", origin, exc, None)
-            await _send_message(send, 403, exc.message, wants_json)
+            await _send_message(send, _status(exc), exc.message, wants_json, retry_headers(exc))
             return None
 
 

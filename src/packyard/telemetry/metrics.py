@@ -156,6 +156,11 @@ class Metrics:
             "packyard_upstream_errors", "Upstream failures that reached the chain, by kind.",
             ["upstream", "kind"], registry=registry,
         )  # fmt: skip
+        self.password_checks = Counter(
+            "packyard_password_checks", "Password sign-ins by outcome: ok and wrong (argon2 "
+            "ran), remembered (a recent failure, refused from memory), throttled (429), "
+            "busy (503: every check slot taken).", ["outcome"], registry=registry,
+        )  # fmt: skip
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
         if self.multiprocess_dir is None:
@@ -163,6 +168,10 @@ class Metrics:
         else:
             self._flusher = threading.Thread(target=self._flush_loop, daemon=True)
             self._flusher.start()
+
+    def password_check(self, outcome: str) -> None:
+        """Count one password sign-in (`auth.authenticate.PasswordCheckObserver`)."""
+        self.password_checks.labels(outcome).inc()
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric (of every worker)."""

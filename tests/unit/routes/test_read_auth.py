@@ -39,7 +39,7 @@ class CountingAuthenticators:
         self.checks = 0
         self.down = False
 
-    async def authenticate(self, authorization: str | None) -> Identity:
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Identity:
         self.checks += 1
         if self.down:
             raise UpstreamUnavailable("ci.example", "the issuer's keys could not be fetched")

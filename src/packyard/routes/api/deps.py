@@ -35,7 +35,7 @@ from packyard.auth.permissions import active_user, is_admin
 from packyard.errors import AuthenticationFailed, PackyardError, PermissionDenied
 from packyard.publish.audit import Origin
 from packyard.publish.yanks import refusals_recorded
-from packyard.routes.errors import status_for
+from packyard.routes.errors import retry_headers, status_for
 from packyard.settings import UpstreamSettings
 from packyard.storage.base import BlobStore
 
@@ -47,8 +47,9 @@ _AUDITED_PARAMETERS = ("project", "version", "filename")
 class Authenticate(Protocol):
     """`auth.authenticate.Authenticators`: an Authorization header value -> an Identity."""
 
-    async def authenticate(self, authorization: str | None) -> Identity:
-        """Raises AuthenticationFailed for missing or wrong credentials."""
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Identity:
+        """Raises AuthenticationFailed for missing or wrong credentials, TooManyFailures
+        and Overloaded when sign-ins are refused before checking them."""
         ...
 
 
@@ -94,9 +95,14 @@ async def current_identity(
 
     Raises:
         AuthenticationFailed: no, malformed or wrong credentials (401).
+        TooManyFailures: too many failed sign-ins for the user or from the address (429).
+        Overloaded: too busy to check a password now (503).
         UpstreamUnavailable, UpstreamError: a CI issuer's keys could not be fetched.
     """
-    return await services.authenticators.authenticate(request.headers.get("authorization"))
+    client = request.client.host if request.client is not None else None
+    return await services.authenticators.authenticate(
+        request.headers.get("authorization"), client=client
+    )
 
 
 Caller = Annotated[Identity, Depends(current_identity)]
@@ -155,4 +161,5 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     headers = {"Cache-Control": "no-store"}
     if isinstance(error, AuthenticationFailed):
         headers |= CHALLENGE
+    headers |= {name.decode(): value.decode() for name, value in retry_headers(error)}
     return JSONResponse({"detail": error.message}, status_for(error), headers=headers)

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from packyard.auth.identity import Identity
-from packyard.errors import AuthenticationFailed, PermissionDenied
+from packyard.errors import AuthenticationFailed, Overloaded, PermissionDenied, TooManyFailures
 from packyard.publish.accounts import ACCOUNT_NAME
 from packyard.routes.ui.admin.pages import AdminSite, Flash, field
 from packyard.routes.ui.admin.sessions import SessionData
@@ -30,8 +30,9 @@ HOME = "/admin/"
 class Authenticate(Protocol):
     """`auth.authenticate.Authenticators`: an Authorization header → an Identity."""
 
-    async def authenticate(self, authorization: str | None) -> Identity:
-        """Raises AuthenticationFailed for missing, wrong or disabled credentials."""
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Identity:
+        """Raises AuthenticationFailed for missing, wrong or disabled credentials,
+        TooManyFailures and Overloaded when the sign-in is refused before checking."""
         ...
 
 
@@ -69,9 +70,14 @@ class SignIn:
         except PermissionDenied as exc:
             return self._site.error_page(request, None, exc)
         try:
-            identity = await self._check_password(form)
+            identity = await self._check_password(request, form)
         except AuthenticationFailed as exc:
             return self._form_page(request, target, exc.message, 401, field(form, "username"))
+        except (TooManyFailures, Overloaded) as exc:
+            status = 429 if isinstance(exc, TooManyFailures) else 503
+            page = self._form_page(request, target, exc.message, status, field(form, "username"))
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         assert identity.user_id is not None
         password_hash = await anyio.to_thread.run_sync(
             self._site.resolver.password_hash, identity.user_id
@@ -101,13 +107,14 @@ class SignIn:
         self._site.resolver.clear(request, response)
         return response
 
-    async def _check_password(self, form: FormData) -> Identity:
+    async def _check_password(self, request: Request, form: FormData) -> Identity:
         username, password = field(form, "username").lower(), form.get("password")
         if not isinstance(password, str) or not password or not ACCOUNT_NAME.fullmatch(username):
             # Not a name any user can have (`__token__` among them): nothing to look up.
             raise AuthenticationFailed(WRONG)
         basic = base64.b64encode(f"{username}:{password}".encode()).decode()
-        identity = await self._authenticators.authenticate("Basic " + basic)
+        client = request.client.host if request.client is not None else None
+        identity = await self._authenticators.authenticate("Basic " + basic, client=client)
         if identity.kind != "user":
             raise AuthenticationFailed(WRONG)
         return identity
