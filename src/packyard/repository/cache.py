@@ -161,14 +161,25 @@ class CacheRepository(DelegatingRepository):
     async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
         """A cached file from our blob store, else the upstream's, cached on the way.
 
+        A file cache that cannot be asked (its store is down) counts as a miss:
+        the upstream, if it answers, still serves the file, verified as it
+        streams, unless the file must be kept to be checked (a wheel whose
+        METADATA was read by ranges): that one is refused before any byte.
+
         Raises:
             ProjectNotFound, UpstreamError, UpstreamUnavailable: as `get_project`.
             FileNotFound: the kept page lists no such file (or no metadata for it).
-            sqlalchemy.exc.SQLAlchemyError, OSError: the file cache's index or store failed.
+            StoreUnavailable: the file cache's store is down and the file must be kept.
         """
         page = await self._page(name)
         resource = remote_file(page.files, name, filename, self._opener, self.label)
-        cached = await self._files.lookup(resource)
+        try:
+            cached = await self._files.lookup(resource)
+        except OSError as exc:  # StoreUnavailable is one
+            if await self._files.must_keep(resource):
+                raise
+            logger.warning("file cache unavailable, %s comes from the upstream: %s", filename, exc)
+            cached = None
         return cached if cached is not None else self._files.tee(resource)
 
     @override

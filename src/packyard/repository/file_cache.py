@@ -272,6 +272,11 @@ class FileCache:
             return self.check
         return None
 
+    async def must_keep(self, resource: RemoteFile) -> bool:
+        """Whether a download of `resource` can be served only once kept: its
+        check reads the kept copy back (so not while the store is down)."""
+        return await self._checks(resource) is not None
+
     def tee(self, resource: RemoteFile) -> RemoteFile:
         """`resource` with an opener that caches a complete, verified download.
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import anyio
 import anyio.lowlevel
@@ -14,7 +15,7 @@ import anyio.to_thread
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from packyard.errors import ProjectNotFound, UpstreamError, UpstreamUnavailable
+from packyard.errors import ProjectNotFound, StoreUnavailable, UpstreamError, UpstreamUnavailable
 from packyard.model import (
     ANONYMOUS,
     ByteRange,
@@ -30,6 +31,7 @@ from packyard.repository.cache import CacheRepository
 from packyard.repository.file_cache import FileCache
 from packyard.repository.page_store import FilesystemPageStore, PageStore
 from packyard.repository.shared_page_store import SharedPageStore
+from packyard.storage.base import BlobStore, BlobWriter
 from packyard.storage.filesystem import TEMP_DIR, FilesystemBlobStore
 from tests.unit.fakes import MemoryRepository, part_of
 
@@ -550,3 +552,30 @@ async def test_aclose_cancels_background_revalidations(
     assert cache._flights
     await cache.aclose()
     assert not cache._flights
+
+
+class DownStore:
+    """A blob store that cannot be reached (an S3 outage): every call fails."""
+
+    name = "s3://cache/down"
+
+    def local_path(self, key: str) -> None:
+        return None
+
+    async def exists(self, key: str) -> bool:
+        raise StoreUnavailable(self.name, "connection refused")
+
+    def writer(self, filename: str) -> AbstractAsyncContextManager[BlobWriter]:
+        raise StoreUnavailable(self.name, "connection refused")
+
+
+async def test_while_the_file_caches_store_is_down_the_upstream_serves_the_file(
+    cache: CacheRepository,
+) -> None:
+    """An outage of the store costs the cache, not the download: the file is
+    streamed from the upstream, verified, and not kept."""
+    await download(await cache.get_file("demo", SDIST, ANONYMOUS))
+    cache._files.store = cast(BlobStore, DownStore())
+    remote = await cache.get_file("demo", SDIST, ANONYMOUS)
+    assert isinstance(remote, RemoteFile)
+    assert await download(remote) == CONTENT[SDIST]
