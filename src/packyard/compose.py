@@ -29,6 +29,7 @@ from starlette.types import ASGIApp
 from packyard.app import create_app
 from packyard.auth.authenticate import Authenticators
 from packyard.browser.build import build_browser, open_search_index
+from packyard.browser.readmes import Readmes
 from packyard.db.engine import (
     create_database_engine,
     head_revision,
@@ -208,7 +209,9 @@ def build_app(settings: Settings) -> ASGIApp:
     chain = SearchRecorder(
         build_chain(settings, sessions, storage, telemetry, upstream_sources, watcher), index
     )
-    browser = build_browser(settings, engine, chain, index)
+    # READMEs rendered once per file, at upload or first view, for every replica.
+    readmes = Readmes(sessions)
+    browser = build_browser(settings, engine, chain, index, readmes)
     # Fetches CI issuers' keys; one per worker, closed by the app's lifespan.
     http_client = httpx.AsyncClient(timeout=30.0)
     metrics = telemetry.metrics
@@ -218,7 +221,9 @@ def build_app(settings: Settings) -> ASGIApp:
         http_client,
         observe=metrics.password_check if metrics is not None else None,
     )
-    uploads = build_upload_routes(settings, sessions, store, upstream_sources, authenticators)
+    uploads = build_upload_routes(
+        settings, sessions, store, upstream_sources, authenticators, readmes
+    )
     api = api_app(ApiServices(sessions, authenticators, store, settings.upstreams))
     # Signs the admin pages' cookies: the same secret in every replica (decisions.md),
     # read on first use (the database may not be migrated yet).
@@ -314,10 +319,13 @@ def build_upload_routes(
     store: BlobStore,
     upstream_sources: Sequence[Repository],
     authenticators: Authenticators,
+    readmes: Readmes | None = None,
 ) -> list[BaseRoute]:
     """`/legacy/`: the upload service over the in-house store, with the name guard
     over the upstreams and every way of signing in."""
-    service = UploadService(sessions, store, NameGuard(sessions, upstream_sources), settings.upload)
+    guard = NameGuard(sessions, upstream_sources)
+    after_upload = readmes.prepare if readmes is not None else None
+    service = UploadService(sessions, store, guard, settings.upload, after_upload=after_upload)
     return upload_routes(service, authenticators)
 
 

@@ -11,8 +11,10 @@ sees, and on `packyard import`, against a real server and real twine.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
+import sqlite3
 import stat
 import tarfile
 import warnings
@@ -43,6 +45,11 @@ class Site:
     server: PackyardProcess
     token: str
     root: Path
+
+    def dists(self, name: str) -> Path:
+        directory = self.root / name
+        directory.mkdir()
+        return directory
 
     def upload(self, path: Path) -> httpx.Response:
         """A twine-shaped upload of `path`."""
@@ -226,3 +233,35 @@ def test_a_large_description_is_refused_on_import(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1
     assert "The description is 5.0 MiB, over the 4 MiB limit" in result.stderr
+
+
+# --- README rendering: once per file, paid by the publisher --------------------------
+
+
+def kept_readme(site: Site, file_sha256: str) -> str | None:
+    """The README the server keeps for a file, read from its database."""
+    with sqlite3.connect(site.server.data_dir / "packyard.db") as db:
+        row = db.execute(
+            "SELECT html FROM rendered_readmes WHERE file_sha256 = ?", (file_sha256,)
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def test_a_readme_is_rendered_at_upload_not_on_the_first_anonymous_view(site: Site) -> None:
+    readme = "# Rendered once\n\n" + "A paragraph with *emphasis*.\n\n" * 2000
+    wheel = build_wheel(
+        site.dists("readme"),
+        "acme-rendered",
+        "1.0",
+        description=readme,
+    )
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert site.upload(wheel).status_code == 200
+    # Before anyone looked: the HTML is already kept, for every replica.
+    html = kept_readme(site, digest)
+    assert html is not None
+    assert ">Rendered once<" in html
+    assert "<em>emphasis</em>" in html
+    page = httpx.get(f"{site.server.url}/project/acme-rendered/1.0/details")
+    assert page.status_code == 200
+    assert "<em>emphasis</em>" in page.text

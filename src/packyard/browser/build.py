@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from packyard.browser.catalog import LocalCatalog
+from packyard.browser.readmes import Readmes
 from packyard.browser.service import Browser
 from packyard.db.engine import session_factory_for
 from packyard.repository.base import Repository
@@ -30,12 +31,17 @@ def open_search_index(settings: Settings) -> SearchIndex:
 
 
 def build_browser(
-    settings: Settings, engine: Engine, chain: Repository, index: SearchIndex
+    settings: Settings,
+    engine: Engine,
+    chain: Repository,
+    index: SearchIndex,
+    readmes: Readmes | None = None,
 ) -> Browser:
-    """The browser over `chain` (the full read chain), the store's `engine` and `index`."""
+    """The browser over `chain` (the full read chain), the store's `engine`, `index`
+    and `readmes` (None: rendered on each first view in this process, not kept)."""
     catalog = LocalCatalog(session_factory_for(engine))
     sync = InHouseSync(index, catalog, chain, index_names=settings.browser.index_names)
-    return Browser(chain, index, catalog, sync)
+    return Browser(chain, index, catalog, sync, readmes)
 
 
 def standalone_browser(chain: Repository) -> Browser:

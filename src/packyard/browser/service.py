@@ -21,9 +21,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from packyard.browser.catalog import LocalCatalog, RecentRelease
 from packyard.browser.loading import load_metadata
 from packyard.browser.metadata import ProjectMetadata
-from packyard.browser.releases import Release, build_releases, find_release, latest_release
+from packyard.browser.readmes import Readmes
+from packyard.browser.releases import FileRow, Release, build_releases, find_release, latest_release
 from packyard.dists.filenames import MAX_NAME_LENGTH, TOO_LONG_NAME
-from packyard.dists.readme import MAX_README_BYTES, render_readme
 from packyard.errors import NotFound
 from packyard.model import ANONYMOUS, SOURCE_LOCAL, ProjectDetail, ProjectStatus
 from packyard.repository.base import Repository
@@ -39,9 +39,6 @@ DETAILS_CACHE_ENTRIES = 512
 # The parsed-metadata cache holds at most this many bytes of README (source and
 # HTML): a README can be megabytes, so a count of entries alone bounds nothing.
 DETAILS_CACHE_BYTES = 64 * 1024 * 1024
-# READMEs larger than this are not rendered (uploads refuse them: in-house ones
-# never are; an upstream's may be): rendering costs time in proportion.
-MAX_RENDERED_README = MAX_README_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +93,13 @@ class Browser:
         index: SearchIndex,
         catalog: LocalCatalog | None = None,
         sync: InHouseSync | None = None,
+        readmes: Readmes | None = None,
     ) -> None:
         self.chain = chain
         self.index = index
         self.catalog = catalog
         self.sync = sync
+        self.readmes = readmes or Readmes()
         # Parsed metadata and rendered README by (project, filename): a file's
         # bytes never change, so an entry is never stale.
         self._parsed: OrderedDict[tuple[str, str], DetailsView] = OrderedDict()
@@ -200,24 +199,20 @@ class Browser:
         if cached is not None:
             parsed = cached
         elif row is not None:
-            parsed = await self._parse(
-                name, row.filename, await load_metadata(self.chain, name, row)
-            )
+            parsed = await self._parse(name, row, await load_metadata(self.chain, name, row))
             if parsed.metadata is not None and release is latest_release(releases):
                 await self._describe(detail, release, parsed.metadata)
         used_by = await anyio.to_thread.run_sync(self.index.used_by, name)
         return replace(parsed, used_by=used_by)
 
-    async def _parse(self, name: str, filename: str, meta: ProjectMetadata | None) -> DetailsView:
+    async def _parse(self, name: str, row: FileRow, meta: ProjectMetadata | None) -> DetailsView:
         readme = ""
-        if meta is not None and _size(meta.description) > MAX_RENDERED_README:
-            readme = _too_large_readme(_size(meta.description))
-        elif meta is not None:
-            readme = await anyio.to_thread.run_sync(
-                render_readme, meta.description, meta.description_content_type
+        if meta is not None:
+            readme = await self.readmes.html(
+                row.sha256, meta.description, meta.description_content_type
             )
         view = DetailsView(meta, readme)
-        self._keep((name, filename), view)
+        self._keep((name, row.filename), view)
         return view
 
     def _keep(self, key: tuple[str, str], view: DetailsView) -> None:
@@ -263,10 +258,3 @@ def _size(text: str | None) -> int:
 def _view_size(view: DetailsView) -> int:
     description = view.metadata.description if view.metadata is not None else None
     return _size(view.readme) + _size(description)
-
-
-def _too_large_readme(size: int) -> str:
-    return (
-        f"<p>The README is {size / 1024**2:.1f} MiB, larger than this server renders "
-        f"({MAX_RENDERED_README / 1024**2:g} MiB).</p>"
-    )

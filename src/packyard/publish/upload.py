@@ -24,6 +24,7 @@ recorded in the audit trail in its own transaction.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -101,6 +102,10 @@ class _Checked:
     is_new: bool
 
 
+AfterUpload = Callable[[str, bytes], Awaitable[None]]
+"""Told of each new file: its sha256 and its METADATA (or PKG-INFO) bytes."""
+
+
 class UploadService:
     """Handles legacy uploads into one database and blob store (see the module doc)."""
 
@@ -110,7 +115,12 @@ class UploadService:
         store: BlobStore,
         name_guard: NameGuard,
         settings: UploadSettings,
+        *,
+        after_upload: AfterUpload | None = None,
     ) -> None:
+        """`after_upload(sha256, metadata)` is awaited once a new file has
+        committed (the browser renders its README then); it must not raise."""
+        self.after_upload = after_upload
         self.sessions = sessions
         self.store = store
         self.name_guard = name_guard
@@ -223,6 +233,8 @@ class UploadService:
         except BaseException:
             await remove_unreferenced(self.sessions, self.store, blobs)
             raise
+        if self.after_upload is not None:
+            await self.after_upload(blobs[0].sha256, core.content)
         return _result("added", checked.dist)
 
     async def _check(self, identity: Identity, form: MultipartForm) -> _Checked:

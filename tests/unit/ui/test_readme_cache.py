@@ -1,5 +1,5 @@
-"""The browser's cache of parsed metadata and rendered READMEs is bounded in bytes,
-and a README larger than any upload may have is not rendered at all."""
+"""The browser's cache of parsed metadata and rendered READMEs is bounded in bytes
+(a README too large to render: tests/unit/ui/test_readmes.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import cast
 import pytest
 
 from packyard.browser import service
-from packyard.browser.metadata import ProjectMetadata
 from packyard.browser.service import Browser, DetailsView
 from packyard.repository.base import Repository
 from packyard.search.index import SearchIndex
@@ -30,16 +29,3 @@ def test_the_cache_forgets_the_oldest_readmes_past_its_byte_limit(
 
     assert list(cache._parsed) == [("p", "f2"), ("p", "f3"), ("p", "f4")]
     assert cache._parsed_bytes == 3 * MIB
-
-
-@pytest.mark.anyio
-async def test_a_readme_over_the_limit_is_not_rendered(monkeypatch: pytest.MonkeyPatch) -> None:
-    def render(*args: object) -> str:
-        raise AssertionError("rendered")
-
-    monkeypatch.setattr(service, "render_readme", render)
-    meta = ProjectMetadata(name="big", version="1.0", description="word " * MIB)
-
-    view = await browser()._parse("big", "big-1.0-py3-none-any.whl", meta)
-
-    assert view.readme.startswith("<p>The README is 5.0 MiB, larger than this server renders")
