@@ -23,7 +23,7 @@ import anyio.to_thread
 
 from packyard.model import ByteRange
 from packyard.storage.base import BlobWriter, StoredBlob, blob_key, check_key
-from packyard.storage.digests import Digests
+from packyard.storage.spool import SpooledWriter
 
 CHUNK_SIZE = 1024 * 1024
 TEMP_DIR = ".tmp"  # keys start with two hex digits, so this never clashes with one
@@ -133,31 +133,15 @@ class FilesystemBlobStore:
         return removed
 
 
-class FileBlobWriter:
-    """A `BlobWriter` into a temporary file; see `FilesystemBlobStore.writer`."""
+class FileBlobWriter(SpooledWriter):
+    """A `BlobWriter` into a temporary file, renamed into place on commit; see
+    `FilesystemBlobStore.writer`."""
 
     def __init__(self, root: Path, filename: str, file: BinaryIO, temp: Path) -> None:
+        super().__init__(file)
         self._root = root
         self._filename = filename
-        self._file = file
         self._temp = temp
-        self._digests = Digests()
-        self._done = False
-
-    @property
-    def size(self) -> int:
-        return self._digests.size
-
-    def hexdigests(self) -> dict[str, str]:
-        return self._digests.hexdigests()
-
-    async def write(self, data: bytes) -> None:
-        self._check_open()
-        await anyio.to_thread.run_sync(self._write, data)
-
-    def _write(self, data: bytes) -> None:
-        self._file.write(data)
-        self._digests.update(data)
 
     async def commit(self) -> StoredBlob:
         self._check_open()
@@ -170,10 +154,10 @@ class FileBlobWriter:
         return blob
 
     def _commit(self, *, durable: bool = True) -> StoredBlob:
-        self._file.flush()
+        self._spool.flush()
         if durable:
-            os.fsync(self._file.fileno())
-        self._file.close()
+            os.fsync(self._spool.fileno())
+        self._spool.close()
         digests = self.hexdigests()
         key = blob_key(digests["sha256"], self._filename)
         final = self._root / key
@@ -197,12 +181,8 @@ class FileBlobWriter:
         await anyio.to_thread.run_sync(self._discard)
 
     def _discard(self) -> None:
-        self._file.close()
+        self._spool.close()
         self._temp.unlink(missing_ok=True)
-
-    def _check_open(self) -> None:
-        if self._done:
-            raise RuntimeError("this blob writer was already committed or aborted")
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -60,6 +60,7 @@ from packyard.errors import StoreUnavailable
 from packyard.model import ByteRange
 from packyard.storage.base import BlobWriter, StoredBlob, blob_key, check_key
 from packyard.storage.digests import Digests
+from packyard.storage.spool import SpooledWriter
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -272,30 +273,14 @@ class S3BlobStore:
         return StoreUnavailable(self.name, _first_line(error))
 
 
-class S3BlobWriter:
-    """A `BlobWriter` that spools to local disk; see `S3BlobStore.writer`."""
+class S3BlobWriter(SpooledWriter):
+    """A `BlobWriter` that spools to local disk and uploads on commit; see
+    `S3BlobStore.writer`."""
 
     def __init__(self, store: S3BlobStore, filename: str, spool: BinaryIO) -> None:
+        super().__init__(spool)
         self._store = store
         self._filename = filename
-        self._spool = spool
-        self._digests = Digests()
-        self._done = False
-
-    @property
-    def size(self) -> int:
-        return self._digests.size
-
-    def hexdigests(self) -> dict[str, str]:
-        return self._digests.hexdigests()
-
-    async def write(self, data: bytes) -> None:
-        self._check_open()
-        await anyio.to_thread.run_sync(self._write, data)
-
-    def _write(self, data: bytes) -> None:
-        self._spool.write(data)
-        self._digests.update(data)
 
     async def commit(self) -> StoredBlob:
         self._check_open()
@@ -320,10 +305,6 @@ class S3BlobWriter:
             return
         self._done = True
         await anyio.to_thread.run_sync(self._spool.close)
-
-    def _check_open(self) -> None:
-        if self._done:
-            raise RuntimeError("this blob writer was already committed or aborted")
 
 
 def _first_line(error: Exception) -> str:
