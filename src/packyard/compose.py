@@ -45,6 +45,7 @@ from packyard.publish.name_guard import NameGuard
 from packyard.publish.upload import UploadService
 from packyard.repository.base import Repository
 from packyard.repository.cache import build_file_cache, cached_upstream, page_store_for
+from packyard.repository.file_cache import DownloadCheck
 from packyard.repository.local import LocalRepository
 from packyard.repository.metadata import MetadataRepository
 from packyard.repository.policy import apply_policy
@@ -116,22 +117,7 @@ def build_chain(
     # Upstream wheels' METADATA, read by range requests once and kept for good,
     # and checked against the whole wheel when it is downloaded.
     remote = RemoteMetadataReader(store, sessions, temp_dir=settings.data_dir / "spool")
-    # Each upstream behind its cache: files, pages and their bookkeeping are
-    # shared by every replica (the database and the blob storage).
-    files = build_file_cache(
-        sessions, storage.store(CACHED_FILES), settings.cache, MetadataCheck(remote)
-    )
-    pages_dir = storage.local_root / CACHED_PAGES if storage.local_root is not None else None
-    sources = [
-        cached_upstream(
-            upstream,
-            page_store_for(
-                upstream, pages_dir=pages_dir, sessions=sessions, store=storage.store(CACHED_PAGES)
-            ),
-            files,
-        )
-        for upstream in settings.upstreams
-    ]
+    sources = cached_upstreams(settings, sessions, storage, MetadataCheck(remote))
     if upstream_sources is not None:
         upstream_sources.extend(sources)
     upstreams = [
@@ -152,6 +138,28 @@ def build_chain(
     for spec in settings.components:
         chain = load_component(spec)(chain, settings)
     return chain
+
+
+def cached_upstreams(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    storage: BlobStorage,
+    check: DownloadCheck | None = None,
+) -> list[Repository]:
+    """Each upstream of `settings` behind its cache, uncurated: files, pages and
+    their bookkeeping shared by every replica (the database and the blob
+    storage). `check` runs on every complete download it applies to."""
+    files = build_file_cache(sessions, storage.store(CACHED_FILES), settings.cache, check)
+    pages_dir = storage.local_root / CACHED_PAGES if storage.local_root is not None else None
+    pages = storage.store(CACHED_PAGES)
+    return [
+        cached_upstream(
+            upstream,
+            page_store_for(upstream, pages_dir=pages_dir, sessions=sessions, store=pages),
+            files,
+        )
+        for upstream in settings.upstreams
+    ]
 
 
 def _curated(

@@ -14,23 +14,14 @@ from pathlib import Path
 import anyio
 import click
 from click._termui_impl import ProgressBar
-from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.cli import reports_errors, settings_from, state_options
-from packyard.compose import prepare_state
+from packyard.compose import cached_upstreams, prepare_state
 from packyard.db.engine import session_factory_for
 from packyard.publish.importer import ImportReport, ImportResult, find_distributions, import_files
 from packyard.publish.name_guard import NameGuard
-from packyard.repository.base import Repository
-from packyard.repository.cache import build_file_cache, cached_upstream, page_store_for
 from packyard.settings import Settings
-from packyard.storage.location import (
-    CACHED_FILES,
-    CACHED_PAGES,
-    FILES,
-    BlobStorage,
-    open_blob_storage,
-)
+from packyard.storage.location import FILES, open_blob_storage
 
 
 def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
@@ -50,7 +41,7 @@ def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
                 bar.update(1)
 
             async def run() -> ImportReport:
-                upstreams = upstream_sources(settings, sessions, storage)
+                upstreams = cached_upstreams(settings, sessions, storage)
                 try:
                     return await import_files(
                         paths,
@@ -67,25 +58,6 @@ def import_with_progress(settings: Settings, directory: Path) -> ImportReport:
             return anyio.run(run)
     finally:
         engine.dispose()
-
-
-def upstream_sources(
-    settings: Settings, sessions: sessionmaker[Session], storage: BlobStorage
-) -> list[Repository]:
-    """Each upstream of `settings` behind its cache, as `compose.build_chain` builds
-    it for the name guard of uploads (sharing the server's cached pages)."""
-    files = build_file_cache(sessions, storage.store(CACHED_FILES), settings.cache)
-    pages_dir = storage.local_root / CACHED_PAGES if storage.local_root is not None else None
-    return [
-        cached_upstream(
-            upstream,
-            page_store_for(
-                upstream, pages_dir=pages_dir, sessions=sessions, store=storage.store(CACHED_PAGES)
-            ),
-            files,
-        )
-        for upstream in settings.upstreams
-    ]
 
 
 @click.command(name="import")
