@@ -56,6 +56,7 @@ REGION = "us-east-1"
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 10
 PORT_ATTEMPTS = 3
+MAX_PORT = 65535 - 10000
 # Every listening port of `weed mini` (gRPC ports too: their default, port+10000,
 # may be taken or past 65535).
 PORT_FLAGS = (
@@ -102,12 +103,18 @@ def find_weed() -> Path:
 
 
 def free_ports(n: int) -> list[int]:
-    """`n` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
+    """`n` distinct TCP ports on 127.0.0.1 that were free a moment ago, all below
+    `MAX_PORT`: a `weed mini` worker dials its admin port + 10000 whatever its
+    flags say, so a higher port would make it dial an invalid one."""
+    ports: list[int] = []
     with ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for sock in sockets:
+        while len(ports) < n:
+            sock = stack.enter_context(socket.socket())
             sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+            port = int(sock.getsockname()[1])
+            if port <= MAX_PORT:
+                ports.append(port)
+    return ports
 
 
 class SeaweedServer:
@@ -167,19 +174,21 @@ class SeaweedServer:
             + SECRET_ACCESS_KEY
             + '"}], "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}'
         )
-        if self.ports:
-            self._spawn()
-            self._wait_ready()
-            return
+        # A restart keeps the S3 port, which clients were given; the others are
+        # internal, and one freed by the stop may have been taken meanwhile by
+        # another test's server.
+        kept = {"s3.port": self.ports["s3.port"]} if self.ports else {}
         # A free port can be taken again before the server binds it: try others.
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            self.ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True))
+            self.ports = dict(zip(PORT_FLAGS, free_ports(len(PORT_FLAGS)), strict=True)) | kept
             self._spawn()
             try:
                 self._wait_ready()
             except SeaweedUnavailable:
                 self._terminate()
-                if attempt == PORT_ATTEMPTS or "address already in use" not in self._log_text():
+                log = self._log_text()
+                taken = "address already in use" in log or "is not available" in log
+                if attempt == PORT_ATTEMPTS or not taken:
                     raise
             else:
                 return

@@ -28,15 +28,15 @@ def migrate_command(config_file: Path | None, data_dir: Path | None) -> None:
     url = settings.resolved_database_url
     engine = create_database_engine(url)
     try:
-        before = current_revision(engine)
-        migrate(engine)
+        applied = migrate(engine)
         after = current_revision(engine)
     except SQLAlchemyError as exc:
         shown = make_url(url).render_as_string(hide_password=True)
         raise click.ClickException(f"the database {shown} cannot be migrated: {exc}") from exc
     finally:
         engine.dispose()
-    if before == after:
-        click.echo(f"The schema is up to date (revision {after}).")
+    if applied:
+        # Read inside the migration's lock: another process may have migrated first.
+        click.echo(f"Migrated the schema to revision {after} (applied {', '.join(applied)}).")
     else:
-        click.echo(f"Migrated the schema from revision {before or '(empty)'} to {after}.")
+        click.echo(f"The schema is up to date (revision {after}).")

@@ -77,7 +77,7 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
+def migrate(engine: Engine, revision: str = "head") -> list[str]:
     """Upgrade the schema of `engine`'s database to `revision` (default: the newest).
 
     Safe to call at every start, and from many processes at once: on
@@ -85,10 +85,15 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     the others wait and then find nothing left to do. An up-to-date database
     is left unchanged.
 
+    Returns:
+        The revisions this call applied, oldest first (empty: nothing to do).
+
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be reached or changed.
     """
-    command.upgrade(alembic_config(engine), revision)
+    config = alembic_config(engine)
+    command.upgrade(config, revision)
+    return list(config.attributes.get("applied", []))
 
 
 def head_revision() -> str:

@@ -21,9 +21,12 @@ if context.is_offline_mode():
     raise RuntimeError("packyard migrations run online only")
 
 with engine.connect() as connection:
+    # `db.engine.migrate` collects the revisions this run applied.
+    applied: list[str] = context.config.attributes.setdefault("applied", [])
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
+        on_version_apply=lambda step, **_: applied.extend(step.up_revision_ids),
         # SQLite cannot ALTER most things in place; batch mode copies the table.
         render_as_batch=connection.dialect.name == "sqlite",
     )
