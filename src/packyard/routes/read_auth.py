@@ -48,15 +48,13 @@ admin pages check it.
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final, Protocol
 from urllib.parse import quote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from packyard.auth.expiring import ExpiringCache
 from packyard.auth.identity import Identity
 from packyard.errors import AuthenticationFailed, PackyardError
 from packyard.routes.asgi import request_header, send_response
@@ -66,7 +64,6 @@ from packyard.routes.read_scope import read_refusal
 IDENTITY = "packyard.identity"
 """Scope key: the `Identity.actor` of the caller who passed the guard."""
 CHALLENGE = (b"www-authenticate", b'Basic realm="packyard"')
-DEFAULT_MAX_ENTRIES = 4096
 # What anyone may read with the setting on: nothing that reveals the repository.
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz", "/admin/sign-in"})
 PUBLIC_PREFIXES: Final = ("/static/",)
@@ -95,45 +92,8 @@ class BrowserSessions(Protocol):
         ...
 
 
-class CredentialCache:
-    """Identities of recently checked Authorization header values, for `ttl` seconds.
-
-    Bounded: past `max_entries`, the least recently used entry goes first.
-    """
-
-    def __init__(
-        self,
-        ttl: float,
-        max_entries: int = DEFAULT_MAX_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._ttl = ttl
-        self._max_entries = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[bytes, tuple[float, Identity]] = OrderedDict()
-
-    def get(self, authorization: bytes) -> Identity | None:
-        """The identity remembered for this header value, unless it expired."""
-        key = hashlib.sha256(authorization).digest()
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        expires, identity = entry
-        if expires <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return identity
-
-    def put(self, authorization: bytes, identity: Identity) -> None:
-        """Remember a successful check (no-op when the TTL is 0)."""
-        if self._ttl <= 0:
-            return
-        key = hashlib.sha256(authorization).digest()
-        self._entries[key] = (self._clock() + self._ttl, identity)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
+class CredentialCache(ExpiringCache[Identity]):
+    """Identities of recently checked Authorization header values, for `ttl` seconds."""
 
 
 def local_path(scope: Scope) -> str:
