@@ -40,9 +40,14 @@ def may_read(identity: Identity, project: str | None) -> bool:
     everything: the repository is one organisation's, and a token scoped to some
     projects limits what it may change, not what its user may see.
     """
-    if identity.kind == "ci":
-        return project is not None and identity.may_touch(project)
-    return True
+    if reads_everything(identity):
+        return True
+    return project is not None and identity.may_touch(project)
+
+
+def reads_everything(identity: Identity) -> bool:
+    """Whether `identity` reads every project (`may_read`): all but CI identities."""
+    return identity.kind != "ci"
 
 
 def upload_denied(identity: Identity, project_name: str) -> PermissionDenied:
