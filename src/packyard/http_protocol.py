@@ -15,8 +15,9 @@ byte is never closed either. `LimitedHttpProtocol` is uvicorn's
   a head that never ends is refused once it passes the limit, before
   httptools has buffered more than one read beyond it;
 - **a deadline for the head**: `header_timeout` seconds from the connection,
-  or from the first byte of each later request, to its last header; else
-  408 Request Timeout (nothing is sent to a connection that sent nothing);
+  or from the end of the previous request on a kept-alive one, to its last
+  header; else 408 Request Timeout (nothing is sent to a connection that sent
+  nothing). One timer per connection checks it, so a request arms none;
 - **at most `max_connections` connections per worker**: a connection
   accepted beyond them is answered 503 with `Retry-After` as soon as its head
   has arrived, then closed; connections already open are not affected
@@ -69,9 +70,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits
+        # A head of at most this many bytes breaks no limit: sizes are measured
+        # exactly only past it (the common request costs one comparison).
+        self._exact_above = min(limits.max_request_line_bytes, limits.max_header_bytes)
         self.limit_concurrency = None  # connections are limited here, per connection
         self._head_bytes = 0  # bytes received since the current head began
         self._reading_head = True  # between two heads' ends: False while in a body
+        # When the head being read began (None: none is); one timer per
+        # connection checks it, so a request arms and cancels no timer.
+        self._head_began: float | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self._over_limit = False
         self._refusal: tuple[int, bytes, list[tuple[bytes, bytes]]] | None = None
@@ -81,7 +88,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._over_limit = len(self.connections) > self.limits.max_connections
-        self._arm_deadline()
+        self._head_began = self.loop.time()
+        self._arm_deadline(self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
@@ -91,27 +99,26 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         if self._reading_head:
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._reading_head and not self.transport.is_closing():
+        if (
+            self._reading_head
+            and self._head_bytes > self._exact_above
+            and not self.transport.is_closing()
+        ):
             self._check_partial_head()
 
     # --- parser callbacks ----------------------------------------------------
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._reading_head = True
-        if self._deadline is None:
-            self._arm_deadline()
-
     def on_headers_complete(self) -> None:
-        self._cancel_deadline()
+        self._head_began = None
         self._reading_head = False
-        line = len(self.url)
-        fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
+        limits = self.limits
+        if self._head_bytes > self._exact_above:
+            if len(self.url) > limits.max_request_line_bytes:
+                self._refuse(414, _TOO_LONG_LINE.format(limits.max_request_line_bytes))
+            fields = sum(len(name) + len(value) + 4 for name, value in self.headers)
+            if fields > limits.max_header_bytes:
+                self._refuse(431, _TOO_LARGE_HEADERS.format(limits.max_header_bytes))
         self._head_bytes = 0
-        if line > self.limits.max_request_line_bytes:
-            self._refuse(414, _TOO_LONG_LINE.format(self.limits.max_request_line_bytes))
-        if fields > self.limits.max_header_bytes:
-            self._refuse(431, _TOO_LARGE_HEADERS.format(self.limits.max_header_bytes))
         if self._over_limit:
             message = "Too many connections to this server: retry in a moment.\n"
             self._refuse(503, message, [(b"retry-after", b"1")])
@@ -119,7 +126,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        # The next head's time runs from now: idle time counts, which uvicorn's
+        # shorter keep-alive timeout bounds anyway; a request pipelined behind
+        # this one cannot trickle its head forever.
         self._reading_head = True
+        self._head_began = self.loop.time()
 
     # --- refusals ------------------------------------------------------------
 
@@ -168,23 +179,36 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     # --- the head's deadline -------------------------------------------------
 
-    def _arm_deadline(self) -> None:
+    def _arm_deadline(self, delay: float) -> None:
         self._cancel_deadline()
-        self._deadline = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+        self._deadline = self.loop.call_later(delay, self._check_deadline)
 
     def _cancel_deadline(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
 
-    def _head_timed_out(self) -> None:
+    def _check_deadline(self) -> None:
+        """The connection's one timer: refuse a head that is past its time."""
         self._deadline = None
-        if self.transport.is_closing() or not self._reading_head:
+        if self.transport.is_closing():
+            return
+        timeout = self.limits.header_timeout
+        began = self._head_began
+        if began is None or not self._reading_head:
+            # No head being read (a body, or idle between requests, which
+            # uvicorn's keep-alive timeout bounds): look again later.
+            self._arm_deadline(timeout)
             return
         if self.cycle is not None and not self.cycle.response_complete:
             # A request pipelined behind a response still being sent: uvicorn
-            # stopped reading it; its deadline starts once the response is done.
-            self._arm_deadline()
+            # stopped reading it; its time starts once the response is done.
+            self._head_began = self.loop.time()
+            self._arm_deadline(timeout)
+            return
+        left = began + timeout - self.loop.time()
+        if left > 0:
+            self._arm_deadline(left)
             return
         if self._head_bytes == 0:
             self.transport.close()  # a connection that never sent a byte gets no answer

@@ -134,16 +134,22 @@ def test_header_fields_beyond_the_limit_get_431(site: Site) -> None:
     assert b"at most %d bytes" % HEADER_LIMIT in response
 
 
+ATTACK_BYTES = 64 * 1024 * 1024
+
+
 def test_a_head_that_never_ends_is_cut_off_at_the_limit(site: Site) -> None:
     with connect(site) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         sent = 0
         line = b"X-More: " + b"m" * 1000 + b"\r\n"
-        while sent < 4 * 1024 * 1024 and send_all(sock, line):
+        while sent < ATTACK_BYTES and send_all(sock, line):
             sent += len(line)
         response = read_response(sock)
     assert status_of(response) == 431
-    assert sent < 1024 * 1024  # refused long before the attacker was done
+    # Cut off before the attacker was done. How much was sent first is the
+    # kernel's socket buffers and the scheduler's (megabytes on a loaded
+    # machine), not the server's: it stops reading at the limit.
+    assert sent < ATTACK_BYTES
 
 
 def test_a_request_line_beyond_the_limit_gets_414(site: Site) -> None:
