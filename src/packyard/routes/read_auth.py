@@ -56,6 +56,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from packyard.auth.expiring import ExpiringCache
 from packyard.auth.identity import Identity
+from packyard.auth.permissions import reads_everything
 from packyard.errors import AuthenticationFailed, PackyardError
 from packyard.routes.asgi import request_header, send_response
 from packyard.routes.errors import error_parts
@@ -126,7 +127,8 @@ class ReadAuth:
         self._sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_public(local_path(scope)):
+        path = local_path(scope) if scope["type"] == "http" else ""
+        if not path or is_public(path):
             await self._app(scope, receive, send)
             return
         authorization = request_header(scope, b"authorization")
@@ -144,7 +146,8 @@ class ReadAuth:
                 return
             assert authorization is not None  # authenticate refuses a missing header
             self._cache.put(authorization, identity)
-        refusal = read_refusal(identity, local_path(scope))
+        # Only an identity limited to some projects (CI) is refused any path.
+        refusal = None if reads_everything(identity) else read_refusal(identity, path)
         if refusal is not None:  # a CI token outside its projects (`routes/read_scope.py`)
             await _refuse(scope, send, refusal, browser=False)
             return
