@@ -11,7 +11,7 @@ from packyard.settings import Settings
 from packyard.storage.base import BlobStore
 from packyard.storage.location import open_blob_storage
 from tests.postgres import PostgresServer, PostgresUnavailable, postgres_skipped, running_postgres
-from tests.seaweedfs import SeaweedServer, SeaweedUnavailable, running_seaweedfs, s3_skipped
+from tests.seaweedfs import SeaweedServer, seaweedfs_for_tests
 
 
 @pytest.fixture
@@ -58,13 +58,8 @@ def s3_server() -> Iterator[SeaweedServer]:
     bucket of its own: `with s3_server.bucket() as bucket: ...`, and pass
     `s3_server.environment(bucket)` to a `packyard serve` subprocess.
     """
-    if s3_skipped():
-        pytest.skip("PACKYARD_TEST_S3=skip")
-    try:
-        with running_seaweedfs() as server:
-            yield server
-    except SeaweedUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
+    with seaweedfs_for_tests() as server:
+        yield server
 
 
 @pytest.fixture(params=["filesystem", "s3"])

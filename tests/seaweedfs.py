@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Literal
 
 import obstore
+import pytest
 from obstore.store import S3Store
 
 from packyard.settings import S3Settings
@@ -333,3 +334,17 @@ def running_seaweedfs() -> Iterator[SeaweedServer]:
     finally:
         server.stop()
         atexit.unregister(server.stop)
+
+
+@contextmanager
+def seaweedfs_for_tests() -> Iterator[SeaweedServer]:
+    """`running_seaweedfs()` as every fixture wants it: skipped with
+    `PACKYARD_TEST_S3=skip`, a failure (not a skip) when `weed` is missing, since CI
+    must run these tests."""
+    if s3_skipped():
+        pytest.skip(f"{SKIP_VARIABLE}=skip")
+    try:
+        with running_seaweedfs() as server:
+            yield server
+    except SeaweedUnavailable as error:
+        pytest.fail(str(error), pytrace=False)

@@ -46,9 +46,7 @@ from tests.seaweedfs import (
     REGION,
     SECRET_ACCESS_KEY,
     SeaweedServer,
-    SeaweedUnavailable,
-    running_seaweedfs,
-    s3_skipped,
+    seaweedfs_for_tests,
 )
 from tests.unit.publish.test_multipart import encode, twine_form
 
@@ -187,13 +185,8 @@ def noise(seed: int, size: int) -> bytes:
 def seaweed() -> Iterator[SeaweedServer]:
     """A SeaweedFS of this module's own: a test stops and restarts it (skipped and
     failed as the session's `s3_server` is)."""
-    if s3_skipped():
-        pytest.skip("PACKYARD_TEST_S3=skip")
-    try:
-        with running_seaweedfs() as server:
-            yield server
-    except SeaweedUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
+    with seaweedfs_for_tests() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

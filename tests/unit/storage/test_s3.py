@@ -21,7 +21,7 @@ from packyard.settings import Settings
 from packyard.storage.base import StoredBlob, blob_key
 from packyard.storage.location import BlobStorage, open_blob_storage
 from packyard.storage.s3 import TEMP_PREFIX, S3BlobStore
-from tests.seaweedfs import SeaweedServer, SeaweedUnavailable, running_seaweedfs, s3_skipped
+from tests.seaweedfs import SeaweedServer, seaweedfs_for_tests
 
 DATA = bytes(range(256)) * 4096 * 6 + b"odd"  # 6 MiB and a bit: two parts of 5 MiB+
 SHA256 = hashlib.sha256(DATA).hexdigest()
@@ -209,13 +209,8 @@ def test_store_unavailable_is_a_503_with_retry_after() -> None:
 async def own_server() -> AsyncIterator[SeaweedServer]:
     """A SeaweedFS of this test's own, to stop and start again (skipped and failed
     as `s3_server` is)."""
-    if s3_skipped():
-        pytest.skip("PACKYARD_TEST_S3=skip")
-    try:
-        with running_seaweedfs() as server:
-            yield server
-    except SeaweedUnavailable as error:
-        pytest.fail(str(error), pytrace=False)
+    with seaweedfs_for_tests() as server:
+        yield server
 
 
 @pytest.mark.anyio
