@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from packyard.errors import ConfigurationError
 
 DEFAULT_UPSTREAM = "https://pypi.org/simple/"
+AdvisoryPolicy = Literal["warn", "yank", "hide", "deny"]
 ENV_PREFIX = "PACKYARD_"
 
 
@@ -43,6 +44,8 @@ class UpstreamSettings(BaseModel):
     # Files elsewhere are dropped and redirects elsewhere refused. None: none,
     # except files.pythonhosted.org for pypi.org (repository/upstream_hosts.py).
     file_hosts: tuple[str, ...] | None = None
+    # What known vulnerabilities do to this upstream's files; None: `[advisories] policy`.
+    advisories_policy: AdvisoryPolicy | None = None
 
     @field_validator("url")
     @classmethod
@@ -284,6 +287,28 @@ class S3Settings(BaseModel):
     presigned_expiry_seconds: int = Field(default=300, gt=0, le=7 * 24 * 3600)
 
 
+class AdvisorySettings(BaseModel):
+    """Known vulnerabilities (OSV records): where they come from and what they do.
+
+    `policy` applies to every upstream unless its own `advisories_policy` says
+    otherwise, `local_policy` to in-house files: `warn` shows them only, `yank`
+    serves affected files as yanked (PEP 592), `hide` leaves them out of pages,
+    `deny` also refuses their download. Malicious-package records (`MAL-`) are
+    always denied. See docs/advisories.md.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A directory, zip or record file, or an http(s) URL of a zip, re-imported
+    # every `refresh_hours` by one replica; None: only `packyard advisories import`.
+    source: str | None = None
+    refresh_hours: float = Field(default=24.0, gt=0)
+    policy: AdvisoryPolicy = "warn"
+    local_policy: AdvisoryPolicy = "warn"
+    # Refuse an in-house upload whose requirements admit only affected versions.
+    refuse_uploads: bool = False
+
+
 Role = Literal["all", "index", "upload", "browser"]
 """Which services a process serves (`packyard serve --role`): docs/operations.md."""
 
@@ -324,6 +349,7 @@ class Settings(BaseModel):
     telemetry: TelemetrySettings = TelemetrySettings()
     browser: BrowserSettings = BrowserSettings()
     s3: S3Settings = S3Settings()
+    advisories: AdvisorySettings = AdvisorySettings()
 
     @field_validator("public_url")
     @classmethod

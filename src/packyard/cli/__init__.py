@@ -71,6 +71,7 @@ def _register() -> None:
     """Attach each command family's module (imported here to keep start-up light)."""
     from packyard.cli import (
         accounts,
+        advisories,
         governance,
         importing,
         migrate,
@@ -87,7 +88,7 @@ def _register() -> None:
     main.add_command(importing.import_command)
     for family in (accounts.user, accounts.group, accounts.token, accounts.owner):
         main.add_command(family)
-    for command in (*governance.COMMANDS, *policies.COMMANDS):
+    for command in (*governance.COMMANDS, *policies.COMMANDS, *advisories.COMMANDS):
         main.add_command(command)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from packyard.db import accounts, audit, governance, policies, sign_ins  # noqa: F401 - registers their tables
+from packyard.db import accounts, advisories, audit, governance, policies, sign_ins  # noqa: F401 - registers their tables
 from packyard.db.engine import create_database_engine, migrate
 from packyard.db.models import Base
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-from packyard.db import accounts, audit, governance, policies, readmes, sign_ins  # noqa: F401 - registers their tables
+from packyard.db import accounts, advisories, audit, governance, policies, readmes, sign_ins  # noqa: F401 - registers their tables
 from packyard.db.engine import MIGRATION_LOCK
 from packyard.db.models import Base
 

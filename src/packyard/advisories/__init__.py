@@ -1,0 +1,1 @@
+"""Known vulnerabilities: OSV records imported, matched to releases, enforced by policy."""
