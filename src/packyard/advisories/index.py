@@ -113,8 +113,9 @@ class AdvisoryIndexReader:
                     )
                 )
             }
+            # `.all()`: a Result has `keys()`, so `dict()` would read it as a mapping.
             policies = dict(
-                session.execute(select(AdvisoryPolicy.source, AdvisoryPolicy.policy)).tuples()
+                session.execute(select(AdvisoryPolicy.source, AdvisoryPolicy.policy)).tuples().all()
             )
             with self._lock:
                 if self._records[0] != generation:
