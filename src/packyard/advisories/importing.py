@@ -70,21 +70,40 @@ def import_entries(
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be written; nothing
             of this import is then stored.
+        Whatever iterating `entries` raises (`SourceUnreadable`): nothing is stored.
+    """
+    with sessions.begin() as session:
+        return import_into(session, entries, actor=actor, source=source, origin=origin)
+
+
+def import_into(
+    session: Session,
+    entries: Iterable[Entry],
+    *,
+    actor: str,
+    source: str,
+    origin: Origin = COMMAND_LINE,
+) -> ImportReport:
+    """`import_entries` in the caller's transaction, which commits it (or not):
+    for a caller that must decide inside that transaction whether to import at
+    all (`advisories/refresh.py`: one replica per period).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the database cannot be written.
     """
     report = ImportReport()
-    with sessions.begin() as session:
-        for batch in _batches(_unique(entries, report)):
-            _store(session, batch, report)
-        report.generation = _log_import(session, report, actor=actor, source=source)
-        record(
-            session,
-            actor=actor,
-            action=IMPORT_ACTION,
-            origin=origin,
-            source=source,
-            counts=report.summary(),
-        )
-        bump_serial(session)
+    for batch in _batches(_unique(entries, report)):
+        _store(session, batch, report)
+    report.generation = _log_import(session, report, actor=actor, source=source)
+    record(
+        session,
+        actor=actor,
+        action=IMPORT_ACTION,
+        origin=origin,
+        source=source,
+        counts=report.summary(),
+    )
+    bump_serial(session)
     return report
 
 

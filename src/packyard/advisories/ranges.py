@@ -12,11 +12,18 @@ PEP 440 (the real data has over a hundred, like `0.9.8-dev`) is matched as
 text, and so is a queried version that is not PEP 440: it is affected only
 when it is listed verbatim.
 
+`introduced: "0"` sorts before every version, pre-releases of 0 included
+(`0.0.0b0`, which PEP 440 puts before `0`). `limit` events bound the range
+from above (the schema's `BeforeLimits`: a version is in the range only if it
+is below some limit; a limit containing `*` is no bound).
+
 `GIT` ranges name commits, not releases; for PyPI records the versions they
 cover are enumerated in `versions` (osv.dev does that), so they are passed
-over. Any other type (`SEMVER`, unknown ones) cannot be read as PEP 440, nor
-can an ECOSYSTEM range whose event is not PEP 440 (the real data has
-`fixed: 2019-09-12`): such a range is skipped and named in `skipped`, for the
+over; an entry with GIT ranges and no versions says nothing usable and is
+named in `skipped`. Any other type (`SEMVER`, unknown ones) cannot be read as
+PEP 440, nor can an ECOSYSTEM range whose event is not PEP 440 (the real data
+has `fixed: 2019-09-12`) or not a string (YAML reads an unquoted `1.10` as
+the number 1.1): such a range is skipped and named in `skipped`, for the
 import to report.
 """
 
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from packaging.version import InvalidVersion, Version
 
@@ -32,7 +40,9 @@ FIXED = "fixed"
 LAST_AFFECTED = "last_affected"
 LIMIT = "limit"
 EVENT_KINDS = (INTRODUCED, FIXED, LAST_AFFECTED, LIMIT)
-_ZERO = Version("0")
+# The lowest PEP 440 version: below `0` come only its pre- and dev-releases,
+# and `0.dev0` is the first of them. `introduced: "0"` starts here.
+_ZERO = Version("0.dev0")
 
 
 class InvalidRange(ValueError):
@@ -99,6 +109,7 @@ def affected_versions(
     """
     intervals: list[Interval] = []
     skipped: list[str] = []
+    git_ranges = 0
     for number, entry in enumerate(ranges):
         kind = entry.get("type")
         if kind == "ECOSYSTEM":
@@ -106,7 +117,9 @@ def affected_versions(
                 intervals.extend(_intervals(number, entry.get("events")))
             except InvalidRange as exc:
                 skipped.append(f"{exc}, skipped")
-        elif kind != "GIT":
+        elif kind == "GIT":
+            git_ranges += 1
+        else:
             skipped.append(f"range {number}: type {kind!r} is not ECOSYSTEM, skipped")
     listed: set[Version] = set()
     listed_text: set[str] = set()
@@ -115,6 +128,8 @@ def affected_versions(
             listed.add(Version(version))
         except InvalidVersion:
             listed_text.add(version)
+    if git_ranges and not (intervals or listed or listed_text):
+        skipped.append("GIT ranges name commits, and no versions are listed")
     return AffectedVersions(
         tuple(intervals), frozenset(listed), frozenset(listed_text), tuple(skipped)
     )
@@ -124,8 +139,11 @@ def _intervals(number: int, events: object) -> list[Interval]:
     """The affected intervals one range's events describe, in version order."""
     if not isinstance(events, list) or not events:
         raise InvalidRange(f"range {number}: 'events' must be a non-empty list")
+    read = [_event(number, event) for event in events]
+    if any(version is None for _, version in read):  # a limit "*": no limit at all
+        read = [(kind, version) for kind, version in read if kind != LIMIT]
     parsed = sorted(
-        (_event(number, event) for event in events),
+        cast(list[tuple[str, Version]], read),
         # At one version, "introduced" comes first: introduced 1.0 + fixed 1.0 is empty.
         key=lambda item: (item[1], item[0] != INTRODUCED),
     )
@@ -135,24 +153,44 @@ def _intervals(number: int, events: object) -> list[Interval]:
         if kind == INTRODUCED:
             start = version if start is None else start
         elif kind == LIMIT:
-            continue  # limits bound a search in a repository's history, not versions
+            continue  # applied below, to the whole range
         elif start is not None:
             intervals.append(Interval(start, version, end_inclusive=kind == LAST_AFFECTED))
             start = None
     if start is not None:
         intervals.append(Interval(start, None, end_inclusive=False))
-    return intervals
+    limits = [version for kind, version in parsed if kind == LIMIT]
+    return _below(max(limits), intervals) if limits else intervals
 
 
-def _event(number: int, event: object) -> tuple[str, Version]:
+def _below(limit: Version, intervals: list[Interval]) -> list[Interval]:
+    """`intervals` cut at `limit` (excluded): the schema's `BeforeLimits`, where
+    a version below any of the limits passes, so the highest one bounds."""
+    cut = []
+    for interval in intervals:
+        if interval.start >= limit:
+            continue
+        if interval.end is None or interval.end >= limit:
+            interval = Interval(interval.start, limit, end_inclusive=False)
+        cut.append(interval)
+    return cut
+
+
+def _event(number: int, event: object) -> tuple[str, Version | None]:
+    """One event's kind and version; None for a limit of `*` (infinity)."""
     if not isinstance(event, dict) or len(event) != 1:
         raise InvalidRange(f"range {number}: an event must have exactly one key")
     ((kind, value),) = event.items()
     if kind not in EVENT_KINDS:
         raise InvalidRange(f"range {number}: unknown event {kind!r}")
+    # An int is what it says (YAML's `introduced: 0`); a float is not (`1.10` reads as 1.1).
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise InvalidRange(f"range {number}: {kind} {value!r} is not a version string")
     text = str(value)
     if kind == INTRODUCED and text == "0":
         return kind, _ZERO
+    if kind == LIMIT and "*" in text:
+        return kind, None
     try:
         return kind, Version(text)
     except InvalidVersion:

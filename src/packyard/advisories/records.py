@@ -10,6 +10,7 @@ file's name and goes on.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,10 +23,13 @@ from packyard.advisories.ranges import AffectedVersions, affected_versions
 
 PYPI = "PyPI"
 MALICIOUS_PREFIX = "MAL-"
-# OSV ids are `<DB>-<ENTRY>`; nothing that could be a path or markup.
-_ID = re.compile(r"[A-Za-z][A-Za-z0-9]*-[A-Za-z0-9][A-Za-z0-9._:-]{0,110}")
+# OSV ids are `<DB>-<ENTRY>`; nothing that could be a path or markup, and at
+# most 128 characters (the column's width).
+_ID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}-[A-Za-z0-9][A-Za-z0-9._:-]{0,110}")
 MAX_ALIASES = 100
 MAX_AFFECTED = 1_000
+MAX_NAME_LENGTH = 255  # the column's width; PyPI's own limit is far below
+MAX_DEPTH = 64  # real records nest about 6 deep; deeper would exhaust the stack
 
 
 class RecordRejected(ValueError):
@@ -60,13 +64,16 @@ def read_record(raw: object) -> OsvRecord:
     """Check one record and keep what packyard needs of it.
 
     Raises:
-        RecordRejected: not an object, an id that is not an OSV id, a missing
-            or unreadable `modified`, no PyPI package in `affected`, or an
-            `affected` entry whose ranges cannot be evaluated (SEMVER, GIT, ...).
+        RecordRejected: not an object, a value JSON cannot hold (bytes, NaN,
+            a NUL character, text that is not Unicode, nesting past
+            `MAX_DEPTH`), an id that is not an OSV id, a missing or unreadable
+            `modified`, no PyPI package in `affected`, a version that is not a
+            string, or an `affected` entry whose ranges cannot be evaluated
+            (SEMVER, GIT without versions, ...).
     """
     if not isinstance(raw, dict):
         raise RecordRejected("a record must be a JSON/YAML object")
-    data = cast(dict[str, object], _plain(raw))
+    data = cast(dict[str, object], _plain(raw, MAX_DEPTH))
     record_id = data.get("id")
     if not isinstance(record_id, str) or not _ID.fullmatch(record_id):
         raise RecordRejected(f"id {record_id!r} is not an OSV id like PYSEC-2024-1")
@@ -119,12 +126,23 @@ def _pypi_affected(
             raise RecordRejected(
                 f"{record_id}: affected[{number}]: ranges and versions must be lists"
             )
-        evaluated = affected_versions(_objects(ranges), (str(v) for v in versions))
+        evaluated = affected_versions(_objects(ranges), _versions(record_id, number, versions))
         if evaluated.skipped and evaluated.empty:
             raise RecordRejected(f"{record_id}: affected[{number}]: {evaluated.skipped[0]}")
         notes += (f"{record_id}: affected[{number}]: {note}" for note in evaluated.skipped)
         found.setdefault(name, []).append(evaluated)
     return {name: tuple(items) for name, items in found.items()}, tuple(notes)
+
+
+def _versions(record_id: str, number: int, versions: list[object]) -> list[str]:
+    """The listed versions as text. A number is refused rather than guessed at:
+    YAML reads an unquoted `1.10` as 1.1."""
+    for version in versions:
+        if not isinstance(version, str | int) or isinstance(version, bool):
+            raise RecordRejected(
+                f"{record_id}: affected[{number}]: version {version!r} is not a string"
+            )
+    return [str(version) for version in versions]
 
 
 def _objects(items: list[object]) -> list[Mapping[str, object]]:
@@ -135,6 +153,10 @@ def _objects(items: list[object]) -> list[Mapping[str, object]]:
 def _name(record_id: str, number: int, name: object) -> str:
     if not isinstance(name, str):
         raise RecordRejected(f"{record_id}: affected[{number}]: package has no name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise RecordRejected(
+            f"{record_id}: affected[{number}]: a name longer than {MAX_NAME_LENGTH} characters"
+        )
     try:
         return canonicalize_name(name, validate=True)
     except InvalidName:
@@ -167,15 +189,41 @@ def _timestamp(data: Mapping[str, object], key: str, *, required: bool = False) 
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _plain(value: object) -> object:
-    """The record as JSON can hold it: YAML's unquoted dates become RFC 3339 text."""
+def _plain(value: object, depth: int) -> object:
+    """The record as JSON can hold it: YAML's unquoted dates become RFC 3339 text.
+
+    Whatever the database or a JSON reader would fail on is refused here, so
+    that one bad file is skipped instead of failing the whole import: YAML's
+    binary values and sets, NaN and infinities, NUL characters (PostgreSQL
+    text cannot hold them) and lone surrogates (JSON's `"\\ud800"`: not UTF-8).
+    """
+    if depth < 0:
+        raise RecordRejected(f"nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, str):
+        if "\x00" in value or not (value.isascii() or _utf8(value)):
+            raise RecordRejected("a text value holds a NUL character or is not Unicode")
+        return value
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise RecordRejected(f"{value!r} is not a JSON number")
+        return value
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(_plain(key, 0)): _plain(item, depth - 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [_plain(item) for item in value]
+        return [_plain(item, depth - 1) for item in value]
     if isinstance(value, datetime):
         moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return moment.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):
         return value.isoformat()
-    return value
+    raise RecordRejected(f"a value of type {type(value).__name__} is not JSON")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,6 +36,7 @@ MAX_TOTAL_BYTES = 4 * 1024**3  # osv.dev's whole PyPI export inflates to well un
 MAX_RATIO = 100  # JSON deflates about 5-10 times; a bomb, thousands of times
 MAX_NODES = 100_000  # YAML aliases can make a small file a huge tree
 RECORD_SUFFIXES = (".json", ".yaml", ".yml")
+_ENCRYPTED = 0x1  # a zip member's general purpose flag bit 0 (APPNOTE 4.4.4)
 
 try:  # libyaml's loader is about ten times faster; PyYAML without it still works
     _YamlLoader: type[yaml.SafeLoader] = yaml.CSafeLoader
@@ -70,6 +72,8 @@ def read_source(path: Path) -> Iterator[Entry]:
         yield from _files(path.parent, [path])
     elif not path.exists():
         raise SourceUnreadable(f"{path} does not exist")
+    elif path.suffix == ".zip":
+        raise SourceUnreadable(f"{path} is not a readable zip (damaged, or not a zip at all)")
     else:
         raise SourceUnreadable(
             f"{path} is not a directory of OSV records, a zip of them, nor a .json/.yaml record"
@@ -81,8 +85,11 @@ def count_records(path: Path) -> int:
     if path.is_dir():
         return sum(1 for _ in _record_files(path))
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            return sum(1 for info in archive.infolist() if _is_record_name(info.filename))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                return sum(1 for info in archive.infolist() if _is_record_name(info.filename))
+        except (zipfile.BadZipFile, OSError):
+            return 0  # read_source says what is wrong with it
     return 1
 
 
@@ -95,13 +102,14 @@ def _record_files(root: Path) -> Iterator[Path]:
         dirs.sort()
         for name in names:
             path = Path(folder, name)
-            if path.suffix in RECORD_SUFFIXES and not path.is_symlink():
+            # Regular files only: a named pipe would block the import forever.
+            if path.suffix in RECORD_SUFFIXES and not path.is_symlink() and path.is_file():
                 yield path
 
 
 def _files(root: Path, paths: list[Path]) -> Iterator[Entry]:
     for path in paths:
-        origin = path.relative_to(root).as_posix()
+        origin = _printable(path.relative_to(root).as_posix())
         try:
             with path.open("rb") as handle:
                 content = handle.read(MAX_RECORD_BYTES + 1)
@@ -121,9 +129,10 @@ def _zip(path: Path) -> Iterator[Entry]:
         for info in archive.infolist():
             if not _is_record_name(info.filename):
                 continue
+            origin = _printable(info.filename)
             problem = _member_problem(info)
             if problem is not None:
-                yield Entry(info.filename, problem=problem)
+                yield Entry(origin, problem=problem)
                 continue
             total += info.file_size
             if total > MAX_TOTAL_BYTES:
@@ -133,10 +142,12 @@ def _zip(path: Path) -> Iterator[Entry]:
             try:
                 with archive.open(info) as member:
                     content = member.read(MAX_RECORD_BYTES + 1)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                yield Entry(info.filename, problem=f"cannot be inflated: {exc}")
+            # NotImplementedError: a compression method zipfile does not know;
+            # zlib.error: damaged deflated data.
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, zlib.error) as exc:
+                yield Entry(origin, problem=f"cannot be inflated: {exc}")
                 continue
-            yield _entry(info.filename, content)
+            yield _entry(origin, content)
 
 
 def _is_record_name(name: str) -> bool:
@@ -149,6 +160,8 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
     name = PurePosixPath(info.filename.replace("\\", "/"))
     if name.is_absolute() or ".." in name.parts:
         return "a path outside the archive: skipped"
+    if info.flag_bits & _ENCRYPTED:
+        return "encrypted: skipped"
     if info.file_size > MAX_RECORD_BYTES:
         return f"larger than {MAX_RECORD_BYTES} bytes: skipped"
     if info.file_size > MAX_RATIO * max(info.compress_size, 1) and info.file_size > 64 * 1024:
@@ -166,6 +179,8 @@ def _entry(origin: str, content: bytes) -> Entry:
         return Entry(origin, record=read_record(raw))
     except RecordRejected as exc:
         return Entry(origin, problem=str(exc))
+    except RecursionError:  # the parsers recurse per level of nesting
+        return Entry(origin, problem="nested too deeply: skipped")
     except (ValueError, yaml.YAMLError) as exc:  # json.JSONDecodeError is a ValueError
         return Entry(origin, problem=f"not valid {_format(origin)}: {_first_line(exc)}")
 
@@ -189,6 +204,14 @@ def _nodes(value: object, budget: int = MAX_NODES + 1) -> int:
         elif isinstance(item, list):
             stack.extend(item)
     return seen
+
+
+def _printable(name: str) -> str:
+    """A file's name as it can be shown on one line of a report: control
+    characters (a newline, a terminal escape) are written as escapes."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
 
 
 def _format(origin: str) -> str:
