@@ -113,10 +113,13 @@ class AdvisoryIndexReader:
                     )
                 )
             }
-            # `.all()`: a Result has `keys()`, so `dict()` would read it as a mapping.
-            policies = dict(
-                session.execute(select(AdvisoryPolicy.source, AdvisoryPolicy.policy)).tuples().all()
-            )
+            # Not `dict(result)`: a Result has `keys()`, so `dict()` takes it for a mapping.
+            policies = {
+                source: policy
+                for source, policy in session.execute(
+                    select(AdvisoryPolicy.source, AdvisoryPolicy.policy)
+                )
+            }
             with self._lock:
                 if self._records[0] != generation:
                     self._records = (generation, load_records(session))
