@@ -1,7 +1,7 @@
 """The application factory: one ASGI app in front of the repository chain.
 
-The hot paths of the index (`/simple/…`, `/files/…`), `/healthz` and `/readyz` are raw
-ASGI handlers, picked by a path-prefix check; everything else (the home
+The hot paths of the index (`/simple/…`, `/files/…`), the OSV API (`/osv/…`), `/healthz`
+and `/readyz` are raw ASGI handlers, picked by a path-prefix check; everything else (the home
 page, uploads, the browser and the admin API) is a Starlette app,
 which also runs the lifespan: the chain is closed when the app stops.
 
@@ -46,6 +46,7 @@ def create_app(
     routes: Sequence[BaseRoute] = (),
     *,
     api: ASGIApp | None = None,
+    osv: ASGIApp | None = None,
     read_guard: Callable[[ASGIApp], ASGIApp] | None = None,
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     middleware: Sequence[Middleware] = (),
@@ -64,6 +65,8 @@ def create_app(
         routes: more Starlette routes, matched before the browser's (the upload
             service's `/legacy/`, `routes/upload.py`).
         api: the admin API (`routes/api`), mounted at `/api/v1`.
+        osv: the OSV API's handler (`routes/osv.py`), given every path under
+            `/osv/`; None leaves them to the Starlette app (404).
         read_guard: wraps the whole application, e.g. to require credentials
             for everything but a few public paths (`routes/read_auth.py`).
         on_shutdown: closed after the chain when the app stops (shared clients).
@@ -90,6 +93,7 @@ def create_app(
             files=files,
             snapshot=SnapshotRoute(chain, files),
             readiness=readiness or Readiness({}),
+            osv=osv,
             other=CrossSiteGuard(HostSafeRedirects(other, public_url), public_url),
         )
     )
@@ -109,12 +113,14 @@ class _Dispatcher:
         snapshot: ASGIApp,
         readiness: ASGIApp,
         other: ASGIApp,
+        osv: ASGIApp | None = None,
     ) -> None:
         self._simple = simple
         self._files = files
         self._snapshot = snapshot
         self._readiness = readiness
         self._other = other
+        self._osv = osv
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -129,6 +135,8 @@ class _Dispatcher:
                 return await health(scope, receive, send)
             if path == "/readyz":
                 return await self._readiness(scope, receive, send)
+            if self._osv is not None and path.startswith("/osv/"):
+                return await self._osv(scope, receive, send)
         return await self._other(scope, receive, send)
 
 

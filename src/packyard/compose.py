@@ -26,6 +26,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
+from packyard.advisories.index import AdvisoryIndexReader
 from packyard.app import create_app
 from packyard.auth.authenticate import Authenticators
 from packyard.browser.build import build_browser, open_search_index
@@ -56,6 +57,7 @@ from packyard.repository.yank import YankRepository
 from packyard.routes.api import ApiServices, api_app
 from packyard.routes.files import FilesRoute, Presigner
 from packyard.routes.health import Readiness, ReadinessCheck
+from packyard.routes.osv import OsvRoute
 from packyard.routes.read_auth import read_guard
 from packyard.routes.roles import RoleGate
 from packyard.routes.ui.admin import (
@@ -214,6 +216,7 @@ def build_app(settings: Settings) -> ASGIApp:
     # One serial watcher for the whole chain: one freshness check per loop turn.
     watcher = open_serial_watcher(engine)
     follow_commits(sessions, watcher.saw)
+    advisories = AdvisoryIndexReader(sessions, watcher=watcher)
     chain = SearchRecorder(
         build_chain(settings, sessions, storage, telemetry, upstream_sources, watcher), index
     )
@@ -261,6 +264,7 @@ def build_app(settings: Settings) -> ASGIApp:
         routes=[*uploads, *admin],
         middleware=[Middleware(ViewerMiddleware, sessions=sessions, secret=secret)],
         api=api,
+        osv=OsvRoute(advisories, sessions),
         read_guard=guard,
         on_shutdown=[http_client.aclose, _closer(watcher)],
         readiness=Readiness(

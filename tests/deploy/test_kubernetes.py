@@ -298,6 +298,7 @@ ROUTES = {
     "/files/requests/requests-2.32.3-py3-none-any.whl": "packyard-index",
     "/files/requests/requests-2.32.3-py3-none-any.whl.metadata": "packyard-index",
     "/snapshot/2025-01-31/simple/": "packyard-index",
+    "/osv/v1/querybatch": "packyard-index",
     "/legacy/": "packyard-upload",
     "/api/v1/openapi.json": "packyard-upload",
     "/": "packyard-browser",

@@ -23,11 +23,12 @@ from packyard.settings import Role
 OPERATIONS: Final = ("/healthz", "/readyz", "/metrics")
 # Path prefixes by role; the browser serves every path the others do not.
 PREFIXES: Final[dict[Role, tuple[str, ...]]] = {
-    "index": ("/simple/", "/files/", "/snapshot/"),
+    # The OSV API answers auditors (`uv audit`, `pip-audit`): tools, like installers.
+    "index": ("/simple/", "/files/", "/snapshot/", "/osv/"),
     "upload": ("/legacy/", "/api/"),
 }
 _SERVES: Final[dict[Role, str]] = {
-    "index": "the index (/simple/, /files/, /snapshot/)",
+    "index": "the index (/simple/, /files/, /snapshot/) and the OSV API (/osv/)",
     "upload": "uploads and the API (/legacy/, /api/)",
     "browser": "the web pages (/, /search, /project/, /admin/)",
 }

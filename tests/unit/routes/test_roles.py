@@ -18,6 +18,8 @@ from packyard.settings import Role
         ("/simple/acme/", "index"),
         ("/files/acme/acme-1.0.tar.gz", "index"),
         ("/snapshot/2026-01-01/simple/", "index"),
+        ("/osv/v1/querybatch", "index"),
+        ("/osv/v1/vulns/PYSEC-2019-217", "index"),
         ("/legacy/", "upload"),
         ("/legacy", "upload"),
         ("/api/v1/projects", "upload"),
