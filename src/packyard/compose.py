@@ -67,6 +67,7 @@ from packyard.routes.ui.admin import (
     load_secret,
 )
 from packyard.routes.ui.assets import StaticAssets
+from packyard.routes.ui.help import HELP_PATH
 from packyard.routes.ui.templating import Templates
 from packyard.routes.upload import upload_routes
 from packyard.search.recorder import SearchRecorder
@@ -337,7 +338,11 @@ def build_upload_routes(
     over the upstreams and every way of signing in."""
     guard = NameGuard(sessions, upstream_sources)
     after_upload = readmes.prepare if readmes is not None else None
-    service = UploadService(sessions, store, guard, settings.upload, after_upload=after_upload)
+    # Refusals link to this server's help page, absolute when the site's URL is known.
+    help_url = (settings.public_url or "/").rstrip("/") + HELP_PATH
+    service = UploadService(
+        sessions, store, guard, settings.upload, after_upload=after_upload, help_url=help_url
+    )
     return upload_routes(service, authenticators)
 
 

@@ -24,6 +24,10 @@ byte is never closed either. `LimitedHttpProtocol` is uvicorn's
   (uvicorn's own `limit_concurrency` would refuse requests on every open
   connection once the limit is reached).
 
+It also writes the upload API's messages into the status line's reason
+phrase, as PyPI does (`reason_phrase.py`): only on the paths of
+`reason_phrase.PATHS`, so every other request pays one set lookup.
+
 The idle time between two requests on a kept-alive connection is uvicorn's
 `timeout_keep_alive`. Every refusal closes the connection. uvicorn builds one
 protocol object per connection: `server.py` passes `protocol_factory(limits)`
@@ -40,6 +44,8 @@ from typing import Any, cast
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from packyard import reason_phrase
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,18 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             message = "Too many connections to this server: retry in a moment.\n"
             self._refuse(503, message, [(b"retry-after", b"1")])
         super().on_headers_complete()
+        cycle = self.cycle
+        # The cycle uvicorn made for this request (none for an upgrade), which
+        # has not run yet: its `send` is looked up when it does.
+        if cycle is not None and cycle.scope is self.scope and self._sets_reasons():
+            cycle.send = reason_phrase.ReasonPhraseSend(cycle, STATUS_LINE.__getitem__)  # type: ignore[method-assign]
+
+    def _sets_reasons(self) -> bool:
+        path: str = self.scope["path"]
+        root = self.root_path
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return path in reason_phrase.PATHS
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -64,7 +64,8 @@ from packyard.settings import UploadSettings
 from packyard.storage.base import BlobStore, StoredBlob
 
 OTHER_FIELDS_BYTES = 4 * 1024 * 1024  # the form's fields but the description, together
-FILE_REUSE_HELP = "See https://pypi.org/help/#file-name-reuse for more information."
+HELP_URL = "/help/"
+"""This server's help page (`routes/ui/help.py`); absolute with `public_url`."""
 
 
 class NameGuard(Protocol):
@@ -117,10 +118,14 @@ class UploadService:
         settings: UploadSettings,
         *,
         after_upload: AfterUpload | None = None,
+        help_url: str = HELP_URL,
     ) -> None:
         """`after_upload(sha256, metadata)` is awaited once a new file has
-        committed (the browser renders its README then); it must not raise."""
+        committed (the browser renders its README then); it must not raise.
+        `help_url`: this server's help page, which refusals of a reused
+        filename link to."""
         self.after_upload = after_upload
+        self.reuse_help = f"See {help_url}#file-name-reuse for more information."
         self.sessions = sessions
         self.store = store
         self.name_guard = name_guard
@@ -277,12 +282,12 @@ class UploadService:
         if existing is not None:
             if _is_identical(existing, dist.filename, digests):
                 return True
-            raise _already_exists(dist.filename, digests["blake2_256"])
+            raise _already_exists(dist.filename, digests["blake2_256"], self.reuse_help)
         with self.sessions() as session:
             if session.get(DeletedFile, dist.filename) is not None:
                 raise InvalidRequest(
                     "This filename was previously used by a file that has since been "
-                    f"deleted. Use a different version. {FILE_REUSE_HELP}"
+                    f"deleted. Use a different version. {self.reuse_help}"
                 )
             if dist.packagetype == "sdist" and _has_sdist(session, dist):
                 raise InvalidRequest("Only one sdist may be uploaded per release.")
@@ -368,7 +373,7 @@ class UploadService:
             raise Conflict(f"{dist.filename!r} could not be stored: the database refused it.")
         if _is_identical(existing, dist.filename, digests):
             return _result("present", dist)
-        raise _already_exists(dist.filename, blob.blake2_256)
+        raise _already_exists(dist.filename, blob.blake2_256, self.reuse_help)
 
 
 def _file_of(form: MultipartForm) -> UploadedFile:
@@ -402,12 +407,11 @@ def _has_sdist(session: Session, dist: DistFilename) -> bool:
     return found is not None
 
 
-def _already_exists(filename: str, blake2_256: str) -> InvalidRequest:
+def _already_exists(filename: str, blake2_256: str, help_text: str) -> InvalidRequest:
     # The "File already exists" prefix is what twine --skip-existing, poetry
     # and pdm look for (§2.14, §2.19): never reword it.
     return InvalidRequest(
-        f"File already exists ({filename!r}, with blake2_256 hash {blake2_256!r}). "
-        f"{FILE_REUSE_HELP}"
+        f"File already exists ({filename!r}, with blake2_256 hash {blake2_256!r}). {help_text}"
     )
 
 

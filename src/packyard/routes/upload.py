@@ -10,12 +10,15 @@ each from STANDARDS §2:
   gets a byte onto the disk. Every authentication failure is 403, as on PyPI
   (§2.4): clients send credentials up front (twine prompts before sending),
   so there is nothing to gain from a 401 challenge.
-- Errors: PyPI puts the message in the reason phrase (§2.2), which ASGI
-  servers can't set, so the message is the BODY, first thing, in plain text
-  ("File already exists …" is what twine `--skip-existing`, poetry and pdm
-  look for, §2.19). With `Accept: application/json` preferred over text the
-  body is `{"message", "code", "title"}` and `code` is "400 <message>" (uv
-  shows `code`, §2.20).
+- Errors: PyPI puts the message in the reason phrase (§2.2), which twine,
+  pdm and hatch print; ASGI cannot set one, so every answer but a 200 hands
+  its message to packyard's HTTP protocol in the `REASON_HEADER`, which
+  writes it into the status line (`reason_phrase.py`; one line of ASCII).
+  The message is also the BODY, first thing, in plain text ("File already
+  exists …" is what twine `--skip-existing`, poetry and pdm look for,
+  §2.19; HTTP/2 has no reason phrase). With `Accept: application/json`
+  preferred over text the body is `{"message", "code", "title"}` and `code`
+  is "400 <message>" (uv shows `code`, §2.20).
 - After a refusal the rest of the body is read and dropped (bounded), so the
   client, still sending, reads the answer instead of a reset connection.
 """
@@ -36,6 +39,7 @@ from packyard.publish.audit import Origin
 from packyard.publish.multipart import ClientDisconnected, discard_body
 from packyard.publish.upload import UploadService
 from packyard.publish.upload_form import ActionGone
+from packyard.reason_phrase import REASON_HEADER, reason_phrase
 from packyard.routes.asgi import Headers, request_header, send_response
 from packyard.routes.errors import retry_headers, status_for
 
@@ -140,6 +144,9 @@ async def _send_message(
     send: Send, status: int, message: str, wants_json: bool, extra: Headers | None = None
 ) -> None:
     headers: Headers = [(b"cache-control", b"no-store"), *(extra or [])]
+    if status != 200:
+        # Already one line of ASCII: a valid header under any server, not only ours.
+        headers.append((REASON_HEADER, reason_phrase(message)))
     if wants_json:
         title = HTTPStatus(status).phrase
         payload = {"message": message, "code": f"{status} {message}", "title": title}

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from packyard.browser.service import Browser
 from packyard.routes.ui.assets import StaticAssets
+from packyard.routes.ui.help import HELP_PATH, help_endpoint
 from packyard.routes.ui.home import home_endpoint
 from packyard.routes.ui.pages import Endpoint, with_error_pages
 from packyard.routes.ui.project import details_endpoint, project_endpoint
@@ -32,6 +33,7 @@ def ui_routes(browser: Browser, templates: Templates | None = None) -> list[Base
     return [
         page("/", home_endpoint),
         page("/search", search_endpoint),
+        page(HELP_PATH, help_endpoint),
         page("/project/{name}/", project_endpoint),
         page("/project/{name}/{version}/", project_endpoint),
         page("/project/{name}/{version}/details", details_endpoint),
