@@ -221,7 +221,7 @@ class UploadService:
         upload = _file_of(form)
         digests = upload.writer.hexdigests()
         check_digests(checked.form.digests, digests)
-        if await anyio.to_thread.run_sync(self._is_present, checked.dist, digests):
+        if await anyio.to_thread.run_sync(self.is_present, checked.dist, digests):
             return _result("present", checked.dist)
         blobs = [await upload.writer.commit()]
         try:
@@ -263,7 +263,7 @@ class UploadService:
         with self.sessions() as session:
             project = session.scalar(select(Project).where(Project.name == name))
             if project is not None and project.status in CLOSED_STATUSES:
-                raise _closed(project)
+                raise closed_project(project)
             return not check_upload(session, identity, name)
 
     def _claim(self, identity: Identity, name: str, version: str) -> None:
@@ -271,8 +271,9 @@ class UploadService:
         with self.sessions.begin() as session:
             claim_upload(session, identity, name, version)
 
-    def _is_present(self, dist: DistFilename, digests: dict[str, str]) -> bool:
+    def is_present(self, dist: DistFilename, digests: dict[str, str]) -> bool:
         """True for the identical file; raises for every other reuse (§2.14-2.15).
+        `packyard import` applies it too (`publish/importer.py`).
 
         Raises:
             InvalidRequest: "File already exists …", a deleted filename, or a
@@ -347,7 +348,7 @@ class UploadService:
         project = session.scalar(select(Project).where(Project.name == name))
         if project is not None and not checked.is_new:
             if project.status in CLOSED_STATUSES:
-                raise _closed(project)
+                raise closed_project(project)
             return project
         if project is not None or not checked.is_new:
             # Created, or deleted, by someone else since we checked: Warehouse's 409.
@@ -415,7 +416,8 @@ def _already_exists(filename: str, blake2_256: str, help_text: str) -> InvalidRe
     )
 
 
-def _closed(project: Project) -> InvalidRequest:
+def closed_project(project: Project) -> InvalidRequest:
+    """The refusal of a file for an archived or quarantined project (imports too)."""
     return InvalidRequest(
         f"Project {project.name!r} is {project.status}: it accepts no new files (PEP 792)."
     )
