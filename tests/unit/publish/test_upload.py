@@ -29,7 +29,6 @@ from packyard.errors import (
 )
 from packyard.publish.accounts import add_user
 from packyard.publish.audit import Origin
-from packyard.publish.importer import import_file
 from packyard.publish.upload import UploadResult, UploadService
 from packyard.settings import UploadSettings
 from tests.builders import LocalStore, build_sdist, build_wheel, make_local_store, metadata_text
@@ -191,7 +190,7 @@ async def test_other_bytes_under_a_stored_filename_are_refused(
 
     assert caught.value.message == (
         f"File already exists ({second.name!r}, with blake2_256 hash {blake2!r}). "
-        "See https://pypi.org/help/#file-name-reuse for more information."
+        "See /help/#file-name-reuse for more information."
     )
     assert local.blob_files() == blobs
     assert audit(local)[-1][2:] == ("refused", second.name, caught.value.message)
@@ -225,11 +224,25 @@ async def test_only_one_sdist_per_release(local: LocalStore, dists: Path) -> Non
     alice = user(local, "alice")
     uploads = service(local)
     await upload(uploads, alice, build_wheel(dists, "acme-core", "1.0"))
-    # An sdist imported under its pre-PEP 625 name (`acme-core-1.0.tar.gz`).
-    (dists / "old").mkdir()
-    legacy = build_sdist(dists / "old", "acme-core", "1.0", extra_files={"README": b"old"})
-    legacy = legacy.rename(legacy.with_name("acme-core-1.0.tar.gz"))
-    assert (await import_file(legacy, local.sessions, local.store)).outcome == "added"
+    # An sdist stored under its pre-PEP 625 name (`acme-core-1.0.tar.gz`) before
+    # uploads and imports refused such names: PEP 625 allows one name per release.
+    with local.sessions.begin() as session:
+        project = session.scalars(select(Project)).one()
+        session.add(
+            File(
+                project=project,
+                filename="acme-core-1.0.tar.gz",
+                version="1.0",
+                packagetype="sdist",
+                python_version="source",
+                size=1,
+                sha256="0" * 64,
+                blake2_256="1" * 64,
+                md5="2" * 32,
+                upload_time=datetime.now(UTC),
+                blob_key="legacy",
+            )
+        )
 
     with pytest.raises(InvalidRequest, match=r"^Only one sdist may be uploaded per release\.$"):
         await upload(uploads, alice, build_sdist(dists, "acme-core", "1.0"))
