@@ -199,8 +199,8 @@ def parse_purl(purl: str) -> tuple[str, str, str | None]:
 def _fields(raw: object, allowed: frozenset[str], what: str) -> Mapping[str, object]:
     if not isinstance(raw, dict):
         raise QueryRejected(f"invalid query: {what} must be a JSON object")
-    unknown = sorted(key for key in raw if key not in allowed)
-    if unknown:
+    if raw.keys() - allowed:
+        unknown = sorted(raw.keys() - allowed)
         fields = ", ".join(repr(key) for key in sorted(allowed))
         raise QueryRejected(
             f"invalid query: {what} has no field {unknown[0]!r} (its fields: {fields})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import chain
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from packyard.advisories.importing import import_entries
 from packyard.advisories.index import AdvisoryIndexReader
 from packyard.advisories.sources import read_source
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
-from packyard.routes.osv import MAX_BODY_BYTES, OsvRoute, timestamp
+from packyard.routes.osv import MAX_BODY_BYTES, OsvRoute
 
 # shared/ lies beside the checkout (here and in CI); the data is used as it is.
 SNAPSHOT = Path(__file__).resolve().parents[4] / "shared/advisories/pypa-advisory-database/vulns"
@@ -137,9 +137,8 @@ async def test_a_batch_answers_ids_and_modified_times_in_the_order_asked(
     for vuln in results[1]["vulns"] + results[3]["vulns"]:
         assert set(vuln) == {"id", "modified"}
         record = (await client.get(f"/osv/v1/vulns/{vuln['id']}")).json()
-        assert datetime.fromisoformat(vuln["modified"]) == datetime.fromisoformat(
-            record["modified"]
-        )
+        assert vuln["modified"] == record["modified"]
+        assert datetime.fromisoformat(vuln["modified"]).tzinfo is not None  # RFC 3339
     single = await query(client, queries[3])
     assert ids(results[3]) == ids(single.json())
 
@@ -286,15 +285,3 @@ async def test_an_unreadable_database_is_a_503_to_retry(tmp_path: Path) -> None:
         assert refused.headers["retry-after"] == "30"
         assert refused.json()["code"] == 14
         assert "cannot be read now" in refused.json()["message"]
-
-
-@pytest.mark.parametrize(
-    ("moment", "text"),
-    [
-        (datetime(2021, 5, 13, 13, 41, tzinfo=UTC), "2021-05-13T13:41:00Z"),
-        (datetime(2021, 5, 13, 13, 41, 0, 120_000, tzinfo=UTC), "2021-05-13T13:41:00.120Z"),
-        (datetime(2021, 7, 8, 3, 14, 19, 151_485, tzinfo=UTC), "2021-07-08T03:14:19.151485Z"),
-    ],
-)
-def test_times_are_written_as_protobuf_writes_them(moment: datetime, text: str) -> None:
-    assert timestamp(moment) == text
