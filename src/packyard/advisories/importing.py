@@ -12,6 +12,8 @@ page and the OSV API, and no longer applies to any version.
 
 The import bumps the store's serial, so every replica reloads its advisory
 index (`advisories/index.py`) at its next request, and records an audit event.
+Before that, still in its transaction, the requirements of in-house releases
+are checked again (`advisories/dependency_findings.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from itertools import islice
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from packyard.advisories.dependency_findings import refresh_findings
 from packyard.advisories.records import OsvRecord
 from packyard.advisories.sources import Entry
 from packyard.db.advisories import Advisory, AdvisoryImport, AdvisoryPackage
@@ -103,6 +106,7 @@ def import_into(
         source=source,
         counts=report.summary(),
     )
+    refresh_findings(session, actor=actor, origin=origin)  # in-house requirements re-checked
     bump_serial(session)
     return report
 

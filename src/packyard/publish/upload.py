@@ -13,8 +13,13 @@ the file written to the blob store but not committed):
    never reused, one sdist per release;
 4. the blob is committed and its archive read (§2.16: real zip/tar, bounded,
    METADATA/PKG-INFO consistent with the filename and so with the form);
+   its Requires-Dist are checked against the advisories
+   (`advisories/findings.py`): a requirement that admits only affected
+   versions is a warning in the answer, or a refusal with `[advisories]
+   refuse_uploads`;
 5. ONE transaction: the project (if new) and its owner (`ownership.claim`),
-   the file row, the serial bump and the audit event.
+   the file row, its requirements (`advisories/dependency_findings.py`), the
+   serial bump and the audit event (with the findings).
 
 Concurrent uploads are settled by the database's unique constraints: of two
 uploads of one filename exactly one commits, the other is answered as a
@@ -32,12 +37,15 @@ from typing import Literal, Protocol
 import anyio
 import anyio.to_thread
 from packaging.metadata import Metadata
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import Receive
 
+from packyard.advisories.dependency_findings import check_release, describe, record_release
+from packyard.advisories.findings import Finding, read_requirements
 from packyard.auth.ci_replay import claim_upload
 from packyard.auth.identity import Identity
 from packyard.db.governance import DeletedFile
@@ -64,6 +72,7 @@ from packyard.settings import UploadSettings
 from packyard.storage.base import BlobStore, StoredBlob
 
 OTHER_FIELDS_BYTES = 4 * 1024 * 1024  # the form's fields but the description, together
+IDS_IN_A_REFUSAL = 5  # advisory ids a refusal names (a reason phrase is one short line)
 HELP_URL = "/help/"
 """This server's help page (`routes/ui/help.py`); absolute with `public_url`."""
 
@@ -78,19 +87,35 @@ class NameGuard(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UploadResult:
-    """`added`: stored now; `present`: the identical file was already there (§2.14)."""
+    """`added`: stored now; `present`: the identical file was already there (§2.14).
+    `findings`: the file's requirements that admit only affected versions."""
 
     outcome: Literal["added", "present"]
     project: str
     version: str
     filename: str
+    findings: tuple[Finding, ...] = ()
 
     @property
     def message(self) -> str:
-        """The short body of the 200 answer."""
+        """The short body of the 200 answer, then a line per finding: Warehouse
+        puts warnings in a success's body (STANDARDS §2.3)."""
         if self.outcome == "present":
             return f"{self.filename} is already stored with the same contents: nothing changed."
-        return f"Uploaded {self.filename} to {self.project} {self.version}."
+        lines = [f"Uploaded {self.filename} to {self.project} {self.version}."]
+        lines += (f"Warning: {describe(finding)}." for finding in self.findings)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What step 5 stores besides the form: the file's metadata, its blobs, its
+    requirements and the findings on them."""
+
+    core: CoreMetadata
+    blobs: list[StoredBlob]
+    requirements: tuple[Requirement, ...]
+    findings: list[Finding]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +144,16 @@ class UploadService:
         *,
         after_upload: AfterUpload | None = None,
         help_url: str = HELP_URL,
+        refuse_affected_requirements: bool = False,
     ) -> None:
         """`after_upload(sha256, metadata)` is awaited once a new file has
         committed (the browser renders its README then); it must not raise.
         `help_url`: this server's help page, which refusals of a reused
-        filename link to."""
+        filename link to. `refuse_affected_requirements` (`[advisories]
+        refuse_uploads`): a requirement that admits only affected versions
+        refuses the upload instead of warning."""
         self.after_upload = after_upload
+        self.refuse_affected_requirements = refuse_affected_requirements
         self.reuse_help = f"See {help_url}#file-name-reuse for more information."
         self.sessions = sessions
         self.store = store
@@ -146,7 +175,9 @@ class UploadService:
         Raises (each refusal is also written to the audit trail):
             ActionGone: `:action` is `submit` or `doc_upload` (410).
             InvalidRequest, InvalidDistribution: the form, metadata, filename,
-                digests or archive break a rule; the message is Warehouse's (400).
+                digests or archive break a rule; the message is Warehouse's (400);
+                or a requirement admits only affected versions and such
+                uploads are refused.
             PermissionDenied: the identity may not upload to this project (403).
             Conflict: a new project's name was taken meanwhile (409).
             UpstreamUnavailable: the name guard could not ask an upstream (503).
@@ -226,11 +257,14 @@ class UploadService:
         blobs = [await upload.writer.commit()]
         try:
             core = await self._read_archive(blobs[0], checked.dist)
+            requirements = read_requirements(core.content)
+            findings = await self._check_requirements(requirements)
             if checked.dist.packagetype == "bdist_wheel":
                 metadata_name = f"{checked.dist.filename}.metadata"
                 blobs.append(await store_bytes(self.store, metadata_name, core.content))
+            stored = _Stored(core, blobs, requirements, findings)
             await anyio.to_thread.run_sync(
-                self._record, identity, origin, checked, core, blobs, datetime.now(UTC)
+                self._record, identity, origin, checked, stored, datetime.now(UTC)
             )
         except IntegrityError:
             await remove_unreferenced(self.sessions, self.store, blobs)
@@ -240,7 +274,7 @@ class UploadService:
             raise
         if self.after_upload is not None:
             await self.after_upload(blobs[0].sha256, core.content)
-        return _result("added", checked.dist)
+        return _result("added", checked.dist, findings)
 
     async def _check(self, identity: Identity, form: MultipartForm) -> _Checked:
         """Steps 1-3 up to the filename: everything that needs neither bytes nor archive."""
@@ -294,6 +328,23 @@ class UploadService:
                 raise InvalidRequest("Only one sdist may be uploaded per release.")
         return False
 
+    async def _check_requirements(self, requirements: tuple[Requirement, ...]) -> list[Finding]:
+        """The findings on the file's requirements (`advisories/findings.py`).
+
+        Raises:
+            InvalidRequest: there are some, and such uploads are refused.
+        """
+        if not requirements:
+            return []
+        findings = await anyio.to_thread.run_sync(self._findings, requirements)
+        if findings and self.refuse_affected_requirements:
+            raise _affected_requirements(findings)
+        return findings
+
+    def _findings(self, requirements: tuple[Requirement, ...]) -> list[Finding]:
+        with self.sessions() as session:
+            return check_release(session, requirements)
+
     async def _read_archive(self, blob: StoredBlob, dist: DistFilename) -> CoreMetadata:
         async with local_copy(self.store, blob.key) as path:
             return await anyio.to_thread.run_sync(
@@ -309,12 +360,12 @@ class UploadService:
         identity: Identity,
         origin: Origin,
         checked: _Checked,
-        core: CoreMetadata,
-        blobs: list[StoredBlob],
+        stored: _Stored,
         now: datetime,
     ) -> None:
         """Step 5, one transaction. Raises Conflict, InvalidRequest or IntegrityError."""
         dist = checked.dist
+        core, blobs = stored.core, stored.blobs
         with self.sessions.begin() as session:
             # A write first: it takes the write lock (the serial row on
             # PostgreSQL, the database on SQLite) before anything is read, so
@@ -323,16 +374,21 @@ class UploadService:
             project = self._project_for(session, identity, origin, checked, core, now)
             session.add(file_row(project, dist, core, blobs, now))
             session.flush()
+            version = str(dist.version)
+            record_release(
+                session, project.name, version, stored.requirements, stored.findings, now
+            )
             record(
                 session,
                 actor=identity.actor,
                 action="upload",
                 origin=origin,
                 project=project.name,
-                version=str(dist.version),
+                version=version,
                 filename=dist.filename,
                 sha256=blobs[0].sha256,
                 size=blobs[0].size,
+                dependency_findings=_audited(stored.findings),
             )
 
     def _project_for(
@@ -383,8 +439,27 @@ def _file_of(form: MultipartForm) -> UploadedFile:
     return form.file
 
 
-def _result(outcome: Literal["added", "present"], dist: DistFilename) -> UploadResult:
-    return UploadResult(outcome, dist.name, str(dist.version), dist.filename)
+def _result(
+    outcome: Literal["added", "present"], dist: DistFilename, findings: list[Finding] | None = None
+) -> UploadResult:
+    return UploadResult(outcome, dist.name, str(dist.version), dist.filename, tuple(findings or ()))
+
+
+def _affected_requirements(findings: list[Finding]) -> InvalidRequest:
+    first, others = findings[0], len(findings) - 1
+    more = f" (and {others} more requirement{'s' if others > 1 else ''})" if others else ""
+    return InvalidRequest(
+        f"The {describe(first, most=IDS_IN_A_REFUSAL)}{more}: this index refuses such "
+        f"uploads. Require a fixed version of {first.dependency}, or ask an administrator "
+        "to accept the risk."
+    )
+
+
+def _audited(findings: list[Finding]) -> list[dict[str, object]]:
+    return [
+        {"requirement": f.requirement, "dependency": f.dependency, "advisory_ids": f.advisory_ids}
+        for f in findings
+    ]
 
 
 def _is_identical(existing: File, filename: str, digests: dict[str, str]) -> bool:

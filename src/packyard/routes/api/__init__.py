@@ -21,6 +21,7 @@ from packyard.routes.api import (
     accounts,
     audit,
     deletions,
+    findings,
     groups,
     names,
     policies,
@@ -44,6 +45,7 @@ ROUTERS: list[APIRouter] = [
     deletions.router,
     names.router,
     audit.router,
+    findings.router,
 ]
 
 
