@@ -17,7 +17,7 @@ Around them, outermost first:
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -53,6 +53,7 @@ def create_app(
     readiness: ASGIApp | None = None,
     templates: Templates | None = None,
     public_url: str | None = None,
+    background: Sequence[Callable[[], AbstractAsyncContextManager[None]]] = (),
 ) -> ASGIApp:
     """The packyard ASGI application.
 
@@ -77,6 +78,9 @@ def create_app(
         templates: the web pages' templates (`routes.ui.templating`, with the
             site's `public_url` and image hosts); None: the defaults.
         public_url: `Settings.public_url`: this site as its users reach it.
+        background: work that runs while the app serves (the advisories'
+            scheduled refresh), each entered when the app starts and exited,
+            before anything is closed, when it stops.
     """
     files = files_app or _no_files
     guard = read_guard or _unguarded
@@ -84,7 +88,7 @@ def create_app(
     pages = ui_routes(browser or standalone_browser(chain), templates)
     other = Starlette(
         routes=[*routes, *mounts, *pages],
-        lifespan=_closing(chain, on_shutdown),
+        lifespan=_closing(chain, on_shutdown, background),
         middleware=list(middleware),
     )
     return guard(
@@ -141,15 +145,20 @@ class _Dispatcher:
 
 
 def _closing(
-    chain: Repository, on_shutdown: Sequence[Callable[[], Awaitable[None]]] = ()
+    chain: Repository,
+    on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
+    background: Sequence[Callable[[], AbstractAsyncContextManager[None]]] = (),
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    """A Starlette lifespan that closes the chain's clients, then `on_shutdown`'s,
-    when the app stops."""
+    """A Starlette lifespan that runs `background` while the app serves, then
+    closes the chain's clients, then `on_shutdown`'s, when the app stops."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
-            yield
+            async with AsyncExitStack() as running:
+                for work in background:
+                    await running.enter_async_context(work())
+                yield
         finally:
             try:
                 await chain.aclose()

@@ -15,6 +15,7 @@ import gc
 import importlib
 import os
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from functools import partial
 from typing import cast
 
@@ -27,6 +28,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from packyard.advisories.index import AdvisoryIndexReader
+from packyard.advisories.refresh import AdvisoryRefresh
 from packyard.app import create_app
 from packyard.auth.authenticate import Authenticators
 from packyard.browser.build import build_browser, open_search_index
@@ -273,6 +275,7 @@ def build_app(settings: Settings) -> ASGIApp:
         ),
         templates=templates,
         public_url=settings.public_url,
+        background=_advisory_refresh(settings, sessions, http_client),
     )
     if settings.role != "all":
         app = RoleGate(app, settings.role)
@@ -315,6 +318,17 @@ def _storage_check(storage: BlobStorage) -> ReadinessCheck:
         return None
 
     return check
+
+
+def _advisory_refresh(
+    settings: Settings, sessions: sessionmaker[Session], client: httpx.AsyncClient
+) -> list[Callable[[], AbstractAsyncContextManager[None]]]:
+    """With `[advisories] source`: its scheduled import, run by every worker of
+    every replica while it serves; one of them imports per period."""
+    if settings.advisories.source is None:
+        return []
+    spool = settings.data_dir / "spool"
+    return [AdvisoryRefresh(sessions, settings.advisories, spool=spool, client=client).running]
 
 
 def _closer(watcher: SerialWatcher) -> Callable[[], Awaitable[None]]:

@@ -7,8 +7,9 @@ receives while it is open, and the events of distrusted upstreams
 (`upstream-file-dropped`, `upstream-connection-refused`,
 `upstream-file-mismatch`, `upstream-metadata-mismatch`:
 `repository/upstream_events.py`), logged on the `packyard.upstream` logger
-by the read path. Every line has `event` and `at` (UTC, ISO 8601
-with `Z`); keys are sorted so lines diff and grep well.
+by the read path, and the advisories' scheduled refresh (`advisories-refresh`,
+`advisories-refresh-failed`: `advisories/events.py`). Every line has `event`
+and `at` (UTC, ISO 8601 with `Z`); keys are sorted so lines diff and grep well.
 
 Writing never blocks the event loop: lines go through a bounded queue to a
 thread that writes them (a full stdout pipe or a slow disk would otherwise
@@ -35,6 +36,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from packyard.advisories.events import ADVISORIES_LOGGER
 from packyard.publish.audit import AUDIT_LOGGER
 from packyard.repository.upstream_events import UPSTREAM_LOGGER
 
@@ -90,6 +92,11 @@ class EventLog:
         # The upstream events too; here rather than in the ordinary log as well.
         UPSTREAM_LOGGER.addHandler(self._queue)
         UPSTREAM_LOGGER.propagate = False
+        # The advisories' refresh too (its successes are INFO).
+        if ADVISORIES_LOGGER.level == logging.NOTSET or ADVISORIES_LOGGER.level > logging.INFO:
+            ADVISORIES_LOGGER.setLevel(logging.INFO)
+        ADVISORIES_LOGGER.addHandler(self._queue)
+        ADVISORIES_LOGGER.propagate = False
         self._closed = False
         self._batch: list[str] = []  # lines emitted on the event loop, not yet handed over
 
@@ -138,7 +145,9 @@ class EventLog:
         self._closed = True
         AUDIT_LOGGER.removeHandler(self._queue)
         UPSTREAM_LOGGER.removeHandler(self._queue)
+        ADVISORIES_LOGGER.removeHandler(self._queue)
         UPSTREAM_LOGGER.propagate = True
+        ADVISORIES_LOGGER.propagate = True
         self._listener.stop()
         self._writer.close()
 
