@@ -225,7 +225,7 @@ def build_app(settings: Settings) -> ASGIApp:
     )
     # READMEs rendered once per file, at upload or first view, for every replica.
     readmes = Readmes(sessions)
-    browser = build_browser(settings, engine, chain, index, readmes)
+    browser = build_browser(settings, engine, chain, index, readmes, advisories)
     # Fetches CI issuers' keys; one per worker, closed by the app's lifespan.
     http_client = httpx.AsyncClient(timeout=30.0)
     metrics = telemetry.metrics

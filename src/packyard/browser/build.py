@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from packyard.advisories.index import AdvisoryIndexReader
 from packyard.browser.catalog import LocalCatalog
 from packyard.browser.readmes import Readmes
 from packyard.browser.service import Browser
+from packyard.browser.vulnerabilities import Vulnerabilities
 from packyard.db.engine import session_factory_for
 from packyard.repository.base import Repository
 from packyard.search.index import SearchIndex, open_index
@@ -36,12 +38,16 @@ def build_browser(
     chain: Repository,
     index: SearchIndex,
     readmes: Readmes | None = None,
+    advisories: AdvisoryIndexReader | None = None,
 ) -> Browser:
-    """The browser over `chain` (the full read chain), the store's `engine`, `index`
-    and `readmes` (None: rendered on each first view in this process, not kept)."""
-    catalog = LocalCatalog(session_factory_for(engine))
+    """The browser over `chain` (the full read chain), the store's `engine`, `index`,
+    `readmes` (None: rendered on each first view in this process, not kept) and
+    the process's `advisories` (None: pages show none)."""
+    sessions = session_factory_for(engine)
+    catalog = LocalCatalog(sessions)
     sync = InHouseSync(index, catalog, chain, index_names=settings.browser.index_names)
-    return Browser(chain, index, catalog, sync, readmes)
+    vulnerabilities = Vulnerabilities(advisories, sessions) if advisories is not None else None
+    return Browser(chain, index, catalog, sync, readmes, vulnerabilities)
 
 
 def standalone_browser(chain: Repository) -> Browser:

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 
 import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 
+from packyard.browser.advisories import NO_PROJECT_ADVISORIES, ProjectAdvisories
+from packyard.browser.advisory_page import AdvisoryPage
 from packyard.browser.catalog import LocalCatalog, RecentRelease
 from packyard.browser.loading import load_metadata
 from packyard.browser.metadata import ProjectMetadata
 from packyard.browser.readmes import Readmes
 from packyard.browser.releases import FileRow, Release, build_releases, find_release, latest_release
+from packyard.browser.vulnerabilities import FindingRow, Vulnerabilities
 from packyard.dists.filenames import MAX_NAME_LENGTH, TOO_LONG_NAME
 from packyard.errors import NotFound
 from packyard.model import ANONYMOUS, SOURCE_LOCAL, ProjectDetail, ProjectStatus
@@ -82,6 +86,8 @@ class ProjectView:
     release: Release
     latest: Release
     details: DetailsView | None = None  # None: load it from the details URL
+    advisories: ProjectAdvisories = NO_PROJECT_ADVISORIES
+    findings: tuple[FindingRow, ...] = ()  # in-house: requirements on affected versions
 
 
 class Browser:
@@ -94,12 +100,14 @@ class Browser:
         catalog: LocalCatalog | None = None,
         sync: InHouseSync | None = None,
         readmes: Readmes | None = None,
+        vulnerabilities: Vulnerabilities | None = None,
     ) -> None:
         self.chain = chain
         self.index = index
         self.catalog = catalog
         self.sync = sync
         self.readmes = readmes or Readmes()
+        self.vulnerabilities = vulnerabilities
         # Parsed metadata and rendered README by (project, filename): a file's
         # bytes never change, so an entry is never stale.
         self._parsed: OrderedDict[tuple[str, str], DetailsView] = OrderedDict()
@@ -123,10 +131,30 @@ class Browser:
             return SearchView(text, error=str(exc), page=page)
         await self._refresh()
         offset = (page - 1) * PER_PAGE
+        within = await self._with_advisories() if query.has_advisories else None
         results = await anyio.to_thread.run_sync(
-            lambda: self.index.search(query, limit=PER_PAGE, offset=offset)
+            lambda: self.index.search(query, limit=PER_PAGE, offset=offset, within=within)
         )
         return SearchView(text, results, page=page)
+
+    async def advisory(self, advisory_id: str) -> AdvisoryPage:
+        """The page of the stored OSV record `advisory_id`, withdrawn or not.
+
+        Raises:
+            NotFound: no such record (or no advisories in this browser).
+        """
+        found = None
+        if self.vulnerabilities is not None:
+            found = await self.vulnerabilities.page(advisory_id)
+        if found is None:
+            raise NotFound(f"There is no advisory {advisory_id!r} here.")
+        return found
+
+    async def _with_advisories(self) -> Collection[str]:
+        """The projects `has:advisories` keeps: those named by a record in force."""
+        if self.vulnerabilities is None:
+            return ()
+        return await self.vulnerabilities.names()
 
     async def suggest(self, name: str, limit: int = 5) -> tuple[SearchDocument, ...]:
         """Projects with names like `name` (for a 404 page); none if `name` has no words."""
@@ -164,6 +192,13 @@ class Browser:
             document.summary if document else ""
         )
         display = details.metadata.name if details and details.metadata else None
+        advisories = NO_PROJECT_ADVISORIES
+        findings: tuple[FindingRow, ...] = ()
+        if self.vulnerabilities is not None:
+            versions = [r.version for r in releases]
+            advisories = await self.vulnerabilities.for_project(name, versions, release.version)
+            if in_house:
+                findings = await self.vulnerabilities.findings(name, release.version)
         return ProjectView(
             name=name,
             display_name=display or (document.display_name if document else name),
@@ -175,6 +210,8 @@ class Browser:
             release=release,
             latest=latest,
             details=details,
+            advisories=advisories,
+            findings=findings,
         )
 
     async def details(

@@ -17,7 +17,8 @@ Every method is synchronous (SQLAlchemy Core): call it from a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping, text
@@ -196,11 +197,26 @@ class SearchIndex:
 
     # --- reading ------------------------------------------------------------
 
-    def search(self, query: SearchQuery, *, limit: int = 20, offset: int = 0) -> SearchResults:
-        """The documents matching `query`, best first; an empty query matches nothing."""
+    def search(
+        self,
+        query: SearchQuery,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        within: Collection[str] | None = None,
+    ) -> SearchResults:
+        """The documents matching `query`, best first; an empty query matches nothing.
+
+        `within` (normalised names; None: every project) keeps only those
+        projects: `has:advisories` passes the names the advisories index
+        knows at query time, so an import never re-indexes anything.
+        """
         if query.empty:
             return SearchResults((), 0)
         where, parameters = _filters(query)
+        if within is not None:
+            where.append(self._within())
+            parameters["within"] = json.dumps(list(within))
         if query.terms:
             source, rank, match = self._full_text(query.terms)
             where.insert(0, match)
@@ -281,6 +297,13 @@ class SearchIndex:
         # order runs the match once per project row (seconds, not milliseconds).
         source = "search_fts CROSS JOIN search_projects p ON p.id = search_fts.rowid"
         return source, "bm25(search_fts, 10.0, 1.0)", "search_fts MATCH :terms"
+
+    def _within(self) -> str:
+        """The condition keeping the names of the JSON array `:within`: one bound
+        value however many names (thousands, with osv.dev's export)."""
+        if self.postgres:
+            return "p.name IN (SELECT json_array_elements_text(CAST(:within AS json)))"
+        return "p.name IN (SELECT value FROM json_each(:within))"
 
     def _match_expression(self, terms: Sequence[str]) -> str:
         # Terms are letters and digits only (`query._TERM`), so they need no

@@ -6,6 +6,7 @@
     depends:NAME          projects that require NAME (any extra, any marker)
     author:TEXT           author or maintainer contains TEXT
     classifier:TEXT       a classifier contains TEXT, e.g. classifier:"Framework :: Django"
+    has:advisories        projects that known vulnerabilities (OSV records in force) name
 
 A value with spaces is written in double quotes. Filters of different kinds
 combine with AND; repeating `depends:`, `author:` or `classifier:` requires
@@ -22,7 +23,8 @@ from packaging.utils import canonicalize_name
 
 MAX_QUERY_LENGTH = 500
 SOURCES = ("in-house", "public")
-FILTERS = ("source", "depends", "author", "classifier")
+HAS = ("advisories",)
+FILTERS = ("source", "depends", "author", "classifier", "has")
 # A token: `key:"quoted value"`, `key:value`, `"quoted words"` or a bare word.
 _TOKEN = re.compile(r'\s*(?:(?P<key>[A-Za-z_-]+):(?!:))?(?:"(?P<quoted>[^"]*)"|(?P<bare>[^\s"]+))?')
 # What FTS engines index as one term: letters and digits (the name's `-_.` split it).
@@ -45,10 +47,18 @@ class SearchQuery:
     depends: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     classifiers: tuple[str, ...] = ()
+    has_advisories: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.terms or self.source or self.depends or self.authors or self.classifiers)
+        return not (
+            self.terms
+            or self.source
+            or self.depends
+            or self.authors
+            or self.classifiers
+            or self.has_advisories
+        )
 
 
 def parse_query(text: str) -> SearchQuery:
@@ -91,6 +101,10 @@ def _add_filter(filters: dict[str, list[str]], key: str, value: str) -> None:
             raise QuerySyntaxError(f"source: is one of {' or '.join(SOURCES)}, not {value!r}.")
         if filters["source"] and filters["source"][0] != value:
             raise QuerySyntaxError("Give source: only once.")
+    if key == "has":
+        value = value.lower()
+        if value not in HAS:
+            raise QuerySyntaxError(f"has: is one of {', '.join(HAS)}, not {value!r}.")
     if key == "depends":
         value = canonicalize_name(value)
     filters[key].append(value)
@@ -107,4 +121,5 @@ def _build(text: str, words: list[str], filters: dict[str, list[str]]) -> Search
         depends=tuple(dict.fromkeys(filters["depends"])),
         authors=tuple(dict.fromkeys(filters["author"])),
         classifiers=tuple(dict.fromkeys(filters["classifier"])),
+        has_advisories="advisories" in filters["has"],
     )

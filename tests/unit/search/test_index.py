@@ -79,6 +79,19 @@ def test_depends_author_classifier(index: SearchIndex) -> None:
     assert names(index, "author:50%") == []  # LIKE wildcards are literal
 
 
+def test_within_keeps_only_the_names_given(index: SearchIndex) -> None:
+    """What `has:advisories` does: the names come from the advisories at query time."""
+    query = parse_query("has:advisories")
+    found = index.search(query, within={"requests", "httpx", "not-indexed"})
+    assert sorted(hit.name for hit in found.hits) == ["httpx", "requests"]
+    assert found.total == 2
+    assert index.search(parse_query("http"), within={"httpx"}).hits[0].name == "httpx"
+    assert index.search(parse_query("http"), within={"httpx"}).total == 1
+    assert index.search(query, within=()).total == 0
+    many = {f"name-{i}" for i in range(40_000)} | {"core"}  # past SQLite's parameter limit
+    assert [hit.name for hit in index.search(query, within=many).hits] == ["core"]
+
+
 def test_results_page_and_total(index: SearchIndex) -> None:
     results = index.search(parse_query("source:public"), limit=2, offset=2)
     assert results.total == 3

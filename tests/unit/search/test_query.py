@@ -33,6 +33,14 @@ def test_filters_alone_are_a_query() -> None:
     assert not query.empty
 
 
+def test_has_advisories_alone_is_a_query() -> None:
+    query = parse_query("has:Advisories")
+    assert query.has_advisories
+    assert not query.empty
+    assert parse_query("web has:advisories").terms == ("web",)
+    assert not parse_query("web").has_advisories
+
+
 def test_double_colons_are_words_not_filters() -> None:
     assert parse_query("Framework::Django").terms == ("framework", "django")
 
@@ -50,6 +58,8 @@ def test_nothing_to_search(text: str) -> None:
         ('author:""', "needs a value"),
         ("source:elsewhere", "source: is one of in-house or public"),
         ("source:public source:in-house", "only once"),
+        ("has:wheels", "has: is one of advisories"),
+        ("has:", "needs a value"),
         ('"unclosed', "not closed"),
         ("x" * (MAX_QUERY_LENGTH + 1), "too long"),
     ],

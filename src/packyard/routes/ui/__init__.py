@@ -11,6 +11,7 @@ from collections.abc import Callable
 from starlette.routing import BaseRoute, Route
 
 from packyard.browser.service import Browser
+from packyard.routes.ui.advisories import advisory_endpoint
 from packyard.routes.ui.assets import StaticAssets
 from packyard.routes.ui.help import HELP_PATH, help_endpoint
 from packyard.routes.ui.home import home_endpoint
@@ -21,7 +22,7 @@ from packyard.routes.ui.templating import Templates
 
 
 def ui_routes(browser: Browser, templates: Templates | None = None) -> list[BaseRoute]:
-    """The browser's routes: `/`, `/search`, `/project/…` and `/static/…`;
+    """The browser's routes: `/`, `/search`, `/project/…`, `/advisories/…` and `/static/…`;
     `templates` None: the defaults (no `public_url`, no image hosts)."""
     templates = templates or Templates(StaticAssets())
     assets = templates.assets
@@ -37,5 +38,6 @@ def ui_routes(browser: Browser, templates: Templates | None = None) -> list[Base
         page("/project/{name}/", project_endpoint),
         page("/project/{name}/{version}/", project_endpoint),
         page("/project/{name}/{version}/details", details_endpoint),
+        page("/advisories/{advisory_id}", advisory_endpoint),
         Route("/static/{digest}/{name}", assets.endpoint, methods=["GET", "HEAD"]),
     ]
