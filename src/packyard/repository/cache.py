@@ -50,7 +50,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
-from packyard.errors import ProjectNotFound, UpstreamError
+from packyard.errors import ProjectNotFound, StorageFull, UpstreamError
 from packyard.model import (
     ANONYMOUS,
     DistFile,
@@ -377,6 +377,8 @@ class CacheRepository(DelegatingRepository):
         for write in batch:
             try:
                 write()
+            except StorageFull:
+                pass  # in the fault log already; the page is served from memory
             except (OSError, ValueError, SQLAlchemyError) as exc:
                 logger.error("could not update the page cache of %s: %s", self.label, exc)
 

@@ -20,6 +20,14 @@ read back before the last chunk is sent, so that its real METADATA can be
 compared with the copy clients resolved with; a mismatch cuts the transfer
 (and the blob is deleted), as a wrong sha256 does.
 
+A full disk (`StorageFull`, reported to the fault log) stops the caching of a
+download, never the download: the client gets its bytes, verified, and the
+next download tries again. Only a file that must be kept to be served cannot
+be: a byte range of an uncached file (below) and a wheel that must be read
+back to be checked. Those are refused with a 507 before any byte when the
+store has no room for their size (`storage.full.check_room`), and cut off if
+the disk fills while they stream.
+
 A byte range of an uncached file is never passed through from the upstream:
 bytes of a part of a file cannot be verified. The whole file is downloaded
 into the cache first (once, however many ask), verified as above, and the
@@ -60,11 +68,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.models import CachedFile, upsert
 from packyard.dists.remote_zip import RangeReader
-from packyard.errors import StoreUnavailable, UpstreamError
+from packyard.errors import StorageFull, StoreUnavailable, UpstreamError
 from packyard.flights import Flights
 from packyard.model import ByteRange, RemoteBody, RemoteFile, RemoteOpener, StoredFile
 from packyard.repository import upstream_events
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, StoredBlob, blob_key
+from packyard.storage.full import check_room
 
 logger = logging.getLogger(__name__)
 
@@ -240,6 +249,8 @@ class FileCache:
         Raises:
             UpstreamError: the bytes do not match the page (or fail `check`).
             UpstreamUnavailable, FileNotFound: the upstream failed, or has no such file.
+            StorageFull: the store has no room for the file (before it is fetched
+                when the page gives its size).
             StoreUnavailable: the file could not be kept, so it cannot be served in parts.
         """
         return await self._fills.run(key, lambda: self._fill(resource, key, opener))
@@ -249,6 +260,8 @@ class FileCache:
             cached = await self.lookup(resource)
             if cached is not None:
                 return cached
+            if resource.size is not None:
+                check_room(self.store, resource.filename, resource.size)
             async with (
                 opener.open(resource.url, None) as body,
                 self.store.writer(resource.filename) as writer,
@@ -257,8 +270,10 @@ class FileCache:
                 async for _ in tee.chunks():
                     pass
                 if tee.writer is None:
-                    raise OSError("writing it failed")
+                    raise tee.failure or OSError("writing it failed")
                 blob = await self._commit(tee.writer, tee.blob, resource, evict=False)
+        except StorageFull:
+            raise
         except (OSError, SQLAlchemyError) as exc:
             name = str(getattr(self.store, "name", "") or "of the file cache")
             raise StoreUnavailable(
@@ -343,6 +358,8 @@ class FileCache:
         """`_commit`, with failures logged, not raised: the client already has its bytes."""
         try:
             await self._commit(writer, blob, resource)
+        except StorageFull:
+            pass  # in the fault log already, once per interval rather than once per file
         except (OSError, SQLAlchemyError) as exc:
             logger.error("could not cache %s from %s: %s", resource.filename, resource.url, exc)
 
@@ -380,8 +397,12 @@ class _TeeOpener:
                 await self._evict()
             return
         async with AsyncExitStack() as stack:
-            body = await stack.enter_async_context(self.inner.open(url, None))
             check = await self._cache._checks(self._resource)
+            if check is not None and self._resource.size is not None:
+                # It is served only once kept and read back: refused now, before
+                # the upstream is asked, rather than cut off when the disk fills.
+                check_room(self._cache.store, self._resource.filename, self._resource.size)
+            body = await stack.enter_async_context(self.inner.open(url, None))
             writer = await self._writer(stack, must=check is not None)
             tee = _Tee(self._cache, self._resource, body.chunks, writer, check)
             yield RemoteBody(body.size, tee.chunks())
@@ -407,7 +428,10 @@ class _TeeOpener:
                 self._cache.store.writer(self._resource.filename)
             )
         except OSError as exc:
-            logger.warning("cannot cache %s: %s", self._resource.filename, exc)
+            if must:
+                raise  # before any byte: the file is served only if kept
+            if not isinstance(exc, StorageFull):  # that one is in the fault log
+                logger.warning("cannot cache %s: %s", self._resource.filename, exc)
             return None
 
 
@@ -430,6 +454,7 @@ class _Tee:
         self.writer = writer
         self.blob: StoredBlob | None = None
         self.complete = False
+        self.failure: OSError | None = None  # why the writer was dropped, if it was
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The source's chunks, one behind, so the last one is sent only if the file is right.
@@ -463,14 +488,17 @@ class _Tee:
         try:
             await self.writer.write(chunk)
         except OSError as exc:  # e.g. disk full: keep serving, stop caching
-            logger.warning("stopped caching %s: %s", self._resource.filename, exc)
+            if not isinstance(exc, StorageFull):  # that one is in the fault log
+                logger.warning("stopped caching %s: %s", self._resource.filename, exc)
             await self.writer.abort()
-            self.writer = None
+            self.writer, self.failure = None, exc
 
     async def _checked(self, check: DownloadCheck, size: int) -> None:
         """Commit the blob and run `check` on it; on a failure the blob is deleted."""
         store = self._cache.store
         if self.writer is None:
+            if isinstance(self.failure, StorageFull):
+                raise self.failure
             name = str(getattr(store, "name", "") or "of the file cache")
             raise StoreUnavailable(name, f"cannot keep {self._resource.filename} to check it")
         with anyio.CancelScope(shield=True):

@@ -40,6 +40,7 @@ from packyard.repository.page_codec import (
     project_content,
     project_page,
 )
+from packyard.storage.full import storing
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class FilesystemPageStore:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._place = f"the page cache {self.root}"
 
     def load_project(self, name: str) -> StoredPage[ProjectDetail] | None:
         """The kept page of `name`, or None if there is none (or it is unreadable)."""
@@ -127,9 +129,12 @@ class FilesystemPageStore:
 
         Raises:
             ValueError: `name` is not a normalised project name.
+            StorageFull: the disk is full; the previous file is intact.
             OSError: the file could not be written; the previous one is intact.
         """
-        _write(self._checked_path(name), project_content(detail), fetched_at)
+        path = self._checked_path(name)
+        with storing(self._place, path.name):
+            _write(path, project_content(detail), fetched_at)
 
     def load_list(self) -> StoredPage[ProjectList] | None:
         """The kept project list, or None."""
@@ -138,8 +143,9 @@ class FilesystemPageStore:
         return None if raw is None else list_page(*raw, where=path)
 
     def save_list(self, projects: ProjectList, fetched_at: float) -> None:
-        """Keep the project list. Raises OSError as `save_project`."""
-        _write(self.root / LIST_FILE, list_content(projects), fetched_at)
+        """Keep the project list. Raises StorageFull or OSError as `save_project`."""
+        with storing(self._place, LIST_FILE):
+            _write(self.root / LIST_FILE, list_content(projects), fetched_at)
 
     def touch(self, name: str | None, fetched_at: float) -> None:
         """Record a revalidation that found the page (None: the list) unchanged.

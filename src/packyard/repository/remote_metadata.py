@@ -63,6 +63,7 @@ from packyard.model import ByteRange, DistFile, InlineFile, RemoteFile, Resource
 from packyard.repository import upstream_events
 from packyard.repository.file_cache import parts_opener
 from packyard.storage.base import BlobStore
+from packyard.storage.full import storing
 
 logger = logging.getLogger(__name__)
 RANGE_RETRY_SECONDS = 600.0
@@ -504,10 +505,13 @@ class RemoteMetadataReader:
 
     async def _read_download(self, parsed: DistFilename, wheel: RemoteFile) -> bytes:
         """ONE full download into a temporary file, then `read_core_metadata`."""
-        fd, name = await anyio.to_thread.run_sync(_temp_file, self._temp_dir)
+        place = f"the spool directory {self._temp_dir or tempfile.gettempdir()}"
+        with storing(place, wheel.filename):
+            fd, name = await anyio.to_thread.run_sync(_temp_file, self._temp_dir)
         path = Path(name)
         try:
-            await self._download(wheel, fd)
+            with storing(place, wheel.filename):
+                await self._download(wheel, fd)
             metadata = await anyio.to_thread.run_sync(read_core_metadata, path, parsed)
             return metadata.content
         finally:

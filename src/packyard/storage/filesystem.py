@@ -5,6 +5,8 @@ file system as its final place, so the rename is atomic), hashed while it is
 written, flushed to disk with fsync, and only on `commit` renamed to its
 content-addressed key. A crash before the rename leaves only a temporary
 file, which no key points at; `remove_stale_temp_files` clears those.
+A write that finds the disk full raises `StorageFull` (`storage/full.py`),
+and its temporary file is removed like any other aborted write's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import anyio.to_thread
 
 from packyard.model import ByteRange
 from packyard.storage.base import BlobWriter, StoredBlob, blob_key, check_key
+from packyard.storage.full import free_bytes, storing
 from packyard.storage.spool import SpooledWriter
 
 CHUNK_SIZE = 1024 * 1024
@@ -35,6 +38,7 @@ class FilesystemBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).absolute()
         self.name = f"file://{self.root}"  # how messages name this store
+        self.place = f"the blob store {self.name}"
 
     def local_path(self, key: str) -> Path:
         """The file of `key` (it may not exist). Raises InvalidBlobKey for an unsafe key."""
@@ -69,8 +73,9 @@ class FilesystemBlobStore:
     async def writer(self, filename: str) -> AsyncIterator[BlobWriter]:
         """See `BlobStore.writer`."""
         blob_key("0" * 64, filename)  # refuse a bad name before writing anything
-        file, temp = await anyio.to_thread.run_sync(self._open_temp)
-        writer = FileBlobWriter(self.root, filename, file, temp)
+        with storing(self.place, filename):
+            file, temp = await anyio.to_thread.run_sync(self._open_temp)
+        writer = FileBlobWriter(self, filename, file, temp)
         try:
             yield writer
         finally:
@@ -86,13 +91,14 @@ class FilesystemBlobStore:
         loop waits up to the interpreter's 5 ms switch interval.
         """
         blob_key("0" * 64, filename)
-        if not durable:
-            return self._put(filename, content, durable=False)
-        return await anyio.to_thread.run_sync(self._put, filename, content)
+        with storing(self.place, filename):
+            if not durable:
+                return self._put(filename, content, durable=False)
+            return await anyio.to_thread.run_sync(self._put, filename, content)
 
     def _put(self, filename: str, content: bytes, *, durable: bool = True) -> StoredBlob:
         file, temp = self._open_temp()
-        writer = FileBlobWriter(self.root, filename, file, temp)
+        writer = FileBlobWriter(self, filename, file, temp)
         try:
             writer._write(content)
             return writer._commit(durable=durable)
@@ -105,6 +111,10 @@ class FilesystemBlobStore:
         temp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=temp_dir, suffix=".part")
         return os.fdopen(fd, "wb"), Path(name)
+
+    def free_bytes(self) -> int:
+        """Bytes still free on the store's file system (`storage.full.check_room`)."""
+        return free_bytes(self.root)
 
     async def delete(self, key: str) -> None:
         """See `BlobStore.delete`; also removes the blob's now empty directory."""
@@ -137,16 +147,18 @@ class FileBlobWriter(SpooledWriter):
     """A `BlobWriter` into a temporary file, renamed into place on commit; see
     `FilesystemBlobStore.writer`."""
 
-    def __init__(self, root: Path, filename: str, file: BinaryIO, temp: Path) -> None:
-        super().__init__(file)
-        self._root = root
-        self._filename = filename
+    def __init__(
+        self, store: FilesystemBlobStore, filename: str, file: BinaryIO, temp: Path
+    ) -> None:
+        super().__init__(file, store.place, filename)
+        self._root = store.root
         self._temp = temp
 
     async def commit(self) -> StoredBlob:
         self._check_open()
         try:
-            blob = await anyio.to_thread.run_sync(self._commit)
+            with storing(self._place, self._filename):
+                blob = await anyio.to_thread.run_sync(self._commit)
         except BaseException:
             await self.abort()
             raise

@@ -60,6 +60,7 @@ from packyard.errors import StoreUnavailable
 from packyard.model import ByteRange
 from packyard.storage.base import BlobWriter, StoredBlob, blob_key, check_key
 from packyard.storage.digests import Digests
+from packyard.storage.full import free_bytes
 from packyard.storage.spool import SpooledWriter
 
 if TYPE_CHECKING:
@@ -102,6 +103,16 @@ class S3BlobStore:
         self.name = name
         self.spool_dir = spool_dir
         self.single_put_limit = single_put_limit
+
+    @property
+    def place(self) -> str:
+        """Where a blob of this store must fit first, in messages: its local spool."""
+        return f"the spool directory {self.spool_dir or tempfile.gettempdir()} of {self.name}"
+
+    def free_bytes(self) -> int:
+        """Bytes free in the spool directory, where a blob is whole before it is sent
+        (`storage.full.check_room`)."""
+        return free_bytes(Path(self.spool_dir or tempfile.gettempdir()))
 
     def _path(self, key: str) -> str:
         check_key(key)
@@ -278,9 +289,8 @@ class S3BlobWriter(SpooledWriter):
     `S3BlobStore.writer`."""
 
     def __init__(self, store: S3BlobStore, filename: str, spool: BinaryIO) -> None:
-        super().__init__(spool)
+        super().__init__(spool, store.place, filename)
         self._store = store
-        self._filename = filename
 
     async def commit(self) -> StoredBlob:
         self._check_open()

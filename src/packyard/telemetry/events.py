@@ -7,7 +7,9 @@ receives while it is open, and the events of distrusted upstreams
 (`upstream-file-dropped`, `upstream-connection-refused`,
 `upstream-file-mismatch`, `upstream-metadata-mismatch`:
 `repository/upstream_events.py`), logged on the `packyard.upstream` logger
-by the read path, and the advisories' scheduled refresh (`advisories-refresh`,
+by the read path, the server's own faults (`storage-full`,
+`database-unavailable`: `faults.py`, at most one line per kind per interval),
+and the advisories' scheduled refresh (`advisories-refresh`,
 `advisories-refresh-failed`: `advisories/events.py`). Every line has `event`
 and `at` (UTC, ISO 8601 with `Z`); keys are sorted so lines diff and grep well.
 
@@ -37,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from packyard.advisories.events import ADVISORIES_LOGGER
+from packyard.faults import FAULTS_LOGGER
 from packyard.publish.audit import AUDIT_LOGGER
 from packyard.repository.upstream_events import UPSTREAM_LOGGER
 
@@ -92,6 +95,9 @@ class EventLog:
         # The upstream events too; here rather than in the ordinary log as well.
         UPSTREAM_LOGGER.addHandler(self._queue)
         UPSTREAM_LOGGER.propagate = False
+        # The server's own faults (a full store, the database down), once per interval.
+        FAULTS_LOGGER.addHandler(self._queue)
+        FAULTS_LOGGER.propagate = False
         # The advisories' refresh too (its successes are INFO).
         if ADVISORIES_LOGGER.level == logging.NOTSET or ADVISORIES_LOGGER.level > logging.INFO:
             ADVISORIES_LOGGER.setLevel(logging.INFO)
@@ -145,6 +151,8 @@ class EventLog:
         self._closed = True
         AUDIT_LOGGER.removeHandler(self._queue)
         UPSTREAM_LOGGER.removeHandler(self._queue)
+        FAULTS_LOGGER.removeHandler(self._queue)
+        FAULTS_LOGGER.propagate = True
         ADVISORIES_LOGGER.removeHandler(self._queue)
         UPSTREAM_LOGGER.propagate = True
         ADVISORIES_LOGGER.propagate = True
