@@ -72,6 +72,24 @@ class StoreUnavailable(PackyardError, OSError):
         self.store = store
 
 
+class StorageFull(StoreUnavailable):
+    """A blob store, or the local directory a blob is spooled in, has no space
+    left (ENOSPC, EDQUOT): a 507 Insufficient Storage at the edge, naming it.
+
+    A `StoreUnavailable`, hence an `OSError`: a cache that serves without
+    storing when its store fails does so when it is full too.
+    """
+
+    def __init__(self, place: str, filename: str) -> None:
+        PackyardError.__init__(
+            self,
+            f"Insufficient storage: {place} is full, so {filename} could not be stored. "
+            "An operator must free space there or enlarge it.",
+        )
+        self.store = place
+        self.blob_name = filename  # not `filename`: OSError's str() would show that one
+
+
 class BlobMissing(StoreUnavailable):
     """A file the database lists has no blob in the store: the two disagree (a
     restore that lost blobs, a bucket changed by hand). A 503, not a 404: the

@@ -14,6 +14,7 @@ from packyard.errors import (
     PackyardError,
     PermissionDenied,
     RangeNotSatisfiable,
+    StorageFull,
     StoreUnavailable,
     TooManyFailures,
     UpstreamError,
@@ -27,6 +28,7 @@ STATUS_BY_ERROR: tuple[tuple[type[PackyardError], int], ...] = (
     (NotFound, 404),
     (UpstreamUnavailable, 503),
     (UpstreamError, 502),
+    (StorageFull, 507),
     (StoreUnavailable, 503),
     (NotAcceptable, 406),
     (RangeNotSatisfiable, 416),
@@ -67,6 +69,8 @@ def retry_headers(error: PackyardError) -> Headers:
     that answers an error without `error_parts` (the upload endpoint) adds these."""
     if isinstance(error, TooManyFailures | Overloaded):
         return [(b"retry-after", str(max(1, error.retry_after)).encode())]
+    if isinstance(error, StorageFull):
+        return []  # not gone in a moment: it waits for an operator
     if isinstance(error, UpstreamUnavailable | StoreUnavailable):
         return [(b"retry-after", b"30")]
     return []
