@@ -2,8 +2,8 @@
 
 The chain, in priority order (DESIGN §2):
 
-    MetadataRepository(PriorityRepository([LocalRepository,
-                                           PolicyRepository(CacheRepository(UpstreamRepository))...]))
+    MetadataRepository(AdvisoryRepository(YankRepository(PriorityRepository([
+        LocalRepository, PolicyRepository(CacheRepository(UpstreamRepository))...]))))
 
 then every extra component named in `Settings.components` (`module:callable`),
 each called with the chain built so far and the settings, returning the new chain.
@@ -46,6 +46,7 @@ from packyard.errors import ConfigurationError, StoreUnavailable
 from packyard.model import StoredFile
 from packyard.publish.name_guard import NameGuard
 from packyard.publish.upload import UploadService
+from packyard.repository.advisories import AdvisoryRepository, ConfiguredPolicies
 from packyard.repository.base import Repository
 from packyard.repository.cache import build_file_cache, cached_upstream, page_store_for
 from packyard.repository.file_cache import DownloadCheck
@@ -107,6 +108,7 @@ def build_chain(
     telemetry: Telemetry | None = None,
     upstream_sources: list[Repository] | None = None,
     watcher: SerialWatcher | None = None,
+    advisories: AdvisoryIndexReader | None = None,
 ) -> Repository:
     """The read path, from the configuration, over the database of `sessions`
     and the blobs of `storage`.
@@ -115,7 +117,9 @@ def build_chain(
     see it: uncurated, so that a name hidden by a policy still counts as public.
     `watcher`, if given, is shared by every component that follows the store's
     serial (one check per event-loop turn for all of them); the caller closes it.
-    Without one, each such component opens and owns its own.
+    Without one, each such component opens and owns its own. `advisories`, if
+    given, is the process's one advisory index (the caller closes it); without
+    one, the chain opens and owns its own.
     """
     store = storage.store(FILES)
     local = LocalRepository(sessions, store, watcher=watcher)
@@ -129,12 +133,18 @@ def build_chain(
         _curated(source, upstream, telemetry, sessions, watcher)
         for source, upstream in zip(sources, settings.upstreams, strict=True)
     ]
-    # Yank overrides apply to the merged page (its `source` says upstream or
-    # local), below the metadata component and any configured one.
+    # Yank overrides and advisories apply to the merged page (its `source` says
+    # upstream or local), below the metadata component and any configured one.
     merged = PriorityRepository([local, *upstreams])
     yanks = YankRepository(merged, sessions, watcher=watcher)
-    chain: Repository = MetadataRepository(
+    vulnerable = AdvisoryRepository(
         yanks,
+        advisories or AdvisoryIndexReader(sessions, watcher=watcher),
+        ConfiguredPolicies.of(settings.advisories, settings.upstreams),
+        owns_reader=advisories is None,
+    )
+    chain: Repository = MetadataRepository(
+        vulnerable,
         store,
         remote=remote,
         read_ahead=settings.cache.metadata_read_ahead,
@@ -221,7 +231,8 @@ def build_app(settings: Settings) -> ASGIApp:
     follow_commits(sessions, watcher.saw)
     advisories = AdvisoryIndexReader(sessions, watcher=watcher)
     chain = SearchRecorder(
-        build_chain(settings, sessions, storage, telemetry, upstream_sources, watcher), index
+        build_chain(settings, sessions, storage, telemetry, upstream_sources, watcher, advisories),
+        index,
     )
     # READMEs rendered once per file, at upload or first view, for every replica.
     readmes = Readmes(sessions)
@@ -238,7 +249,9 @@ def build_app(settings: Settings) -> ASGIApp:
     uploads = build_upload_routes(
         settings, sessions, store, upstream_sources, authenticators, readmes
     )
-    api = api_app(ApiServices(sessions, authenticators, store, settings.upstreams))
+    api = api_app(
+        ApiServices(sessions, authenticators, store, settings.upstreams, settings.advisories)
+    )
     # Signs the admin pages' cookies: the same secret in every replica (decisions.md),
     # read on first use (the database may not be migrated yet).
     secret = partial(load_secret, sessions, settings.browser.session_secret, settings.data_dir)

@@ -35,6 +35,31 @@ class FileNotFound(NotFound):
         self.filename = filename
 
 
+class FileDenied(PackyardError):
+    """A file whose download a policy refuses (403), such as a version affected
+    by a known vulnerability under the `deny` advisory policy.
+
+    `advisories` names the advisory ids behind the refusal and `source` the
+    page's source (an upstream's label or `local`), for telemetry.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        filename: str,
+        reason: str,
+        *,
+        advisories: tuple[str, ...] = (),
+        source: str | None = None,
+    ) -> None:
+        super().__init__(f"{filename} of project {name!r} is refused: {reason}.")
+        self.name = name
+        self.filename = filename
+        self.reason = reason
+        self.advisories = advisories
+        self.source = source
+
+
 class InvalidName(PackyardError):
     """A project name that is not valid under the name-normalization spec."""
 

@@ -24,9 +24,11 @@ byte is never closed either. `LimitedHttpProtocol` is uvicorn's
   (uvicorn's own `limit_concurrency` would refuse requests on every open
   connection once the limit is reached).
 
-It also writes the upload API's messages into the status line's reason
-phrase, as PyPI does (`reason_phrase.py`): only on the paths of
-`reason_phrase.PATHS`, so every other request pays one set lookup.
+It also writes the upload API's messages, and the reasons of refused
+downloads, into the status line's reason phrase, as PyPI does
+(`reason_phrase.py`): only on the paths of `reason_phrase.PATHS` and under
+`reason_phrase.PREFIXES`, so every other request pays a set lookup and a
+prefix check.
 
 The idle time between two requests on a kept-alive connection is uvicorn's
 `timeout_keep_alive`. Every refusal closes the connection. uvicorn builds one
@@ -140,7 +142,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         root = self.root_path
         if root and path.startswith(root):
             path = path[len(root) :]
-        return path in reason_phrase.PATHS
+        return path in reason_phrase.PATHS or path.startswith(reason_phrase.PREFIXES)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -132,6 +132,20 @@ class BlobReader(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class AdvisoryNote:
+    """What known vulnerabilities say about a file being served, for telemetry.
+
+    `ids`: the advisories affecting it (those an admin accepted when `action`
+    is `accepted`); `source`: its page's source; `action`: the policy applied
+    (`warn`, `yank`, `hide`), or `accepted`.
+    """
+
+    ids: tuple[str, ...]
+    source: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
 class StoredFile:
     """A resource whose bytes are in our own blob storage."""
 
@@ -142,6 +156,7 @@ class StoredFile:
     store: BlobReader
     content_type: str = "application/octet-stream"
     modified: datetime | None = None
+    advisories: AdvisoryNote | None = None  # set by the advisories component
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +168,7 @@ class InlineFile:
     sha256: str
     content_type: str = "application/octet-stream"
     modified: datetime | None = None
+    advisories: AdvisoryNote | None = None  # set by the advisories component
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +214,7 @@ class RemoteFile:
     size: int | None = None
     content_type: str = "application/octet-stream"
     modified: datetime | None = None
+    advisories: AdvisoryNote | None = None  # set by the advisories component
 
 
 Resource = StoredFile | InlineFile | RemoteFile

@@ -9,6 +9,10 @@ protocol (`http_protocol.py`) takes it out and writes it into the status
 line, for `/legacy/` only. The body is left as the route sent it (HTTP/2
 has no reason phrase at all: clients that read the body find it there).
 
+Downloads too: pip and uv print a refused download's status line, not its
+body, so a file the advisory policy denies (a 403 from `/files/…`, also
+under `/snapshot/…`) names its advisories there (`PREFIXES`).
+
 A reason phrase is `*( HTAB / SP / VCHAR / obs-text )` (RFC 9112 §4), read
 as latin-1 by most clients: `reason_phrase` makes the message one line of
 printable ASCII, at most `MAX_REASON_BYTES` long.
@@ -24,7 +28,9 @@ from typing import Any
 REASON_HEADER = b"x-packyard-reason-phrase"
 """The header that carries a route's reason phrase to the protocol (never sent)."""
 PATHS = frozenset({"/legacy/", "/legacy"})
-"""The upload API's paths (`routes/upload.py`): the only ones whose reason phrases are set."""
+"""The upload API's paths (`routes/upload.py`), whose reason phrases are set."""
+PREFIXES = ("/files/", "/snapshot/")
+"""The file routes' path prefixes (`routes/files.py`), whose reason phrases are set."""
 MAX_REASON_BYTES = 512
 _TYPOGRAPHY = str.maketrans(
     {"‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-", "…": "...", "→": "->"}

@@ -18,6 +18,7 @@ import click
 from packyard.advisories.importing import ImportReport, import_entries
 from packyard.advisories.sources import Entry, SourceUnreadable, count_records, read_source
 from packyard.cli import reports_errors, state_options
+from packyard.cli.advisory_rules import RULE_COMMANDS
 from packyard.cli.governance import open_state, operator
 
 SHOWN = 20  # ids listed per kind of change; the rest are counted
@@ -83,5 +84,9 @@ def _print(report: ImportReport) -> None:
     click.echo(f"unchanged: {report.unchanged}")
     click.echo(f"skipped: {len(report.skipped)}")
 
+
+# Enforcement at runtime: `policy`, `accept`, `revoke`, `exceptions` (cli/advisory_rules.py).
+for _command in RULE_COMMANDS:
+    advisories.add_command(_command)
 
 COMMANDS = (advisories,)

@@ -159,6 +159,7 @@ class MetadataRepository(DelegatingRepository):
         Raises:
             ProjectNotFound: no such project.
             FileNotFound: the project has no such wheel, or no metadata for it.
+            FileDenied: a component below refuses the wheel (and so its metadata).
             UpstreamError: the source's upstream failed, or its wheel is not a
                 readable wheel (a 502).
             UpstreamUnavailable: the source's upstream could not be reached.
@@ -175,6 +176,9 @@ class MetadataRepository(DelegatingRepository):
         page = await self.source.get_project(name, ctx)
         dist = self._files_by_name(name, page).get(wheel)
         if dist is None:
+            # Not on the page, so not served; but a component below that refuses
+            # the wheel (the advisory policy `deny`) raises its own reason here.
+            await self.source.get_file(name, filename, ctx)
             raise FileNotFound(name, filename)
         sha256 = _advertised_sha256(dist)
         if page.source == SOURCE_LOCAL and sha256 is not None:

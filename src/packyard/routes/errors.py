@@ -5,6 +5,7 @@ from __future__ import annotations
 from packyard.errors import (
     AuthenticationFailed,
     Conflict,
+    FileDenied,
     InvalidDistribution,
     InvalidName,
     InvalidRequest,
@@ -20,11 +21,13 @@ from packyard.errors import (
     UpstreamError,
     UpstreamUnavailable,
 )
+from packyard.reason_phrase import REASON_HEADER, reason_phrase
 from packyard.routes.asgi import Headers
 
 # Checked in order: the first class that matches wins, so subclasses come first.
 STATUS_BY_ERROR: tuple[tuple[type[PackyardError], int], ...] = (
     (InvalidName, 404),
+    (FileDenied, 403),
     (NotFound, 404),
     (UpstreamUnavailable, 503),
     (UpstreamError, 502),
@@ -58,6 +61,9 @@ def error_parts(error: PackyardError) -> tuple[int, Headers, bytes]:
     ]
     if isinstance(error, RangeNotSatisfiable):
         headers.append((b"content-range", f"bytes */{error.size}".encode()))
+    if isinstance(error, FileDenied):
+        # pip and uv print the status line of a refused download, not its body.
+        headers.append((REASON_HEADER, reason_phrase(error.message)))
     headers += retry_headers(error)
     return status, headers, (error.message + "\n").encode()
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 from starlette.types import Receive, Scope, Send
 
-from packyard.errors import BlobMissing, PackyardError, UpstreamError
+from packyard.errors import BlobMissing, FileDenied, PackyardError, UpstreamError
 from packyard.model import (
     ByteRange,
     InlineFile,
@@ -54,6 +54,9 @@ PATHSEND = "http.response.pathsend"
 SERVED = "packyard.served"
 """Scope key where the route leaves `(project, resource, RequestContext)` of the file
 it serves, for wrappers that observe downloads (`telemetry/asgi.py`)."""
+REFUSED = "packyard.refused"
+"""Scope key where the route leaves the `FileDenied` it answered with 403, for the
+same wrappers (a refused download of a file affected by known vulnerabilities)."""
 # The headers `routes/ranges.py` reads.
 _CONDITIONAL = frozenset(
     {"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}
@@ -126,6 +129,8 @@ class FilesRoute:
         except PackyardError as error:
             if request.started:
                 raise
+            if isinstance(error, FileDenied):
+                scope[REFUSED] = error
             status, headers, body = error_parts(error)
             await send_response(send, status, headers, body, head=request.head)
 

@@ -10,7 +10,11 @@ see `metrics.py`). Everything else happens only on the rare paths:
   stopped with the lifespan): then the path goes on into the app like any other;
 - a 404 on a project page emits `page-miss`;
 - a file sent (GET, 200 or 206) emits `download` and counts bytes, reading
-  what the files route left in the scope (`routes/files.py:SERVED`);
+  what the files route left in the scope (`routes/files.py:SERVED`); a file
+  affected by known vulnerabilities (its resource's `AdvisoryNote`) is also
+  counted by source and policy, and its event carries the advisory ids;
+- a download refused by the advisory policy (a 403, `routes/files.py:REFUSED`)
+  is counted likewise and emits `download-refused` with the ids;
 - an upstream failing in the middle of a file emits `upstream-error`.
 
 On lifespan shutdown it closes the metrics flusher and the event log.
@@ -23,16 +27,18 @@ from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from packyard.errors import UpstreamError, UpstreamUnavailable
+from packyard.errors import FileDenied, UpstreamError, UpstreamUnavailable
 from packyard.model import RemoteFile, RequestContext, Resource
 from packyard.routes.asgi import request_header, send_response
-from packyard.routes.files import PATHSEND, SERVED
+from packyard.routes.files import PATHSEND, REFUSED, SERVED
 from packyard.routes.simple import local_path
 from packyard.serialize import file_version
 from packyard.telemetry.events import EventLog
 from packyard.telemetry.exposition import MetricsExposition
 from packyard.telemetry.listener import MetricsListener
 from packyard.telemetry.metrics import Metrics
+
+METADATA_SUFFIX = ".metadata"
 
 
 def route_family(path: str) -> str:
@@ -178,6 +184,8 @@ class Instrumented:
                 self._observe("files", status, perf_counter() - start)
         if status in (200, 206) and scope["method"] == "GET":
             self._download(scope, status, length if pathsend else sent)
+        elif status == 403 and REFUSED in scope:
+            self._refused(scope, scope[REFUSED])
 
     def _download(self, scope: Scope, status: int, sent: int) -> None:
         served: tuple[str, Resource, RequestContext] | None = scope.get(SERVED)
@@ -185,16 +193,24 @@ class Instrumented:
             return
         project, resource, ctx = served
         cache = "miss" if isinstance(resource, RemoteFile) else "hit"
+        note = resource.advisories
+        filename = resource.filename
         if self._metrics is not None:
             self._metrics.downloads.labels(cache).inc()
             self._metrics.download_bytes.labels(cache).inc(sent)
+            # A `.metadata` file is read to resolve, not installed: not counted.
+            if note is not None and not filename.endswith(METADATA_SUFFIX):
+                self._metrics.advisory_downloads.labels(note.source, note.action).inc()
         if self._events is not None:
-            filename = resource.filename
+            advisories: dict[str, object] = {}
+            if note is not None:
+                advisories = {"advisories": list(note.ids), "advisory_action": note.action}
             self._events.emit(
                 "download",
+                **advisories,
                 project=project,
                 filename=filename,
-                version=file_version(filename.removesuffix(".metadata")),
+                version=file_version(filename.removesuffix(METADATA_SUFFIX)),
                 bytes=sent,
                 status=status,
                 cache=cache,
@@ -202,6 +218,24 @@ class Instrumented:
                 client_ip=ctx.client,
                 user_agent=ctx.user_agent,
                 identity=ctx.identity,
+            )
+
+    def _refused(self, scope: Scope, refusal: FileDenied) -> None:
+        """A download the advisory policy refused: counted, and an event with the ids."""
+        if not refusal.advisories:
+            return
+        source = refusal.source or "unknown"
+        if self._metrics is not None and not refusal.filename.endswith(METADATA_SUFFIX):
+            self._metrics.advisory_downloads.labels(source, "deny").inc()
+        if self._events is not None:
+            self._events.emit(
+                "download-refused",
+                project=refusal.name,
+                filename=refusal.filename,
+                version=file_version(refusal.filename.removesuffix(METADATA_SUFFIX)),
+                source=source,
+                advisories=list(refusal.advisories),
+                **_origin(scope),
             )
 
     def _page_miss(self, scope: Scope, path: str) -> None:

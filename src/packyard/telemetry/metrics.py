@@ -143,6 +143,13 @@ class Metrics:
         self.download_bytes = Counter(
             "packyard_download_bytes", "Bytes of files sent.", ["cache"], registry=registry
         )
+        self.advisory_downloads = Counter(
+            "packyard_advisory_downloads", "Distribution files affected by known "
+            "vulnerabilities, by the page's source (an upstream's label or local) and the "
+            "policy applied: warn, yank and hide are files sent, deny are downloads "
+            "refused (403), accepted are files whose every advisory an admin accepted.",
+            ["source", "policy"], registry=registry,
+        )  # fmt: skip
         self.upstream_seconds = Histogram(
             "packyard_upstream_request_duration_seconds",
             "Time until an upstream's response headers arrive.",

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from packyard.routes.api import (
     accounts,
+    advisory_rules,
     audit,
     deletions,
     findings,
@@ -46,6 +47,7 @@ ROUTERS: list[APIRouter] = [
     names.router,
     audit.router,
     findings.router,
+    advisory_rules.router,
 ]
 
 

@@ -22,7 +22,7 @@ Services are passed in once (`ApiServices`, kept on `app.state`), never globals.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, Request, Security
@@ -36,7 +36,7 @@ from packyard.errors import AuthenticationFailed, PackyardError, PermissionDenie
 from packyard.publish.audit import Origin
 from packyard.publish.yanks import refusals_recorded
 from packyard.routes.errors import retry_headers, status_for
-from packyard.settings import UpstreamSettings
+from packyard.settings import AdvisorySettings, UpstreamSettings
 from packyard.storage.base import BlobStore
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="packyard"'}
@@ -59,13 +59,15 @@ class ApiServices:
 
     `sessions`: the store's database; `authenticators`: every way of signing
     in; `store`: the blob store whose files deletions remove; `upstreams`: the
-    configured upstreams, which curation rules name.
+    configured upstreams, which curation rules name; `advisories`: the
+    configured advisory policies, shown beside the runtime ones.
     """
 
     sessions: sessionmaker[Session]
     authenticators: Authenticate
     store: BlobStore
     upstreams: tuple[UpstreamSettings, ...] = ()
+    advisories: AdvisorySettings = field(default_factory=AdvisorySettings)
 
 
 def get_services(request: Request) -> ApiServices:

@@ -1,0 +1,156 @@
+"""What the known vulnerabilities do to one project page, under one policy.
+
+Pure functions of a page, the advisories in force and a policy; the
+component that applies them per request is `repository/advisories.py`.
+
+Per file, the advisories affecting its version (the version its filename
+carries) are split in two: those an admin accepted for the project (or for
+every project) and the rest, which are enforced. The file's action is:
+
+- `deny` if any advisory is a malicious-package record (`MAL-`), whatever
+  the policy: such a record is never accepted (an exception cannot lift it);
+- else the policy (`warn`, `yank`, `hide`, `deny`) if any advisory is enforced;
+- else `accepted` (every advisory accepted): the file is served as it is.
+
+The page keeps every file under `warn` and `accepted`; under `yank` the file
+is served yanked (PEP 592) with a reason naming the advisories, unless it is
+yanked already (its own reason stays); under `hide` and `deny` it is left out
+(`policy.hide_files`, so `_hidden-files` gives the reason). Every affected
+file is listed in the page's private `advisories` list (`_advisories` in
+JSON): its filename, the enforced ids, the accepted ones and the action.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from packyard.advisories.index import Advisories
+from packyard.advisories.records import MALICIOUS_PREFIX
+from packyard.model import DistFile, ProjectDetail
+from packyard.repository.policy import hide_files
+from packyard.serialize import file_version
+
+Action = Literal["warn", "yank", "hide", "deny", "accepted"]
+ADVISORIES = "advisories"
+"""The `ProjectDetail.private` key: one object per affected file (`Finding.as_json`)."""
+NAMED_IDS = 10  # ids a reason names before it counts the rest
+_ACTIONS: Mapping[str, Action] = {"warn": "warn", "yank": "yank", "hide": "hide", "deny": "deny"}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What the advisories say about one file: the ids enforced (malicious ones
+    first), the ids accepted, and the action taken."""
+
+    filename: str
+    ids: tuple[str, ...]
+    accepted: tuple[str, ...]
+    action: Action
+
+    @property
+    def reason(self) -> str:
+        """`known vulnerability PYSEC-2021-98` (the reason of a yank, a hide or a refusal)."""
+        return describe(self.ids)
+
+    def as_json(self) -> dict[str, object]:
+        found: dict[str, object] = {"filename": self.filename, "action": self.action}
+        found["ids"] = list(self.ids)
+        if self.accepted:
+            found["accepted"] = list(self.accepted)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A page as served, with the finding of each affected file by filename."""
+
+    detail: ProjectDetail
+    findings: Mapping[str, Finding]
+
+    def finding(self, filename: str) -> Finding | None:
+        return self.findings.get(filename)
+
+
+def action_of(policy: str) -> Action:
+    """`policy` as an action; an unknown value (none passes the settings and the
+    database's check) counts as the mildest, `warn`."""
+    return _ACTIONS.get(policy, "warn")
+
+
+def judge(detail: ProjectDetail, advisories: Advisories, policy: str) -> Verdict:
+    """The page `detail` as the advisories in force and `policy` make it.
+
+    Returns `detail` itself when no file is affected.
+    """
+    name = detail.name
+    findings: dict[str, Finding] = {}
+    by_version: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
+    for dist in detail.files:
+        version = file_version(dist.filename)
+        if version is None:
+            continue
+        split = by_version.get(version)
+        if split is None:
+            split = by_version[version] = _split(advisories, name, version)
+        enforced, accepted, malicious = split
+        if not enforced and not accepted:
+            continue
+        action: Action = "deny" if malicious else action_of(policy) if enforced else "accepted"
+        findings[dist.filename] = Finding(dist.filename, enforced, accepted, action)
+    if not findings:
+        return Verdict(detail, findings)
+    return Verdict(_applied(detail, findings), findings)
+
+
+def describe(ids: tuple[str, ...]) -> str:
+    """`known vulnerabilities A, B and 3 more`; malicious-package ids come first
+    as `malicious package MAL-…`."""
+    malicious = tuple(i for i in ids if i.startswith(MALICIOUS_PREFIX))
+    others = tuple(i for i in ids if not i.startswith(MALICIOUS_PREFIX))
+    parts = []
+    if malicious:
+        parts.append(_named("malicious package", "malicious packages", malicious))
+    if others:
+        parts.append(_named("known vulnerability", "known vulnerabilities", others))
+    return "; ".join(parts)
+
+
+def _named(one: str, many: str, ids: tuple[str, ...]) -> str:
+    more = len(ids) - NAMED_IDS
+    listed = ", ".join(ids[:NAMED_IDS]) + (f" and {more} more" if more > 0 else "")
+    return f"{one if len(ids) == 1 else many} {listed}"
+
+
+def _split(
+    advisories: Advisories, name: str, version: str
+) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+    """The enforced ids (malicious ones first), the accepted ids, and whether any
+    is malicious, for one version. A malicious record's acceptance is ignored."""
+    malicious: list[str] = []
+    enforced: list[str] = []
+    accepted: list[str] = []
+    for record in advisories.affecting(name, version):
+        if record.malicious:
+            malicious.append(record.id)
+        elif advisories.accepted_reason(record.id, name) is not None:
+            accepted.append(record.id)
+        else:
+            enforced.append(record.id)
+    return (*malicious, *enforced), tuple(accepted), bool(malicious)
+
+
+def _applied(detail: ProjectDetail, findings: Mapping[str, Finding]) -> ProjectDetail:
+    """`detail` with its affected files yanked or hidden, and the findings listed."""
+    files: list[DistFile] = []
+    for dist in detail.files:
+        found = findings.get(dist.filename)
+        if found is not None and found.action == "yank" and not dist.yanked:
+            dist = dataclasses.replace(dist, yanked=found.reason)
+        files.append(dist)
+    hidden = {f.filename: f.reason for f in findings.values() if f.action in ("hide", "deny")}
+    page = hide_files(dataclasses.replace(detail, files=tuple(files)), hidden)
+    listed = [finding.as_json() for finding in findings.values()]
+    return dataclasses.replace(page, private={**page.private, ADVISORIES: listed})
