@@ -368,7 +368,13 @@ def build_upload_routes(
     # Refusals link to this server's help page, absolute when the site's URL is known.
     help_url = (settings.public_url or "/").rstrip("/") + HELP_PATH
     service = UploadService(
-        sessions, store, guard, settings.upload, after_upload=after_upload, help_url=help_url
+        sessions,
+        store,
+        guard,
+        settings.upload,
+        after_upload=after_upload,
+        help_url=help_url,
+        refuse_affected_requirements=settings.advisories.refuse_uploads,
     )
     return upload_routes(service, authenticators)
 
