@@ -183,6 +183,7 @@ async def test_without_metrics_there_is_no_metrics_page() -> None:
         ("/files/numpy/numpy-2.0.tar.gz", "files"),
         ("/snapshot/2024-01-01/simple/numpy/", "snapshot"),
         ("/snapshot/2024-01-01/files/numpy/numpy-2.0.tar.gz", "files"),
+        ("/osv/v1/querybatch", "osv"),
         ("/metrics", "metrics"),
         ("/healthz", "health"),
         ("/legacy/", "upload"),

@@ -42,13 +42,16 @@ METADATA_SUFFIX = ".metadata"
 
 
 def route_family(path: str) -> str:
-    """The label of a request path: simple, files, snapshot, metrics, health, upload, api, ui."""
+    """The label of a request path: simple, files, snapshot, osv, metrics, health, upload,
+    api, ui."""
     if path.startswith("/simple"):
         return "simple"
     if path.startswith("/files/"):
         return "files"
     if path.startswith("/snapshot/"):
         return "files" if "/files/" in path else "snapshot"
+    if path.startswith("/osv/"):
+        return "osv"
     if path == "/metrics":
         return "metrics"
     if path == "/healthz":
