@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class AuditSite:
     open: PackyardProcess
     private: PackyardProcess  # the same data: `--role index`, reading requires credentials
     root: Path
+    token: str  # an API token of the user `auditor`
 
 
 def expected_ids(project: str, version: str) -> set[str]:
@@ -76,24 +78,32 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuditSite]:
         if (SNAPSHOT / project).is_dir():
             shutil.copytree(SNAPSHOT / project, records / project)
     data = root / "data"
-    for args in (
-        ("migrate",),  # makes the store
-        ("import", "--upstream", "none", str(dists)),
-        ("advisories", "import", str(records)),
-    ):
-        done = packyard(*args, "--data-dir", str(data))
-        assert done.returncode == 0, done.stdout + done.stderr
-    done = packyard(
-        "user", "add", "auditor", "--password-stdin", "--data-dir", str(data), input=PASSWORD + "\n"
-    )
-    assert done.returncode == 0, done.stderr
     config = root / "private.toml"
     config.write_text("[auth]\nread_requires_auth = true\n")
     private = PackyardProcess(data)
     private.argv += ["--role", "index"]
     private.environment["PACKYARD_CONFIG"] = str(config)
-    with PackyardProcess(data) as open_site, private:
-        yield AuditSite(open_site, private, root)
+    # The open server makes the store; the private one starts while the CLI fills it
+    # (both follow the store's serial, as replicas do).
+    with PackyardProcess(data) as open_site, ThreadPoolExecutor(1) as starter:
+        started = starter.submit(private.start)
+        try:
+            for args in (
+                ("import", "--upstream", "none", str(dists)),
+                ("advisories", "import", str(records)),
+            ):
+                done = packyard(*args, "--data-dir", str(data))
+                assert done.returncode == 0, done.stdout + done.stderr
+            add = ("user", "add", "auditor", "--password-stdin", "--data-dir", str(data))
+            done = packyard(*add, input=PASSWORD + "\n")
+            assert done.returncode == 0, done.stderr
+            started.result()
+            made = httpx.post(open_site.url + "/api/v1/tokens", json={}, auth=("auditor", PASSWORD))
+            assert made.status_code == 201, made.text
+            yield AuditSite(open_site, private, root, made.json()["token"])
+        finally:
+            wait([started])  # a start still under way would outlive the stop
+            private.stop()
 
 
 def locked_project(site: AuditSite) -> Path:
@@ -168,8 +178,8 @@ def pip_audit(site: AuditSite, query_url: str) -> subprocess.CompletedProcess[st
     )
 
 
-def with_credentials(url: str) -> str:
-    return url.replace("http://", f"http://auditor:{PASSWORD}@", 1)
+def with_credentials(url: str, user: str, password: str) -> str:
+    return url.replace("http://", f"http://{user}:{password}@", 1)
 
 
 def test_uv_audit_reports_the_imported_advisories(site: AuditSite) -> None:
@@ -219,11 +229,15 @@ def test_anonymous_auditors_are_refused_when_reading_requires_credentials(
     assert "PYSEC" not in refused.stdout
 
 
-def test_auditors_with_credentials_are_answered_by_an_index_replica(site: AuditSite) -> None:
-    audited = uv_audit(site, with_credentials(site.private.url + "/osv/"))
+def test_auditors_with_a_password_or_a_token_are_answered_by_an_index_replica(
+    site: AuditSite,
+) -> None:
+    audited = uv_audit(site, with_credentials(site.private.url + "/osv/", "auditor", PASSWORD))
     assert audited.returncode == 1, audited.stdout + audited.stderr
     assert reported_by_uv(audited.stdout)["jinja2 2.10"] == {"PYSEC-2019-217", "PYSEC-2021-66"}
-    audited = pip_audit(site, with_credentials(site.private.url + "/osv/v1/query"))
+    # An API token, as the password of `__token__`.
+    query_url = with_credentials(site.private.url + "/osv/v1/query", "__token__", site.token)
+    audited = pip_audit(site, query_url)
     assert audited.returncode == 1, audited.stdout + audited.stderr
     report = {dep["name"]: dep for dep in json.loads(audited.stdout)["dependencies"]}
     assert {vuln["id"] for vuln in report["jinja2"]["vulns"]} == {
