@@ -101,7 +101,8 @@ class Vulnerabilities:
         return await anyio.to_thread.run_sync(load)
 
     async def findings(self, name: str, version: str) -> tuple[FindingRow, ...]:
-        """The dependency findings of in-house release `version` of `name`."""
+        """The dependency findings of in-house release `version` of `name`
+        (`advisories/dependency_findings.py` writes them)."""
 
         def load() -> tuple[FindingRow, ...]:
             with self._sessions() as session:
@@ -110,11 +111,13 @@ class Vulnerabilities:
                     .where(DependencyFinding.project_name == name)
                     .order_by(DependencyFinding.dependency, DependencyFinding.requirement)
                 )
-                return tuple(
+                found = (
                     FindingRow(row.requirement, row.dependency, _ids(row.advisory_ids))
                     for row in rows
                     if _same_version(row.version, version)
                 )
+                # Every requirement has a row; those no record affects have no ids.
+                return tuple(finding for finding in found if finding.advisory_ids)
 
         return await anyio.to_thread.run_sync(load)
 

@@ -128,7 +128,7 @@ def store(tmp_path: Path) -> Iterator[LocalStore]:
     build_wheel(dists, "evil-pkg", "6.6.6")
     build_wheel(dists, "typo-pkg", "1.0")
     build_wheel(dists, "acme-core", "1.0", summary="Core")
-    build_wheel(dists, "acme-app", "1.0", requires_dist=("jinja2==2.10",))
+    build_wheel(dists, "acme-app", "1.0")  # its findings are written by the test
     store = make_local_store(tmp_path / "store")
     assert anyio.run(import_directory, dists, store.sessions, store.store).ok
     report = import_entries(
@@ -320,16 +320,20 @@ async def test_has_advisories_keeps_projects_that_records_name(site: Site) -> No
 async def test_dependency_findings_are_shown_on_the_release_page(site: Site) -> None:
     assert 'id="dependency-findings"' not in await site.html("/project/acme-app/")
     with site.store.sessions.begin() as session:
-        session.add(
-            DependencyFinding(
-                project_name="acme-app",
-                version="1.0",
-                requirement="jinja2==2.10",
-                dependency="jinja2",
-                advisory_ids=json.dumps(["PYSEC-2019-217", "PYSEC-2021-66"]),
-                found_at=datetime.now(UTC),
+        for requirement, dependency, ids in (
+            ("jinja2==2.10", "jinja2", ["PYSEC-2019-217", "PYSEC-2021-66"]),
+            ("acme-core>=1", "acme-core", []),  # every requirement has a row
+        ):
+            session.add(
+                DependencyFinding(
+                    project_name="acme-app",
+                    version="1.0",
+                    requirement=requirement,
+                    dependency=dependency,
+                    advisory_ids=json.dumps(ids),
+                    found_at=datetime.now(UTC),
+                )
             )
-        )
     html = await site.html("/project/acme-app/")
     findings = section(html, "dependency-findings")
     assert "Requires an affected version of" in findings
@@ -337,3 +341,4 @@ async def test_dependency_findings_are_shown_on_the_release_page(site: Site) -> 
     assert "<code>jinja2==2.10</code>" in findings
     assert 'href="/advisories/PYSEC-2019-217"' in findings
     assert 'href="/advisories/PYSEC-2021-66"' in findings
+    assert "acme-core" not in findings

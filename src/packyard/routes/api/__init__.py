@@ -19,6 +19,7 @@ from starlette.types import ASGIApp
 
 from packyard.routes.api import (
     accounts,
+    advisories,
     advisory_rules,
     audit,
     deletions,
@@ -47,6 +48,7 @@ ROUTERS: list[APIRouter] = [
     names.router,
     audit.router,
     findings.router,
+    advisories.router,
     advisory_rules.router,
 ]
 
