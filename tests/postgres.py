@@ -181,6 +181,20 @@ class PostgresServer:
             f"-p {self.port}",
         )
 
+    def stop_for_a_while(self) -> None:
+        """An outage: stop the server at once (`immediate`: no goodbye to its
+        clients); `start_again` brings it back on the same port and data."""
+        self._run("pg_ctl", "stop", "--pgdata", str(self.data), "--mode", "immediate")
+
+    def start_again(self) -> None:
+        """End an outage: start the stopped server again, and reconnect the admin session."""
+        self._pg_ctl_start()
+        if self._admin is not None:
+            self._admin.close()
+        self._admin = psycopg.connect(
+            host="127.0.0.1", port=self.port, user=SUPERUSER, dbname="postgres", autocommit=True
+        )
+
     @contextmanager
     def database(self) -> Iterator[str]:
         """An empty database of its own, as a SQLAlchemy URL; dropped afterwards,

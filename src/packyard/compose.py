@@ -58,6 +58,7 @@ from packyard.repository.priority import PriorityRepository
 from packyard.repository.remote_metadata import MetadataCheck, RemoteMetadataReader
 from packyard.repository.yank import YankRepository
 from packyard.routes.api import ApiServices, api_app
+from packyard.routes.domain_errors import DomainErrorResponses
 from packyard.routes.files import FilesRoute, Presigner
 from packyard.routes.health import Readiness, ReadinessCheck
 from packyard.routes.osv import OsvRoute
@@ -278,7 +279,11 @@ def build_app(settings: Settings) -> ASGIApp:
         files_app=FilesRoute(chain, redirect=_presigner(settings)),
         browser=browser,
         routes=[*uploads, *admin],
-        middleware=[Middleware(ViewerMiddleware, sessions=sessions, secret=secret)],
+        middleware=[
+            # First: a domain error that escaped (the database down) is its status, not a 500.
+            Middleware(DomainErrorResponses),
+            Middleware(ViewerMiddleware, sessions=sessions, secret=secret),
+        ],
         api=api,
         osv=OsvRoute(advisories, sessions),
         read_guard=guard,

@@ -5,6 +5,8 @@ Components raise these, never HTTP errors; one table at the HTTP edge
 written for a person: it says what went wrong and, where it can, what to do.
 """
 
+from sqlalchemy.exc import SQLAlchemyError
+
 
 class PackyardError(Exception):
     """Base of every error packyard raises on purpose."""
@@ -113,6 +115,26 @@ class StorageFull(StoreUnavailable):
         )
         self.store = place
         self.blob_name = filename  # not `filename`: OSError's str() would show that one
+
+
+class DatabaseUnavailable(PackyardError, SQLAlchemyError):
+    """The database could not be reached, or failed a query in a way that a retry
+    may not (connection refused or lost, a timeout, a lock): a 503 with
+    `Retry-After` at the edge. Raised for the driver's error by the engine
+    itself (`db/engine.py`), so every caller sees this one domain error.
+
+    Also a `SQLAlchemyError`: code that copes with a failing database (a
+    cache that serves without recording what it served) copes with this too.
+    """
+
+    RETRY_AFTER = 5  # seconds: a restart or a failover is over in a few
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            "The database does not answer, so this request cannot be served now: "
+            "retry in a few seconds."
+        )
+        self.reason = reason  # the driver's words: for the log, not for clients
 
 
 class BlobMissing(StoreUnavailable):

@@ -8,6 +8,7 @@ to the newest Alembic revision from code, with no `alembic.ini` at runtime.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from alembic import command
@@ -15,8 +16,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from packyard import faults
+from packyard.errors import DatabaseUnavailable, StorageFull
 
 # Resolved by Alembic through importlib.resources, so it works from an
 # installed wheel as well as from a source checkout.
@@ -44,6 +49,12 @@ def create_database_engine(url: str, **options: Any) -> Engine:
     instead of failing on a dead connection. Requests read the database only
     on a change of the serial, so the check costs the hot path nothing.
 
+    A database that cannot be reached, or fails a query in a way a retry may
+    not (`OperationalError`, `InterfaceError`: refused or lost connections,
+    timeouts, locks), raises `DatabaseUnavailable` instead of the driver's
+    error, reported to the fault log; a full disk under SQLite raises
+    `StorageFull` (see `outage_translator`).
+
     `options` go to `sqlalchemy.create_engine` unchanged.
     """
     if not url.startswith("sqlite"):
@@ -51,7 +62,37 @@ def create_database_engine(url: str, **options: Any) -> Engine:
     engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "handle_error", outage_translator(engine))
     return engine
+
+
+def outage_translator(engine: Engine) -> Callable[[ExceptionContext], None]:
+    """The `handle_error` hook that turns a database outage into the domain's errors.
+
+    `OperationalError` and `InterfaceError` (and any error SQLAlchemy sees as a
+    lost connection) become `DatabaseUnavailable`, chained to the driver's
+    error; SQLite's "database or disk is full" becomes `StorageFull`. Each is
+    reported to the fault log (`faults.py`), once per interval with a count.
+    Any other error (a constraint, a syntax error: a bug) is left alone, and
+    so is a failed `pool_pre_ping`, which SQLAlchemy handles by reconnecting.
+    """
+    where = engine.url.render_as_string(hide_password=True)
+
+    def translate(context: ExceptionContext) -> None:
+        if context.is_pre_ping:
+            return
+        error = context.sqlalchemy_exception
+        if not (context.is_disconnect or isinstance(error, OperationalError | InterfaceError)):
+            return
+        reason = str(context.original_exception).strip().split("\n", 1)[0]
+        if "database or disk is full" in reason:
+            full = StorageFull(f"the database {where}", "the change")
+            faults.report("storage-full", where, full.message, store=where)
+            raise full from context.original_exception
+        faults.report("database-unavailable", where, reason, database=where)
+        raise DatabaseUnavailable(reason) from context.original_exception
+
+    return translate
 
 
 def _configure_sqlite(connection: sqlite3.Connection, _record: object) -> None:
@@ -119,6 +160,8 @@ def schema_problem(engine: Engine, head: str) -> str | None:
     its schema is not at `head` (blocking: run it in a worker thread)."""
     try:
         revision = current_revision(engine)
+    except DatabaseUnavailable as exc:
+        return f"the database cannot be reached: {exc.reason}"
     except SQLAlchemyError as exc:
         return f"the database cannot be reached: {type(exc).__name__}: {exc}".splitlines()[0]
     if revision != head:

@@ -17,6 +17,14 @@ runs) has to be seen at once. Two implementations:
 - Any other database (in-memory SQLite): the serial is re-read at most every
   `poll_interval` seconds (0.5 by default), in a worker thread.
 
+While the database does not answer (`DatabaseUnavailable`), a watcher that
+read the serial before keeps answering with it, and tries again every poll
+interval: no write can commit meanwhile, so what readers built for that
+serial is still what the store holds, and pages, rules and yanks kept in
+memory go on being served through a restart or a failover. (A replica cut off
+from a database that others still reach serves what it had until it
+reconnects.) Only a reader that must load something it never loaded fails.
+
 Whatever the watcher, a write of this very process is seen on the next
 request: `db.serial.follow_commits` tells the watcher (`saw`) right after the
 commit, before the writer answers (read-your-writes, DESIGN §3).
@@ -40,6 +48,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.serial import CHANNEL, SERIAL_ROW, read_serial
+from packyard.errors import DatabaseUnavailable
 from packyard.flights import Flights
 
 logger = logging.getLogger(__name__)
@@ -151,8 +160,12 @@ class PollingSerialWatcher:
             self._refreshing = True
             try:
                 self.saw(await anyio.to_thread.run_sync(self._read))
-                self._checked_at = time.monotonic()
+            except DatabaseUnavailable:
+                if self._serial is None:
+                    raise
+                # The last serial holds (module docstring); asked again after the interval.
             finally:
+                self._checked_at = time.monotonic()
                 self._refreshing = False
         assert self._serial is not None
         return self._serial
@@ -206,6 +219,8 @@ class ListeningSerialWatcher:
         serial = self._serial
         if self._listening and serial is not None:
             return serial
+        if serial is not None:
+            self._fallback.saw(serial)  # what it answers while the database is down
         polled = await self._fallback.current()
         self.saw(polled)
         return max(polled, self._serial or polled)

@@ -29,6 +29,7 @@ recorded in the audit trail in its own transaction.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ from packyard.db.serial import bump_serial
 from packyard.dists.archive import ArchiveLimits
 from packyard.dists.filenames import DistFilename
 from packyard.dists.metadata import CoreMetadata
-from packyard.errors import Conflict, InvalidRequest, PackyardError
+from packyard.errors import Conflict, DatabaseUnavailable, InvalidRequest, PackyardError
 from packyard.publish.audit import Origin, record
 from packyard.publish.multipart import FormLimits, MultipartForm, UploadedFile, read_multipart
 from packyard.publish.ownership import check_upload, claim
@@ -209,19 +210,24 @@ class UploadService:
     async def record_refusal(
         self, actor: str, origin: Origin, error: PackyardError, form: MultipartForm | None
     ) -> None:
-        """Write a refused upload to the audit trail, in a transaction of its own."""
+        """Write a refused upload to the audit trail, in a transaction of its own.
+
+        While the database does not answer, the refusal is in the event log only
+        (`audit.record` writes its line first): the refusal itself is the outage.
+        """
         names = form.fields.get("name", []) if form else []
         versions = form.fields.get("version", []) if form else []
         filename = form.file.filename if form and form.file else None
-        await anyio.to_thread.run_sync(
-            self._record_refusal,
-            actor,
-            origin,
-            error.message,
-            canonicalize_name(names[0]) if names else None,
-            versions[0] if versions else None,
-            filename,
-        )
+        with contextlib.suppress(DatabaseUnavailable):
+            await anyio.to_thread.run_sync(
+                self._record_refusal,
+                actor,
+                origin,
+                error.message,
+                canonicalize_name(names[0]) if names else None,
+                versions[0] if versions else None,
+                filename,
+            )
 
     def _record_refusal(
         self,

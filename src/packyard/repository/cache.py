@@ -50,7 +50,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
-from packyard.errors import ProjectNotFound, StorageFull, UpstreamError
+from packyard.errors import DatabaseUnavailable, ProjectNotFound, StorageFull, UpstreamError
 from packyard.model import (
     ANONYMOUS,
     DistFile,
@@ -161,7 +161,8 @@ class CacheRepository(DelegatingRepository):
     async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
         """A cached file from our blob store, else the upstream's, cached on the way.
 
-        A file cache that cannot be asked (its store is down) counts as a miss:
+        A file cache that cannot be asked (its store, or for a store not on this
+        machine the database, is down) counts as a miss:
         the upstream, if it answers, still serves the file, verified as it
         streams, unless the file must be kept to be checked (a wheel whose
         METADATA was read by ranges): that one is refused before any byte.
@@ -175,10 +176,13 @@ class CacheRepository(DelegatingRepository):
         resource = remote_file(page.files, name, filename, self._opener, self.label)
         try:
             cached = await self._files.lookup(resource)
-        except OSError as exc:  # StoreUnavailable is one
+        except (OSError, DatabaseUnavailable) as exc:  # StoreUnavailable is an OSError
             if await self._files.must_keep(resource):
                 raise
-            logger.warning("file cache unavailable, %s comes from the upstream: %s", filename, exc)
+            if not isinstance(exc, DatabaseUnavailable):  # that one is in the fault log
+                logger.warning(
+                    "file cache unavailable, %s comes from the upstream: %s", filename, exc
+                )
             cached = None
         return cached if cached is not None else self._files.tee(resource)
 
@@ -377,7 +381,7 @@ class CacheRepository(DelegatingRepository):
         for write in batch:
             try:
                 write()
-            except StorageFull:
+            except (StorageFull, DatabaseUnavailable):
                 pass  # in the fault log already; the page is served from memory
             except (OSError, ValueError, SQLAlchemyError) as exc:
                 logger.error("could not update the page cache of %s: %s", self.label, exc)

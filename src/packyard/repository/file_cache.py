@@ -68,7 +68,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.models import CachedFile, upsert
 from packyard.dists.remote_zip import RangeReader
-from packyard.errors import StorageFull, StoreUnavailable, UpstreamError
+from packyard.errors import DatabaseUnavailable, StorageFull, StoreUnavailable, UpstreamError
 from packyard.flights import Flights
 from packyard.model import ByteRange, RemoteBody, RemoteFile, RemoteOpener, StoredFile
 from packyard.repository import upstream_events
@@ -210,6 +210,9 @@ class FileCache:
     async def lookup(self, resource: RemoteFile) -> StoredFile | None:
         """The cached copy of `resource`, or None (no sha256, not cached, or gone).
 
+        A blob on the local filesystem is served even while the database does
+        not answer (it is checked by its content-addressed key when it is written).
+
         Raises:
             sqlalchemy.exc.SQLAlchemyError, OSError: the index or the store cannot be read.
         """
@@ -221,7 +224,14 @@ class FileCache:
         # event loop: cheaper than the worker-thread hop of an index query.
         if path is not None and not path.is_file():
             return None
-        size = await anyio.to_thread.run_sync(self.index.hit, key, self._clock())
+        try:
+            size = await anyio.to_thread.run_sync(self.index.hit, key, self._clock())
+        except DatabaseUnavailable:
+            if path is None:
+                raise
+            # The blob is here and its key is its sha256: it is served as it is,
+            # its last use not recorded, while the database does not answer.
+            return self._stored(resource, key, path.stat().st_size)
         if size is None:
             return None
         if path is None and not await self.store.exists(key):  # removed behind our back
@@ -358,7 +368,7 @@ class FileCache:
         """`_commit`, with failures logged, not raised: the client already has its bytes."""
         try:
             await self._commit(writer, blob, resource)
-        except StorageFull:
+        except (StorageFull, DatabaseUnavailable):
             pass  # in the fault log already, once per interval rather than once per file
         except (OSError, SQLAlchemyError) as exc:
             logger.error("could not cache %s from %s: %s", resource.filename, resource.url, exc)
@@ -413,6 +423,8 @@ class _TeeOpener:
         with anyio.CancelScope(shield=True):
             try:
                 await self._cache.evict()
+            except DatabaseUnavailable:
+                pass  # in the fault log; evicted once the database is back
             except (OSError, SQLAlchemyError) as exc:
                 logger.error("could not evict cached files: %s", exc)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from packyard.errors import (
     AuthenticationFailed,
     Conflict,
+    DatabaseUnavailable,
     FileDenied,
     InvalidDistribution,
     InvalidName,
@@ -32,6 +33,7 @@ STATUS_BY_ERROR: tuple[tuple[type[PackyardError], int], ...] = (
     (UpstreamUnavailable, 503),
     (UpstreamError, 502),
     (StorageFull, 507),
+    (DatabaseUnavailable, 503),
     (StoreUnavailable, 503),
     (NotAcceptable, 406),
     (RangeNotSatisfiable, 416),
@@ -77,6 +79,8 @@ def retry_headers(error: PackyardError) -> Headers:
         return [(b"retry-after", str(max(1, error.retry_after)).encode())]
     if isinstance(error, StorageFull):
         return []  # not gone in a moment: it waits for an operator
+    if isinstance(error, DatabaseUnavailable):
+        return [(b"retry-after", str(error.RETRY_AFTER).encode())]
     if isinstance(error, UpstreamUnavailable | StoreUnavailable):
         return [(b"retry-after", b"30")]
     return []

@@ -19,6 +19,7 @@ import anyio.to_thread
 from sqlalchemy.exc import SQLAlchemyError
 from typing_extensions import override
 
+from packyard.errors import DatabaseUnavailable
 from packyard.model import SOURCE_LOCAL, ProjectDetail, RequestContext
 from packyard.repository.base import DelegatingRepository, Repository
 from packyard.search.index import SearchIndex
@@ -86,6 +87,8 @@ class SearchRecorder(DelegatingRepository):
                 rows = [(name, display, source) for name, (display, source) in batch.items()]
                 try:
                     await anyio.to_thread.run_sync(self.index.record_public_many, rows)
+                except DatabaseUnavailable:
+                    pass  # in the fault log; the names are recorded on a later request
                 except SQLAlchemyError:
                     # The pages were served; the names are recorded on a later request.
                     logger.warning("could not record %d names in the search index", len(rows))

@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from packyard.browser.service import Browser
-from packyard.errors import NotFound, PackyardError, ProjectNotFound
-from packyard.routes.errors import status_for
+from packyard.errors import NotFound, PackyardError, ProjectNotFound, UpstreamError
+from packyard.routes.errors import retry_headers, status_for
 from packyard.routes.ui.templating import Templates
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -19,7 +19,8 @@ SUGGESTIONS = 5
 def with_error_pages(browser: Browser, templates: Templates, endpoint: Endpoint) -> Endpoint:
     """`endpoint`, with every `PackyardError` shown as a page with its status
     (`routes.errors.STATUS_BY_ERROR`): 404 with search suggestions, 502/503
-    for a failing upstream."""
+    for a failing upstream, 503 with `Retry-After` for a database that does
+    not answer."""
 
     async def guarded(request: Request) -> Response:
         try:
@@ -27,8 +28,13 @@ def with_error_pages(browser: Browser, templates: Templates, endpoint: Endpoint)
         except NotFound as exc:
             return await not_found(browser, templates, request, exc)
         except PackyardError as exc:
-            context = {"status": status_for(exc), "message": exc.message}
-            return templates.render(request, "error.html", context, status_for(exc))
+            status = status_for(exc)
+            upstream = isinstance(exc, UpstreamError)
+            context = {"status": status, "message": exc.message, "upstream": upstream}
+            response = templates.render(request, "error.html", context, status)
+            for name, value in retry_headers(exc):
+                response.headers[name.decode()] = value.decode()
+            return response
 
     return guarded
 
