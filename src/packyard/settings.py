@@ -34,6 +34,9 @@ class UpstreamSettings(BaseModel):
     timeout: float = Field(default=30.0, gt=0)
     # How long a fetched project page is served without asking the upstream again.
     page_ttl: float = Field(default=600.0, ge=0)
+    # How long the upstream's "no such project" (404) is remembered before it is
+    # asked again; at most page_ttl (repository/cache.py).
+    not_found_ttl: float = Field(default=60.0, ge=0)
     # Curation (PolicyRepository): name globs; an empty allow-list allows every name.
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()

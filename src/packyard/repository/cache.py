@@ -10,8 +10,9 @@ with a `page_ttl` of 0. The freshness window lives here, in one place:
 - if the upstream fails, the kept page goes on being served and the failure is
   logged (RFC 5861 stale-if-error); the next attempt waits `ERROR_RETRY`;
 - only a page never fetched gives the upstream's error (503 naming it);
-- a 404 is remembered for `NEGATIVE_TTL` (in memory only: after a restart the
-  upstream is simply asked again), and forgets the kept page.
+- a 404 is remembered for the upstream's `not_found_ttl` (60 s by default, at
+  most `page_ttl`; in memory only: after a restart the upstream is simply
+  asked again), and forgets the kept page.
 
 Pages and the project list persist in a `page_store.PageStore` (files in
 the data directory, or the shared blob store and database when replicas
@@ -70,8 +71,6 @@ from packyard.storage.base import BlobStore
 
 logger = logging.getLogger(__name__)
 
-NEGATIVE_TTL = 60.0
-"""Seconds a 404 from the upstream is remembered (at most `page_ttl`)."""
 ERROR_RETRY = 30.0
 """Seconds between revalidation attempts of a page while the upstream fails."""
 MAX_REMEMBERED = 10_000
@@ -101,6 +100,7 @@ class CacheRepository(DelegatingRepository):
         pages: where this upstream's pages are kept.
         files: the file cache, shared by every upstream.
         page_ttl: seconds a page is served without revalidation.
+        not_found_ttl: seconds a 404 of the upstream is remembered (at most `page_ttl`).
         clock: wall-clock seconds (page fetch times survive a restart).
     """
 
@@ -113,6 +113,7 @@ class CacheRepository(DelegatingRepository):
         pages: PageStore,
         files: FileCache,
         page_ttl: float,
+        not_found_ttl: float = 60.0,
         clock: Callable[[], float] = time.time,
         max_remembered: int = MAX_REMEMBERED,
     ) -> None:
@@ -122,7 +123,7 @@ class CacheRepository(DelegatingRepository):
         self._store = pages
         self._files = files
         self._ttl = page_ttl
-        self._negative_ttl = min(NEGATIVE_TTL, page_ttl)
+        self._negative_ttl = min(not_found_ttl, page_ttl)
         self._clock = clock
         self._max = max_remembered
         self._pages: OrderedDict[str, _Kept[ProjectDetail]] = OrderedDict()
@@ -439,6 +440,7 @@ def cached_upstream(
         pages=pages,
         files=files,
         page_ttl=settings.page_ttl,
+        not_found_ttl=settings.not_found_ttl,
     )
 
 

@@ -139,7 +139,7 @@ def make_cache(
     sessions: sessionmaker[Session],
     pages: Callable[[], PageStore],
 ) -> Callable[..., CacheRepository]:
-    def make(max_bytes: int = 10**9) -> CacheRepository:
+    def make(max_bytes: int = 10**9, not_found_ttl: float = 60.0) -> CacheRepository:
         store = FilesystemBlobStore(tmp_path / "files")
         files = FileCache(sessions, store, max_bytes, clock=clock)
         return CacheRepository(
@@ -149,6 +149,7 @@ def make_cache(
             pages=pages(),
             files=files,
             page_ttl=TTL,
+            not_found_ttl=not_found_ttl,
             clock=clock,
         )
 
@@ -309,6 +310,26 @@ async def test_not_found_is_remembered_briefly(
     clock.now += 61
     upstream.publish("missing", "missing-1.0.tar.gz", b"now it exists")
     detail = await cache.get_project("missing", ANONYMOUS)
+    assert [f.filename for f in detail.files] == ["missing-1.0.tar.gz"]
+
+
+@pytest.mark.parametrize("seconds", [5.0, 0.0])
+async def test_how_long_not_found_is_remembered_is_the_upstreams_setting(
+    make_cache: Callable[..., CacheRepository],
+    upstream: MemoryUpstream,
+    clock: Clock,
+    seconds: float,
+) -> None:
+    cache = make_cache(not_found_ttl=seconds)
+    for _ in range(2):
+        with pytest.raises(ProjectNotFound):
+            await cache.get_project("missing", ANONYMOUS)
+    assert upstream.calls == (1 if seconds else 2)  # 0: never remembered
+    upstream.publish("missing", "missing-1.0.tar.gz", b"now it exists")
+    clock.now += seconds + 0.5
+
+    detail = await cache.get_project("missing", ANONYMOUS)
+
     assert [f.filename for f in detail.files] == ["missing-1.0.tar.gz"]
 
 
