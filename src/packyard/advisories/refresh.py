@@ -44,6 +44,7 @@ import anyio
 import anyio.to_thread
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.advisories.events import emit
@@ -123,7 +124,9 @@ class AdvisoryRefresh:
         while True:
             try:
                 await anyio.sleep(await anyio.to_thread.run_sync(self._seconds_until_due))
-                await self.refresh()
+                if await self.refresh() is None:
+                    # Another process imports, or just did: look again in a while.
+                    await anyio.sleep(self._slack.total_seconds())
             except _Stopped:
                 return
             except Exception as exc:  # whatever it was, the server goes on
@@ -241,11 +244,18 @@ def _claim(session: Session) -> bool:
 
     PostgreSQL: a transaction-scoped advisory lock, refused at once to a second
     replica. Others (SQLite): the write lock, which the serial's bump takes and
-    a second writer waits for; the import bumps the serial again at its end.
+    a second writer waits for, up to the busy timeout (then another worker is
+    still importing: not ours either); the import bumps the serial again at its end.
     """
     if session.get_bind().dialect.name == "postgresql":
         return bool(session.scalar(select(func.pg_try_advisory_xact_lock(REFRESH_LOCK))))
-    bump_serial(session)
+    try:
+        bump_serial(session)
+    except SQLAlchemyError as exc:
+        # The driver's words, under SQLAlchemy's error or the domain's DatabaseUnavailable.
+        if "database is locked" not in str(getattr(exc, "orig", None) or exc.__cause__):
+            raise
+        return False
     return True
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 import threading
 import zipfile
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ import httpx
 import pytest
 import yaml
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.advisories import refresh as refresh_module
@@ -31,6 +32,7 @@ from packyard.advisories.refresh import (
 )
 from packyard.advisories.sources import SourceUnreadable, read_source
 from packyard.db.advisories import Advisory, AdvisoryImport
+from packyard.db.engine import create_database_engine, migrate, session_factory_for
 from packyard.settings import AdvisorySettings
 from tests.unit.advisories.conftest import SNAPSHOT
 from tests.unit.upstream_server import Servers
@@ -163,6 +165,31 @@ async def test_of_two_processes_due_at_once_one_imports(
             tasks.start_soon(anyio.to_thread.run_sync, import_at_once, refresh)
     assert sorted(report is None for report in reports) == [False, True]
     assert len(imports(sessions)) == 1
+
+
+async def test_on_sqlite_a_worker_that_waits_too_long_for_the_write_lock_skips(
+    tree: Path, tmp_path: Path
+) -> None:
+    """Another writer holds SQLite's write lock past the busy timeout (another
+    worker importing a large source): not this worker's import, and not a failure."""
+    database = tmp_path / "packyard.db"
+    engine = create_database_engine(f"sqlite:///{database}")
+    migrate(engine)
+
+    @event.listens_for(engine, "connect")
+    def impatient(connection: sqlite3.Connection, _record: object) -> None:
+        connection.execute("PRAGMA busy_timeout = 100")  # after packyard's 10 s setting
+
+    refresh = refresher(session_factory_for(engine), str(tree), tmp_path / "spool")
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert await refresh.refresh() is None
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert await refresh.refresh() is not None
+    engine.dispose()
 
 
 async def test_a_zip_over_http_is_downloaded_imported_and_removed(
