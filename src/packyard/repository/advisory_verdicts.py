@@ -16,8 +16,11 @@ The page keeps every file under `warn` and `accepted`; under `yank` the file
 is served yanked (PEP 592) with a reason naming the advisories, unless it is
 yanked already (its own reason stays); under `hide` and `deny` it is left out
 (`policy.hide_files`, so `_hidden-files` gives the reason). Every affected
-file is listed in the page's private `advisories` list (`_advisories` in
-JSON): its filename, the enforced ids, the accepted ones and the action.
+version is listed in the page's private `advisories` list (`_advisories` in
+JSON): the version, the action, the enforced ids and the accepted ones. Per
+version, not per file: every file of a version has the same finding, and a
+page like django's (hundreds of affected files, a dozen ids each) would
+otherwise carry each list twice.
 """
 
 from __future__ import annotations
@@ -35,17 +38,17 @@ from packyard.serialize import file_version
 
 Action = Literal["warn", "yank", "hide", "deny", "accepted"]
 ADVISORIES = "advisories"
-"""The `ProjectDetail.private` key: one object per affected file (`Finding.as_json`)."""
+"""The `ProjectDetail.private` key: one object per affected version (`Finding.as_json`)."""
 NAMED_IDS = 10  # ids a reason names before it counts the rest
 _ACTIONS: Mapping[str, Action] = {"warn": "warn", "yank": "yank", "hide": "hide", "deny": "deny"}
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """What the advisories say about one file: the ids enforced (malicious ones
-    first), the ids accepted, and the action taken."""
+    """What the advisories say about the files of one version: the ids enforced
+    (malicious ones first), the ids accepted, and the action taken."""
 
-    filename: str
+    version: str
     ids: tuple[str, ...]
     accepted: tuple[str, ...]
     action: Action
@@ -56,7 +59,7 @@ class Finding:
         return describe(self.ids)
 
     def as_json(self) -> dict[str, object]:
-        found: dict[str, object] = {"filename": self.filename, "action": self.action}
+        found: dict[str, object] = {"version": self.version, "action": self.action}
         found["ids"] = list(self.ids)
         if self.accepted:
             found["accepted"] = list(self.accepted)
@@ -65,7 +68,8 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """A page as served, with the finding of each affected file by filename."""
+    """A page as served, with the finding of each affected file by filename (the
+    files of one version share one finding)."""
 
     detail: ProjectDetail
     findings: Mapping[str, Finding]
@@ -87,19 +91,16 @@ def judge(detail: ProjectDetail, advisories: Advisories, policy: str) -> Verdict
     """
     name = detail.name
     findings: dict[str, Finding] = {}
-    by_version: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {}
+    by_version: dict[str, Finding | None] = {}
     for dist in detail.files:
         version = file_version(dist.filename)
         if version is None:
             continue
-        split = by_version.get(version)
-        if split is None:
-            split = by_version[version] = _split(advisories, name, version)
-        enforced, accepted, malicious = split
-        if not enforced and not accepted:
-            continue
-        action: Action = "deny" if malicious else action_of(policy) if enforced else "accepted"
-        findings[dist.filename] = Finding(dist.filename, enforced, accepted, action)
+        if version not in by_version:
+            by_version[version] = _finding(advisories, name, version, policy)
+        found = by_version[version]
+        if found is not None:
+            findings[dist.filename] = found
     if not findings:
         return Verdict(detail, findings)
     return Verdict(_applied(detail, findings), findings)
@@ -124,11 +125,9 @@ def _named(one: str, many: str, ids: tuple[str, ...]) -> str:
     return f"{one if len(ids) == 1 else many} {listed}"
 
 
-def _split(
-    advisories: Advisories, name: str, version: str
-) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
-    """The enforced ids (malicious ones first), the accepted ids, and whether any
-    is malicious, for one version. A malicious record's acceptance is ignored."""
+def _finding(advisories: Advisories, name: str, version: str, policy: str) -> Finding | None:
+    """The finding of one version, None if no advisory affects it. A malicious
+    record's acceptance is ignored."""
     malicious: list[str] = []
     enforced: list[str] = []
     accepted: list[str] = []
@@ -139,7 +138,10 @@ def _split(
             accepted.append(record.id)
         else:
             enforced.append(record.id)
-    return (*malicious, *enforced), tuple(accepted), bool(malicious)
+    if not (malicious or enforced or accepted):
+        return None
+    action: Action = "deny" if malicious else action_of(policy) if enforced else "accepted"
+    return Finding(version, (*malicious, *enforced), tuple(accepted), action)
 
 
 def _applied(detail: ProjectDetail, findings: Mapping[str, Finding]) -> ProjectDetail:
@@ -150,7 +152,7 @@ def _applied(detail: ProjectDetail, findings: Mapping[str, Finding]) -> ProjectD
         if found is not None and found.action == "yank" and not dist.yanked:
             dist = dataclasses.replace(dist, yanked=found.reason)
         files.append(dist)
-    hidden = {f.filename: f.reason for f in findings.values() if f.action in ("hide", "deny")}
+    hidden = {name: f.reason for name, f in findings.items() if f.action in ("hide", "deny")}
     page = hide_files(dataclasses.replace(detail, files=tuple(files)), hidden)
-    listed = [finding.as_json() for finding in findings.values()]
+    listed = [finding.as_json() for finding in dict.fromkeys(findings.values())]
     return dataclasses.replace(page, private={**page.private, ADVISORIES: listed})

@@ -155,9 +155,10 @@ def hidden(page: ProjectDetail) -> dict[str, str]:
 
 
 def listed(page: ProjectDetail) -> dict[str, tuple[str, list[str]]]:
+    """The page's `advisories` list: version -> (action, enforced ids)."""
     found = page.private.get("advisories", [])
     assert isinstance(found, list)
-    return {item["filename"]: (item["action"], item["ids"]) for item in found}
+    return {item["version"]: (item["action"], item["ids"]) for item in found}
 
 
 @pytest.mark.anyio
@@ -175,7 +176,7 @@ async def test_warn_keeps_every_file_and_lists_the_affected_ones(site: Site) -> 
     page = await site.page("mkdocs")
 
     assert files(page) == {CLEAN_WHEEL: False, AFFECTED_WHEEL: False, AFFECTED_SDIST: False}
-    assert listed(page) == {AFFECTED_WHEEL: ("warn", [MKDOCS]), AFFECTED_SDIST: ("warn", [MKDOCS])}
+    assert listed(page) == {"1.2.2": ("warn", [MKDOCS])}
     resource = await site.chain.get_file("mkdocs", AFFECTED_WHEEL, ANONYMOUS)
     assert resource.advisories is not None
     assert (resource.advisories.ids, resource.advisories.source) == ((MKDOCS,), "pypi")
@@ -193,7 +194,7 @@ async def test_yank_serves_affected_files_yanked_with_the_ids_and_still_download
 
     reason = f"known vulnerability {MKDOCS}"
     assert files(page) == {CLEAN_WHEEL: False, AFFECTED_WHEEL: reason, AFFECTED_SDIST: reason}
-    assert listed(page)[AFFECTED_WHEEL] == ("yank", [MKDOCS])
+    assert listed(page)["1.2.2"] == ("yank", [MKDOCS])
     resource = await site.chain.get_file("mkdocs", AFFECTED_WHEEL, ANONYMOUS)  # a pin fetches it
     assert resource.advisories is not None
     assert resource.advisories.action == "yank"
@@ -207,7 +208,7 @@ async def test_a_file_yanked_already_keeps_its_own_yank(site: Site) -> None:
     page = await site.page("mkdocs")
 
     assert files(page)[AFFECTED_WHEEL] == "broken build"
-    assert listed(page)[AFFECTED_WHEEL] == ("yank", [MKDOCS])
+    assert listed(page)["1.2.2"] == ("yank", [MKDOCS])
 
 
 @pytest.mark.anyio
@@ -220,7 +221,7 @@ async def test_hide_leaves_affected_files_out_with_the_reason_but_their_url_stil
     assert files(page) == {CLEAN_WHEEL: False}
     reason = f"known vulnerability {MKDOCS}"
     assert hidden(page) == {AFFECTED_WHEEL: reason, AFFECTED_SDIST: reason}
-    assert listed(page)[AFFECTED_SDIST] == ("hide", [MKDOCS])
+    assert listed(page)["1.2.2"] == ("hide", [MKDOCS])
     resource = await site.chain.get_file("mkdocs", AFFECTED_WHEEL, ANONYMOUS)  # a lock file's URL
     assert resource.advisories is not None
     assert resource.advisories.action == "hide"
@@ -233,7 +234,7 @@ async def test_deny_hides_and_refuses_the_file_and_its_metadata_naming_the_advis
     site.configure(policy="deny")
     page = await site.page("mkdocs")
     assert files(page) == {CLEAN_WHEEL: False}
-    assert listed(page)[AFFECTED_WHEEL] == ("deny", [MKDOCS])
+    assert listed(page)["1.2.2"] == ("deny", [MKDOCS])
 
     for filename in (AFFECTED_WHEEL, AFFECTED_WHEEL + ".metadata", AFFECTED_SDIST):
         with pytest.raises(FileDenied) as refused:
@@ -284,7 +285,7 @@ async def test_an_accepted_risk_lifts_the_policy_and_stays_listed(site: Site) ->
     page = await site.page("mkdocs")
 
     assert files(page) == {CLEAN_WHEEL: False, AFFECTED_WHEEL: False, AFFECTED_SDIST: False}
-    assert listed(page)[AFFECTED_WHEEL] == ("accepted", [])
+    assert listed(page)["1.2.2"] == ("accepted", [])
     found = page.private["advisories"]
     assert isinstance(found, list)
     assert found[0]["accepted"] == [MKDOCS]
@@ -311,8 +312,8 @@ async def test_a_malicious_package_is_denied_whatever_the_policy(
 
     assert CLEAN_WHEEL not in files(page)
     assert hidden(page)[CLEAN_WHEEL] == "malicious package MAL-2024-0001"
-    assert listed(page)[CLEAN_WHEEL] == ("deny", ["MAL-2024-0001"])
-    assert listed(page)[AFFECTED_WHEEL] == ("warn", [MKDOCS])
+    assert listed(page)["1.2.1"] == ("deny", ["MAL-2024-0001"])
+    assert listed(page)["1.2.2"] == ("warn", [MKDOCS])
     with pytest.raises(FileDenied, match="always refused"):
         await site.chain.get_file("mkdocs", CLEAN_WHEEL, ANONYMOUS)
 
