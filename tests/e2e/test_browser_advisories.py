@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from packyard.auth.identity import Identity
 from packyard.publish import accounts
 from tests.builders import build_wheel, make_local_store
-from tests.e2e.chromium import screenshot
+from tests.e2e.chromium import TIMEOUT_MS, screenshot
 from tests.e2e.clients import run
 from tests.e2e.servers import BIN, PackyardProcess, packyard
 
@@ -105,6 +105,7 @@ def test_badges_marks_and_the_record_page(page: Page, sites: Sites) -> None:
     for link in references.all():
         assert (link.get_attribute("href") or "").startswith(("https://", "http://"))
         assert link.get_attribute("rel") == "noopener nofollow noreferrer"
+    screenshot(page, sites.shots, "advisories-record")
     page.locator("#affected").get_by_role("link", name="jinja2").click()
     page.wait_for_url("**/project/jinja2/")
 
@@ -133,3 +134,17 @@ def test_an_in_house_release_requiring_an_affected_version(page: Page, sites: Si
     expect(findings).to_contain_text("Requires an affected version of jinja2")
     expect(findings.get_by_role("link", name="PYSEC-2019-217")).to_have_count(1)
     expect(page.locator(".banner .badge--vulnerable")).to_have_count(0)  # acme-web itself: none
+
+
+def test_phone_width(chromium: Browser, sites: Sites) -> None:
+    context = chromium.new_context(
+        viewport={"width": 375, "height": 812}, device_scale_factor=2, is_mobile=True
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    for path in ("/project/jinja2/2.10/", "/advisories/PYSEC-2019-217"):
+        page.goto(sites.site.url + path)
+        expect(page.locator(".banner__title")).to_be_visible()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{path} is {overflow}px wider than a phone's screen"
+    context.close()
