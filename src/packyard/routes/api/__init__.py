@@ -62,7 +62,8 @@ def api_app(services: ApiServices) -> ASGIApp:
     app = FastAPI(
         title="packyard admin API",
         version="1",
-        summary="Users, groups, tokens, project roles, yanks, deletions, names and the audit log.",
+        summary="Users, groups, tokens, project roles, yanks, deletions, names, curation, "
+        "known vulnerabilities and the audit log.",
         openapi_url="/openapi.json",
         # FastAPI's docs pages load their code from a CDN: no third-party code here.
         docs_url=None,

@@ -199,3 +199,14 @@ async def test_administrators_only(site: Site, path: str) -> None:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def test_the_api_reference_lists_them(site: Site) -> None:
+    page = (await site.client.get("/docs")).text
+    for path in (
+        "/api/v1/projects/{project}/advisories",
+        "/api/v1/projects/{project}/releases/{version}/advisories",
+        "/api/v1/advisories/{advisory_id}",
+    ):
+        assert f"<code>{path}</code>" in page
+    assert "known vulnerabilities" in page
