@@ -35,7 +35,7 @@ from packaging.utils import canonicalize_name
 from sqlalchemy import Exists, delete, exists, select, update
 from sqlalchemy.orm import Session
 
-from packyard.advisories.findings import Finding, check_requirement
+from packyard.advisories.findings import Finding, RequirementChecker
 from packyard.advisories.index import Advisories
 from packyard.advisories.records import OsvRecord, RecordRejected, read_record
 from packyard.db.advisories import (
@@ -73,11 +73,8 @@ def check_release(session: Session, requirements: Sequence[Requirement]) -> list
     advisories = stored_advisories(session, names)
     if not advisories.by_name:
         return []
-    known = stored_versions(session, advisories.by_name.keys())
-    found = (
-        check_requirement(r, advisories, known.get(canonicalize_name(r.name), ()))
-        for r in requirements
-    )
+    checker = RequirementChecker(advisories, stored_versions(session, advisories.by_name.keys()))
+    found = (checker.check(requirement) for requirement in requirements)
     return [finding for finding in found if finding is not None]
 
 
@@ -141,7 +138,7 @@ def refresh_findings(
         ).order_by(DependencyFinding.id)
     ).all()
     advisories = stored_advisories(session, {row.dependency for row in rows})
-    known = stored_versions(session, advisories.by_name.keys())
+    checker = RequirementChecker(advisories, stored_versions(session, advisories.by_name.keys()))
     checked: dict[str, Finding | None] = {}  # by requirement text: each is parsed once
     now = datetime.now(UTC)
     changes: list[dict[str, object]] = []
@@ -150,9 +147,7 @@ def refresh_findings(
         finding: Finding | None = None
         if row.dependency in advisories.by_name:
             if row.requirement not in checked:
-                checked[row.requirement] = _check_text(
-                    row.requirement, advisories, known.get(row.dependency, ())
-                )
+                checked[row.requirement] = _check_text(checker, row.requirement)
             finding = checked[row.requirement]
         before = set(_ids(row.advisory_ids))
         after = finding.advisory_ids if finding is not None else ()
@@ -286,12 +281,12 @@ def _release_exists() -> Exists:
     )
 
 
-def _check_text(text: str, advisories: Advisories, known: Collection[str]) -> Finding | None:
+def _check_text(checker: RequirementChecker, text: str) -> Finding | None:
     try:
         requirement = Requirement(text)
     except InvalidRequirement:
         return None  # stored by `record_release` from a parsed one: not expected
-    return check_requirement(requirement, advisories, known)
+    return checker.check(requirement)
 
 
 def _ids(text: str) -> tuple[str, ...]:

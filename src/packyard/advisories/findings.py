@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -111,45 +111,78 @@ def check_requirement(
     and the accepted risks; `known_versions` are the dependency's versions
     stored in packyard. Never raises.
     """
-    dependency = canonicalize_name(requirement.name)
-    records = tuple(
-        record
-        for record in advisories.for_project(dependency)
-        if advisories.accepted_reason(record.id, dependency) is None
-    )
-    if not records or requirement.url:
-        return None
-    admitted = list(requirement.specifier.filter(_candidates(requirement, records, known_versions)))
-    if not admitted:
-        return None
-    ids: set[str] = set()
-    for version in admitted:
-        affecting = [record.id for record in records if record.affects(dependency, version)]
-        if not affecting:
+    name = canonicalize_name(requirement.name)
+    return RequirementChecker(advisories, {name: known_versions}).check(requirement)
+
+
+class RequirementChecker:
+    """`check_requirement` for many requirements against one `Advisories`: what
+    depends only on the dependency (its records in force and not accepted, the
+    versions they name) is worked out once per dependency, and which records
+    affect a version once per version (`Advisories.affecting` remembers it).
+
+    `known_versions`: the versions packyard stores, by normalised name.
+    """
+
+    def __init__(self, advisories: Advisories, known_versions: Mapping[str, Iterable[str]]) -> None:
+        self._advisories = advisories
+        self._known = known_versions
+        self._named: dict[str, tuple[frozenset[str], list[Version]]] = {}
+
+    def check(self, requirement: Requirement) -> Finding | None:
+        """The finding on `requirement`, or None. Never raises."""
+        dependency = canonicalize_name(requirement.name)
+        considered, named = self._dependency(dependency)
+        if not considered or requirement.url:
             return None
-        ids.update(affecting)
-    return Finding(str(requirement), dependency, tuple(sorted(ids)))
+        admitted = list(requirement.specifier.filter(_candidates(requirement, named)))
+        ids: set[str] = set()
+        # Newest first: an open requirement meets an unaffected release (a fix,
+        # the stand-in after them all) at once.
+        for version in reversed(admitted):
+            affecting = [
+                record.id
+                for record in self._advisories.affecting(dependency, str(version))
+                if record.id in considered
+            ]
+            if not affecting:
+                return None
+            ids.update(affecting)
+        return Finding(str(requirement), dependency, tuple(sorted(ids))) if ids else None
+
+    def _dependency(self, name: str) -> tuple[frozenset[str], list[Version]]:
+        """The ids of the records that count against `name`, and the versions
+        they, packyard and the stand-ins name, in order."""
+        found = self._named.get(name)
+        if found is None:
+            advisories = self._advisories
+            records = [
+                record
+                for record in advisories.for_project(name)
+                if advisories.accepted_reason(record.id, name) is None
+            ]
+            versions: set[Version] = set(_STAND_INS)
+            for record in records:
+                versions.update(_named_by(record, name))
+            versions.update(_pep440(self._known.get(name, ())))
+            found = (frozenset(record.id for record in records), sorted(versions))
+            self._named[name] = found
+        return found
 
 
-def _candidates(
-    requirement: Requirement, records: Collection[OsvRecord], known: Iterable[str]
-) -> list[str]:
-    """The versions to choose among (the module's docstring): PEP 440 versions,
-    each once, as text; and the literal of an `===` specifier (arbitrary
-    equality compares text)."""
-    dependency = canonicalize_name(requirement.name)
-    versions: set[Version] = set()
-    for record in records:
-        versions.update(_named_by(record, dependency))
-    literals: set[str] = set()
+def _candidates(requirement: Requirement, named: list[Version]) -> list[Version | str]:
+    """The versions to choose among (the module's docstring), in order: those
+    named for the dependency and by the requirement; then the literal of an
+    `===` specifier, as text (arbitrary equality compares text)."""
+    own: set[Version] = set()
+    literals: list[str] = []
     for specifier in requirement.specifier:
         if specifier.operator == "===":
-            literals.add(specifier.version)
+            literals.append(specifier.version)
         else:
-            versions.update(_pep440([specifier.version.removesuffix(".*")]))
-    versions.update(_pep440(known))
-    versions.update(_STAND_INS)
-    return [str(version) for version in sorted(versions)] + sorted(literals)
+            own.update(_pep440([specifier.version.removesuffix(".*")]))
+    versions: list[Version] = named if not own else sorted(own.union(named))
+    return [*versions, *sorted(literals)]
 
 
 def _named_by(record: OsvRecord, name: str) -> Iterator[Version]:
