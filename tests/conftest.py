@@ -62,11 +62,12 @@ def s3_server() -> Iterator[SeaweedServer]:
         yield server
 
 
-@pytest.fixture(params=["filesystem", "s3"])
+@pytest.fixture(params=["filesystem", "s3", "s3+copies"])
 def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
     """An empty blob store of this test's own, opened as the server opens it
     (`storage.location`): a directory under `tmp_path`, then a prefix in a new
-    bucket of the session's SeaweedFS (see `tests/seaweedfs.py`)."""
+    bucket of the session's SeaweedFS (see `tests/seaweedfs.py`), read directly
+    and then through replica-local copies (`storage/local_copies.py`)."""
     if request.param == "filesystem":
         settings = Settings(data_dir=tmp_path)
         yield open_blob_storage(settings, environ={}).store("files")
@@ -76,4 +77,5 @@ def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobS
         settings = Settings(
             data_dir=tmp_path, storage_url=f"s3://{bucket}/packyard", s3=server.s3_settings()
         )
-        yield open_blob_storage(settings, environ={}).store("files")
+        copies = request.param == "s3+copies"
+        yield open_blob_storage(settings, environ={}, local_copies=copies).store("files")

@@ -221,7 +221,8 @@ def build_app(settings: Settings) -> ASGIApp:
     # write commits through these sessions and tells the serial watcher its
     # new serial: the next request reads the write.
     sessions = session_factory_for(engine)
-    storage = open_blob_storage(settings)
+    # Only the server keeps local copies of what it serves (`[s3] local_copies_mb`).
+    storage = open_blob_storage(settings, local_copies=True)
     store = storage.store(FILES)
     telemetry = Telemetry.from_settings(settings)
     index = open_search_index(settings)

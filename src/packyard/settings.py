@@ -288,6 +288,10 @@ class S3Settings(BaseModel):
     # reach the store themselves.
     presigned_downloads: bool = False
     presigned_expiry_seconds: int = Field(default=300, gt=0, le=7 * 24 * 3600)
+    # Replicas that serve /files/ (roles all, index) keep copies of the blobs they
+    # serve in `<data_dir>/blob-copies/`, up to this many MiB (0: none), and serve
+    # them from there (storage/local_copies.py): throw-away, checked by sha256.
+    local_copies_mb: int = Field(default=4096, ge=0)
 
 
 class AdvisorySettings(BaseModel):

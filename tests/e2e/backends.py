@@ -10,7 +10,8 @@
 - `postgresql`: a database of the session's PostgreSQL server
   (`PACKYARD_DATABASE_URL`), blobs still in the data directory.
 - `postgresql+s3`: that, and a bucket of the session's SeaweedFS
-  (`PACKYARD_STORAGE_URL` and the AWS variables): nothing in the data directory.
+  (`PACKYARD_STORAGE_URL` and the AWS variables): nothing in the data directory
+  but throw-away copies of served files (`blob-copies/`, storage/local_copies.py).
 """
 
 from __future__ import annotations

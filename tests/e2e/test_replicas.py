@@ -6,14 +6,16 @@ empty data directory of its own, started with `--no-migrate` after one
 bucket of a SeaweedFS of this module's own (the last test stops and restarts
 it). A counting upstream (`counting_upstream.py`) behind the index replicas
 says how often its files were read. DESIGN §3: nothing a replica needs lives
-in its own data directory; a write on one is seen by the others within a
-bound; a crash never leaves a half-file that is served.
+in its own data directory (the index replicas keep throw-away copies of the
+files they serve there); a write on one is seen by the others within a bound; a
+crash never leaves a half-file that is served.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import signal
 import threading
 import time
@@ -109,9 +111,9 @@ class Cluster:
         directory.mkdir(parents=True)
         return directory
 
-    def objects(self, area: str) -> dict[str, int]:
-        """Key (under `PREFIX/area/`) -> size of every object in the bucket's area."""
-        store = S3Store(
+    def bucket_store(self) -> S3Store:
+        """A client of the cluster's bucket, with no prefix."""
+        return S3Store(
             self.bucket,
             endpoint=self.seaweed.endpoint_url,
             region=REGION,
@@ -119,8 +121,11 @@ class Cluster:
             secret_access_key=SECRET_ACCESS_KEY,
             client_options={"allow_http": True},
         )
+
+    def objects(self, area: str) -> dict[str, int]:
+        """Key (under `PREFIX/area/`) -> size of every object in the bucket's area."""
         found: dict[str, int] = {}
-        for batch in obstore.list(store, prefix=f"{PREFIX}/{area}/"):
+        for batch in obstore.list(self.bucket_store(), prefix=f"{PREFIX}/{area}/"):
             for meta in batch:
                 found[meta["path"].removeprefix(f"{PREFIX}/{area}/")] = meta["size"]
         return found
@@ -179,6 +184,12 @@ def content_key(path: Path) -> str:
 
 def noise(seed: int, size: int) -> bytes:
     return hashlib.shake_256(seed.to_bytes(8, "big")).digest(size)
+
+
+def copy_of(server: PackyardProcess, area: str, key: str) -> Path | None:
+    """The replica's local copy of the blob `key` of `area`, if it has one
+    (`<data_dir>/blob-copies/<boot id>/<area>/<key>`, storage/local_copies.py)."""
+    return next(iter(server.data_dir.glob(f"blob-copies/*/{area}/{key}")), None)
 
 
 @pytest.fixture(scope="module")
@@ -441,6 +452,41 @@ def test_a_replica_killed_while_caching_never_leaves_a_partial_file(replicas: Cl
     assert cached == size
 
 
+def test_a_second_download_through_a_replica_is_served_from_its_local_copy(
+    replicas: Cluster,
+) -> None:
+    one, _ = replicas.index
+    wheel = build_wheel(
+        replicas.dists("copied"),
+        "rep-copied",
+        "1.0",
+        extra_files={"rep_copied/n": noise(5, MEDIUM)},
+    )
+    replicas.upload_file(wheel)
+    url = f"/files/rep-copied/{wheel.name}"
+    key = content_key(wheel)
+    assert copy_of(one, "files", key) is None
+
+    first = httpx.get(one.url + url, timeout=60)
+
+    assert first.status_code == 200
+    assert first.content == wheel.read_bytes()
+    copy = wait_until(lambda: copy_of(one, "files", key), 10, "replica 1's copy of the wheel")
+    assert copy.read_bytes() == wheel.read_bytes()
+    bucket, path = replicas.bucket_store(), f"{PREFIX}/files/{key}"
+    obstore.delete(bucket, path)  # so the next download can only come from the copy
+    try:
+        second = httpx.get(one.url + url, timeout=60)
+        assert second.status_code == 200
+        assert second.content == first.content
+    finally:
+        obstore.put(bucket, path, wheel.read_bytes())
+    # The copies are throw-away: without them (a new pod) the bucket serves again.
+    shutil.rmtree(one.data_dir / "blob-copies")
+    third = httpx.get(one.url + url, timeout=60)
+    assert third.content == first.content
+
+
 def test_a_replica_with_an_empty_data_directory_serves_search_and_pages(
     replicas: Cluster,
 ) -> None:
@@ -469,6 +515,8 @@ def test_a_stopped_store_is_a_503_naming_it_and_the_replicas_recover(replicas: C
     replicas.upload_file(wheel)
     url = f"/files/rep-outage/{wheel.name}"
     assert httpx.get(one.url + url).content == wheel.read_bytes()
+    # Replica 1 has just served the file: it keeps a copy, and replica 2 none.
+    wait_until(lambda: copy_of(one, "files", content_key(wheel)), 10, "replica 1's copy")
     store = f"s3://{replicas.bucket}/{PREFIX}"
     fresh = build_wheel(replicas.dists("outage-new"), "rep-outage", "2.0")
     replicas.seaweed.stop(keep_files=True)
@@ -497,7 +545,10 @@ def test_a_stopped_store_is_a_503_naming_it_and_the_replicas_recover(replicas: C
 
     statuses = {what: r.status_code for what, r in answers.items()}
     assert 500 not in statuses.values(), statuses
-    for what in ("index 1 file", "index 2 file", "upload"):
+    # What a replica has served, it serves on from its own copy.
+    assert statuses["index 1 file"] == 200
+    assert answers["index 1 file"].content == wheel.read_bytes()
+    for what in ("index 2 file", "upload"):
         assert statuses[what] == 503, (what, answers[what].text)
         assert store in answers[what].text, (what, answers[what].text)
         assert answers[what].headers.get("retry-after"), what
@@ -516,7 +567,13 @@ def test_a_stopped_store_is_a_503_naming_it_and_the_replicas_recover(replicas: C
 
 
 def test_the_replicas_kept_nothing_of_their_own_that_a_replica_needs(replicas: Cluster) -> None:
-    """No database and no blob landed in a replica's data directory."""
+    """No database and no blob landed in a replica's data directory, but for the
+    throw-away copies of served blobs (a replica without them serves all the same:
+    test_a_second_download_through_a_replica_is_served_from_its_local_copy)."""
     for server in replicas.replicas:
-        kept = [p.name for p in server.data_dir.rglob("*") if p.is_file()]
+        kept = [
+            p.name
+            for p in server.data_dir.rglob("*")
+            if p.is_file() and "blob-copies" not in p.relative_to(server.data_dir).parts
+        ]
         assert not [name for name in kept if name.endswith((".db", ".whl", ".metadata"))], kept

@@ -22,6 +22,13 @@ One client per process: a `BlobStorage` holds the one obstore `S3Store` of
 the bucket (its connection pool, timeouts and retries) and hands out an
 `S3BlobStore` per area that only adds its prefix. Build it once and pass it
 in (STYLE: wire once); `open_blob_store` is a shortcut for a single area.
+
+On S3, a process that serves `/files/` (roles `all` and `index`) keeps
+replica-local copies of the files and cached upstream files it serves, up to
+`[s3] local_copies_mb` in `<data_dir>/blob-copies/` (`storage/local_copies.py`):
+the areas FILES and CACHED_FILES are then a `LocalCopyStore` around their
+`S3BlobStore`, sharing one bound. Cached pages are not copied: they are small,
+and `CacheRepository` keeps the pages it serves in memory.
 """
 
 from __future__ import annotations
@@ -45,6 +52,12 @@ from packyard.errors import ConfigurationError, StoreUnavailable
 from packyard.settings import Settings
 from packyard.storage.base import BlobStore, InvalidBlobKey, check_key
 from packyard.storage.filesystem import FilesystemBlobStore
+from packyard.storage.local_copies import (
+    COPIES_DIR,
+    LocalCopies,
+    LocalCopyStore,
+    kernel_boot_id,
+)
 from packyard.storage.s3 import S3BlobStore
 
 if TYPE_CHECKING:
@@ -65,6 +78,9 @@ RETRIES: RetryConfig = {
 FILES = "files"  # in-house files and every METADATA blob: what the database refers to
 CACHED_FILES = "cache/files"  # upstream files: evicted least recently used first
 CACHED_PAGES = "cache/pages"  # upstream pages
+COPIED_AREAS = frozenset({FILES, CACHED_FILES})  # what downloads read: worth a local copy
+# The roles that serve /files/ (`routes/roles.py`): the others would only fill copies.
+COPYING_ROLES = frozenset({"all", "index"})
 DEFAULT_REGION = "us-east-1"  # what most S3-compatible servers expect when told nothing
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -91,11 +107,20 @@ class BlobStorage:
     """The process's blob storage: one root (a directory or a bucket) and one
     client, handing out a `BlobStore` per area. Build with `open_blob_storage`."""
 
-    def __init__(self, url: str, root: Path | None, s3: S3Location | None, spool_dir: Path):
+    def __init__(
+        self,
+        url: str,
+        root: Path | None,
+        s3: S3Location | None,
+        spool_dir: Path,
+        copies: LocalCopies | None = None,
+    ):
+        """`copies`, for an S3 storage, holds local copies of the areas COPIED_AREAS."""
         self.url = url
         self._root = root
         self._s3 = s3
         self._spool_dir = spool_dir
+        self._copies = copies
         self._client = _s3_client(s3) if s3 is not None else None
         self._stores: dict[str, BlobStore] = {}
 
@@ -120,7 +145,10 @@ class BlobStorage:
             return FilesystemBlobStore(self._root / area)
         prefix = "/".join(part for part in (self._s3.prefix, area) if part)
         name = f"s3://{self._s3.bucket}/{prefix}"
-        return S3BlobStore(self._client, prefix, name, spool_dir=self._spool_dir)
+        store = S3BlobStore(self._client, prefix, name, spool_dir=self._spool_dir)
+        if self._copies is not None and area in COPIED_AREAS:
+            return LocalCopyStore(store, self._copies, area)
+        return store
 
     async def check(self) -> None:
         """At start: refuse a store that cannot work, naming the setting to fix.
@@ -151,19 +179,28 @@ class BlobStorage:
             if not await anyio.to_thread.run_sync(self._root.is_dir):
                 raise StoreUnavailable(self.url, "the directory does not exist")
             return
-        store = self.store("files")
-        assert isinstance(store, S3BlobStore)
+        store = self.store(FILES)
+        assert isinstance(store, S3BlobStore | LocalCopyStore)
         await store.ping()
 
 
-def open_blob_storage(settings: Settings, environ: Mapping[str, str] | None = None) -> BlobStorage:
+def open_blob_storage(
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+    *,
+    local_copies: bool = False,
+) -> BlobStorage:
     """The blob storage that `settings.storage_url` names (see the module docstring).
 
     No request is made: call `check` before serving.
 
     Args:
-        settings: the process's settings (`storage_url`, `data_dir`, `[s3]`).
+        settings: the process's settings (`storage_url`, `data_dir`, `[s3]`, `role`).
         environ: where the AWS variables are read (defaults to `os.environ`).
+        local_copies: True for the server (`compose.build_app`): keep copies as
+            `[s3] local_copies_mb` and the role say. The tools (import, verify,
+            governance) never do: verify must read the store itself, and the
+            others would only fill a directory nobody serves from.
 
     Raises:
         ConfigurationError: `storage_url` or `[s3]` is not valid; the message
@@ -180,7 +217,8 @@ def open_blob_storage(settings: Settings, environ: Mapping[str, str] | None = No
         return BlobStorage(f"file://{root}", root, None, spool_dir)
     if parts.scheme == "s3":
         s3 = _s3_location(url, settings, env)
-        return BlobStorage(s3.url, None, s3, spool_dir)
+        copies = _local_copies(settings) if local_copies else None
+        return BlobStorage(s3.url, None, s3, spool_dir, copies)
     raise ConfigurationError(f"storage_url {url!r} has an unsupported scheme: {_USAGE}")
 
 
@@ -195,6 +233,14 @@ def open_blob_store(settings: Settings, area: str) -> BlobStore:
             relative path.
     """
     return open_blob_storage(settings).store(area)
+
+
+def _local_copies(settings: Settings) -> LocalCopies | None:
+    """The copies `[s3] local_copies_mb` asks for, if this process serves /files/."""
+    size = settings.s3.local_copies_mb * 1024 * 1024
+    if size == 0 or settings.role not in COPYING_ROLES:
+        return None
+    return LocalCopies(settings.data_dir / COPIES_DIR, size, boot_id=kernel_boot_id())
 
 
 def _checked_area(area: str) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from packyard.publish.importer import import_files
 from packyard.storage.base import BlobStore
+from packyard.storage.local_copies import LocalCopyStore
 from packyard.storage.s3 import S3BlobStore
 from packyard.storage.verify import Problem, expected_blobs, verify_blobs
 from tests.builders import build_sdist, build_wheel, make_local_store
@@ -19,6 +20,8 @@ from tests.builders import build_sdist, build_wheel, make_local_store
 async def test_a_store_that_holds_everything_passes_and_each_fault_is_named(
     tmp_path: Path, blob_store: BlobStore
 ) -> None:
+    if isinstance(blob_store, LocalCopyStore):
+        pytest.skip("`packyard verify` reads the store itself, never a replica's copies")
     dists = tmp_path / "dists"
     dists.mkdir()
     wheel = build_wheel(dists, "acme-verify", "1.0")
