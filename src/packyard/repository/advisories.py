@@ -38,7 +38,6 @@ from packyard.errors import FileDenied
 from packyard.model import SOURCE_LOCAL, AdvisoryNote, ProjectDetail, RequestContext, Resource
 from packyard.repository.advisory_verdicts import Verdict, judge
 from packyard.repository.base import DelegatingRepository, Repository
-from packyard.serialize import file_version
 from packyard.settings import AdvisorySettings, UpstreamSettings
 
 METADATA_SUFFIX = ".metadata"
@@ -131,13 +130,9 @@ class AdvisoryRepository(DelegatingRepository):
         state = await self._advisories.current()
         if not state.for_project(name):
             return await self.source.get_file(name, filename, ctx)
-        dist = filename.removesuffix(METADATA_SUFFIX)
-        version = file_version(dist)
-        if version is None or not state.affecting(name, version):
-            return await self.source.get_file(name, filename, ctx)
         detail = await self.source.get_project(name, ctx)
-        finding = self._verdict(name, detail, state).finding(dist)
-        if finding is None:  # not a file of the page: the source says what it is
+        finding = self._verdict(name, detail, state).finding(filename.removesuffix(METADATA_SUFFIX))
+        if finding is None:  # not affected, or not a file of the page: the source says
             return await self.source.get_file(name, filename, ctx)
         if finding.action == "deny":
             policy = self._policy(state, detail.source)

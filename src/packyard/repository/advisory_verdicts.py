@@ -26,12 +26,16 @@ otherwise carry each list twice.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from packyard.advisories.index import Advisories
-from packyard.advisories.records import MALICIOUS_PREFIX
+from packyard.advisories.records import MALICIOUS_PREFIX, OsvRecord
+
+# The browser's range evaluation over many versions at once (a pure function of the
+# advisories package's types; it belongs there, beside `ranges.py`).
+from packyard.browser.advisories import Candidates
 from packyard.model import DistFile, ProjectDetail
 from packyard.repository.policy import hide_files
 from packyard.serialize import file_version
@@ -52,11 +56,7 @@ class Finding:
     ids: tuple[str, ...]
     accepted: tuple[str, ...]
     action: Action
-
-    @property
-    def reason(self) -> str:
-        """`known vulnerability PYSEC-2021-98` (the reason of a yank, a hide or a refusal)."""
-        return describe(self.ids)
+    reason: str = ""  # `known vulnerability PYSEC-2021-98`: of a yank, a hide or a refusal
 
     def as_json(self) -> dict[str, object]:
         found: dict[str, object] = {"version": self.version, "action": self.action}
@@ -90,17 +90,17 @@ def judge(detail: ProjectDetail, advisories: Advisories, policy: str) -> Verdict
     Returns `detail` itself when no file is affected.
     """
     name = detail.name
-    findings: dict[str, Finding] = {}
-    by_version: dict[str, Finding | None] = {}
-    for dist in detail.files:
-        version = file_version(dist.filename)
-        if version is None:
-            continue
-        if version not in by_version:
-            by_version[version] = _finding(advisories, name, version, policy)
-        found = by_version[version]
-        if found is not None:
-            findings[dist.filename] = found
+    versions = {dist.filename: file_version(dist.filename) for dist in detail.files}
+    hits = _hits(advisories.for_project(name), name, versions.values())
+    by_version = {
+        version: _finding(advisories, name, version, records, policy)
+        for version, records in hits.items()
+    }
+    findings = {
+        filename: by_version[version]
+        for filename, version in versions.items()
+        if version is not None and version in by_version
+    }
     if not findings:
         return Verdict(detail, findings)
     return Verdict(_applied(detail, findings), findings)
@@ -125,23 +125,44 @@ def _named(one: str, many: str, ids: tuple[str, ...]) -> str:
     return f"{one if len(ids) == 1 else many} {listed}"
 
 
-def _finding(advisories: Advisories, name: str, version: str, policy: str) -> Finding | None:
-    """The finding of one version, None if no advisory affects it. A malicious
-    record's acceptance is ignored."""
+def _hits(
+    records: tuple[OsvRecord, ...], name: str, versions: Iterable[str | None]
+) -> dict[str, list[OsvRecord]]:
+    """The records affecting each of `versions` (those no record affects left out).
+
+    Each record's ranges are found in the page's versions, sorted once, by
+    bisection (`Candidates`), as `AffectedVersions.affects` would answer for
+    each: asking each record of each version costs django's page (116
+    records, 352 versions) the better part of a second.
+    """
+    if not records:
+        return {}
+    candidates = Candidates(dict.fromkeys(v for v in versions if v is not None))
+    hits: dict[str, list[OsvRecord]] = {}
+    for record in records:
+        for version in candidates.affected(record.affected.get(name, ())):
+            hits.setdefault(version, []).append(record)
+    return hits
+
+
+def _finding(
+    advisories: Advisories, name: str, version: str, records: list[OsvRecord], policy: str
+) -> Finding:
+    """The finding of one version affected by `records`. A malicious record's
+    acceptance is ignored."""
     malicious: list[str] = []
     enforced: list[str] = []
     accepted: list[str] = []
-    for record in advisories.affecting(name, version):
+    for record in records:
         if record.malicious:
             malicious.append(record.id)
         elif advisories.accepted_reason(record.id, name) is not None:
             accepted.append(record.id)
         else:
             enforced.append(record.id)
-    if not (malicious or enforced or accepted):
-        return None
     action: Action = "deny" if malicious else action_of(policy) if enforced else "accepted"
-    return Finding(version, (*malicious, *enforced), tuple(accepted), action)
+    ids = (*malicious, *enforced)
+    return Finding(version, ids, tuple(accepted), action, describe(ids) if ids else "")
 
 
 def _applied(detail: ProjectDetail, findings: Mapping[str, Finding]) -> ProjectDetail:

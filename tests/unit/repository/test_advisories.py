@@ -17,19 +17,22 @@ from pathlib import Path
 
 import anyio.lowlevel
 import pytest
+import yaml
+from packaging.version import InvalidVersion, Version
 
 from packyard.advisories.importing import import_entries
-from packyard.advisories.index import AdvisoryIndexReader
+from packyard.advisories.index import Advisories, AdvisoryIndexReader
+from packyard.advisories.records import read_record
 from packyard.advisories.sources import read_source
 from packyard.auth.identity import Identity
 from packyard.db.serial import bump_serial
 from packyard.errors import FileDenied, FileNotFound
-from packyard.model import ANONYMOUS, ProjectDetail
+from packyard.model import ANONYMOUS, DistFile, ProjectDetail
 from packyard.publish import advisory_rules
 from packyard.publish.importer import import_directory
 from packyard.publish.yanks import yank
 from packyard.repository.advisories import AdvisoryRepository, ConfiguredPolicies
-from packyard.repository.advisory_verdicts import describe
+from packyard.repository.advisory_verdicts import describe, judge
 from packyard.repository.local import LocalRepository
 from packyard.repository.priority import PriorityRepository
 from packyard.repository.yank import YankRepository
@@ -344,3 +347,35 @@ def test_a_reason_names_ten_ids_then_counts_and_puts_malicious_records_first() -
     assert describe(("MAL-2024-1", "PYSEC-1")) == (
         "malicious package MAL-2024-1; known vulnerability PYSEC-1"
     )
+
+
+@pytest.mark.parametrize("project", ["django", "jinja2", "requests", "pillow", "tensorflow"])
+def test_a_page_is_judged_as_each_version_asked_alone_would_be(project: str) -> None:
+    """`judge` finds the records of all the page's versions at once (sorted, bisected);
+    each file must get exactly the ids `Advisories.affecting` gives its version alone,
+    over real records: listed versions, ranges, last_affected, pre-releases."""
+    records = tuple(
+        read_record(yaml.safe_load(path.read_bytes()))
+        for path in sorted((SNAPSHOT / project).glob("*.yaml"))
+    )
+    state = Advisories(1, {project: records})
+    listed = {v for r in records for e in r.data["affected"] for v in e.get("versions", [])}  # type: ignore[attr-defined]
+    versions = {str(Version(v)) for v in listed if _pep440(v)} | {"0.0.1", "99.0", "1.0rc1"}
+    page = ProjectDetail(
+        project, tuple(DistFile(f"{project}-{v}-py3-none-any.whl") for v in sorted(versions))
+    )
+
+    verdict = judge(page, state, "warn")
+
+    for version in versions:
+        expected = sorted(r.id for r in state.affecting(project, version))
+        found = verdict.finding(f"{project}-{version}-py3-none-any.whl")
+        assert sorted(found.ids if found else ()) == expected, version
+
+
+def _pep440(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
