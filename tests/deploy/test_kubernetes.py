@@ -248,6 +248,22 @@ def test_shutdown_drains_before_the_grace_period_ends(directory: Path, tmp_path:
         assert pod["terminationGracePeriodSeconds"] > drain + grace, name
 
 
+SPOOL_ROOM = 4 * 1024**3  # upstream files being cached are spooled to the data directory
+QUANTITIES = {"Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS)
+def test_the_index_data_directory_holds_its_local_copies(directory: Path, tmp_path: Path) -> None:
+    """The index pods copy the files they serve into their data emptyDir
+    (`[s3] local_copies_mb`): past its sizeLimit the kubelet would evict the pod."""
+    documents = rendered(directory)
+    copies = settings_of(documents, tmp_path).s3.local_copies_mb * 1024**2
+    pod = of_kind(documents, "Deployment")["packyard-index"]["spec"]["template"]["spec"]
+    (data,) = [volume for volume in pod["volumes"] if volume["name"] == "data"]
+    limit = str(data["emptyDir"]["sizeLimit"])
+    assert int(limit[:-2]) * QUANTITIES[limit[-2:]] >= copies + SPOOL_ROOM
+
+
 # Scaling and routing
 
 
