@@ -132,6 +132,15 @@ class LocalCopies:
             return True
         return time.monotonic() - self._scanned_at > SCAN_INTERVAL
 
+    async def evict(self) -> None:
+        """`scan` in a worker thread, to its end even if the caller is cancelled.
+        Never raises: a failure is logged, and the next scan tries again."""
+        with anyio.CancelScope(shield=True):
+            try:
+                await anyio.to_thread.run_sync(self.scan)
+            except OSError as error:
+                logger.warning("could not evict local copies in %s: %s", self.root, error)
+
     def scan(self) -> int:
         """Evict least recently used copies until below `LOW_WATER` of the bound, and
         remove crashed fills' temporary files. Blocking: run it in a worker thread.
@@ -214,6 +223,7 @@ class LocalCopyStore:
         """S3's bytes of `key`, copied on the way; the copy kept only if whole and right."""
         fill = _Fill(self.copies)
         held: bytes | None = None
+        scan_due = False
         try:
             async with _closing(self.inner.read(key, None)) as chunks:
                 async for chunk in chunks:
@@ -223,13 +233,15 @@ class LocalCopyStore:
                     held = chunk
             # All bytes are here: the copy no longer depends on the reader.
             with anyio.CancelScope(shield=True):
-                await fill.finish(self._local.local_path(key), sha256)
+                scan_due = await fill.finish(self._local.local_path(key), sha256)
         finally:
             fill.abandon()  # nothing left after `finish`; a partial copy otherwise
         # Held back until the copy is done: a client with every byte closes its
         # connection at once, which would cancel a completion that came later.
         if held is not None:
             yield held
+        if scan_due:  # after the last byte: a scan must not delay a download
+            await self.copies.evict()
 
     def writer(self, filename: str) -> AbstractAsyncContextManager[BlobWriter]:
         """See `BlobStore.writer` (to S3; nothing is copied)."""
@@ -283,23 +295,22 @@ class _Fill:
         elif self._pending_size >= WRITE_BATCH:
             await self._flush()
 
-    async def finish(self, final: Path, sha256: str) -> None:
-        """Write the rest and rename the copy into place if its sha256 is `sha256`;
-        then scan the directory if it is due. Never raises."""
+    async def finish(self, final: Path, sha256: str) -> bool:
+        """Write the rest and rename the copy into place if its sha256 is `sha256`.
+        Never raises. Returns True if the copy was kept and a scan is now due."""
         if self._given_up or not await self._flush():
-            return
+            return False
         if self._digest.hexdigest() != sha256:
             logger.warning("not keeping a local copy of %s: its bytes do not match", final)
             self.abandon()
-            return
+            return False
         try:
             await anyio.to_thread.run_sync(self._rename, final)
         except OSError as error:
             logger.warning("could not keep a local copy of %s: %s", final, error)
             self.abandon()
-            return
-        if self._copies.added(self._size):
-            await self._scan()
+            return False
+        return self._copies.added(self._size)
 
     async def _flush(self) -> bool:
         """Write what has gathered; False if that failed and the copy was given up."""
@@ -331,13 +342,6 @@ class _Fill:
         # Atomic, and a concurrent fill of the same key renames the very same bytes.
         self._temp.replace(final)
         self._file, self._temp, self._given_up = None, None, True
-
-    async def _scan(self) -> None:
-        with anyio.CancelScope(shield=True):
-            try:
-                await anyio.to_thread.run_sync(self._copies.scan)
-            except OSError as error:
-                logger.warning("could not evict local copies in %s: %s", self._copies.root, error)
 
     def abandon(self) -> None:
         """Give the copy up and remove its temporary file (quick: on the event loop)."""
