@@ -5,7 +5,7 @@ PyPA snapshot's records of those projects, and the findings are read where
 people read them: twine's output, the admin API and its audit log.
 
 twine prints a successful upload's answer only with `--verbose` (STANDARDS
-§2.3; uv, pdm and hatch print none): the warning is there. With
+§2.3), uv only with `-vv`, pdm and hatch never: the warning is there. With
 `[advisories] refuse_uploads = true` the upload is refused, and twine prints
 the message without `--verbose` (it is the reason phrase).
 """
@@ -120,6 +120,25 @@ def test_twine_shows_the_warning_of_an_upload_that_requires_a_vulnerable_release
     assert len(found["django==3.2.0"]) == 25
     (event,) = site.api("/audit", action="upload", project="acme-app")["events"]
     assert event["detail"]["dependency_findings"][0]["requirement"] == "django==3.2.0"
+
+
+def test_uv_publish_shows_the_warning_only_in_its_trace_output(site: Site) -> None:
+    argv = [
+        str(BIN / "uv"),
+        "publish",
+        "--no-config",
+        "--publish-url",
+        site.server.url + "/legacy/",
+    ]
+    argv += ["--username", "__token__", "--password", site.tokens["root"]]
+    outputs = []
+    for number, verbosity in enumerate(["-v", "-vv"]):
+        wheel = site.wheel(f"acme-uv-{number}", "1.0", "django==3.2.0")
+        result = run([*argv, verbosity, str(wheel)])
+        assert result.returncode == 0, result.stdout + result.stderr
+        outputs.append(result.stdout + result.stderr)
+    assert "Warning: requirement 'django==3.2.0'" not in outputs[0]
+    assert "Warning: requirement 'django==3.2.0'" in outputs[1]
 
 
 def test_an_import_flags_a_release_uploaded_before_once(site: Site) -> None:
