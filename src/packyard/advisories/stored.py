@@ -16,8 +16,6 @@ from sqlalchemy.orm import Session
 
 from packyard.db.advisories import Advisory
 
-_LIKE_SPECIALS = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
-
 
 def stored_record(session: Session, advisory_id: str) -> str | None:
     """The record of `advisory_id` (exact, case-sensitive as osv.dev's ids),
@@ -36,10 +34,9 @@ def aliased_by(session: Session, alias: str) -> list[str]:
     Raises:
         sqlalchemy.exc.SQLAlchemyError: the database cannot be read.
     """
-    # `aliases` is a JSON list of strings: a LIKE narrows the rows, the
-    # parsed list decides (ids never hold a quote: `records._ID`).
-    pattern = '%"' + alias.translate(_LIKE_SPECIALS) + '"%'
+    # `aliases` is a JSON list of strings: a LIKE narrows the rows (a `%` or `_`
+    # in `alias` only widens it), the parsed list decides.
     rows = session.execute(
-        select(Advisory.id, Advisory.aliases).where(Advisory.aliases.like(pattern, escape="\\"))
+        select(Advisory.id, Advisory.aliases).where(Advisory.aliases.like(f'%"{alias}"%'))
     )
     return sorted(advisory_id for advisory_id, aliases in rows if alias in json.loads(aliases))
