@@ -312,6 +312,7 @@ async def test_has_advisories_keeps_projects_that_records_name(site: Site) -> No
         re.findall(r'href="/project/([^/]+)/"', await site.html("/search?q=core+has:advisories"))
         == []
     )
+    assert "<code>has:advisories</code>" in await site.html("/")  # the home page's help
     bad = await site.client.get("/search?q=has%3Awheels")
     assert bad.status_code == 400
     assert "has: is one of advisories" in bad.text
