@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from functools import partial
@@ -26,6 +28,7 @@ from sqlalchemy.orm import Session, configure_mappers, sessionmaker
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
+from uvicorn.config import STARTUP_FAILURE
 
 from packyard.advisories.index import AdvisoryIndexReader
 from packyard.advisories.refresh import AdvisoryRefresh
@@ -42,7 +45,7 @@ from packyard.db.engine import (
 )
 from packyard.db.freshness import SerialWatcher, open_serial_watcher
 from packyard.db.serial import follow_commits
-from packyard.errors import ConfigurationError, StoreUnavailable
+from packyard.errors import ConfigurationError, PackyardError, StoreUnavailable
 from packyard.model import StoredFile
 from packyard.publish.name_guard import NameGuard
 from packyard.publish.upload import UploadService
@@ -84,6 +87,7 @@ from packyard.storage.location import (
     BlobStorage,
     open_blob_storage,
 )
+from packyard.storage.sweep import PAGE_TEMP_PATTERN, TempSweeper
 from packyard.telemetry import Telemetry, prepare_multiprocess
 
 ComponentFactory = Callable[[Repository, Settings], Repository]
@@ -152,7 +156,13 @@ def build_chain(
         follow_dependencies=settings.cache.read_ahead_dependencies,
     )
     for spec in settings.components:
-        chain = load_component(spec)(chain, settings)
+        factory = load_component(spec)
+        try:
+            chain = factory(chain, settings)
+        except Exception as exc:  # someone else's code: any failure is a configuration's
+            raise ConfigurationError(
+                f"component {spec!r} failed to build: {type(exc).__name__}: {exc}"
+            ) from exc
     return chain
 
 
@@ -294,7 +304,10 @@ def build_app(settings: Settings) -> ASGIApp:
         ),
         templates=templates,
         public_url=settings.public_url,
-        background=_advisory_refresh(settings, sessions, http_client),
+        background=[
+            *_advisory_refresh(settings, sessions, http_client),
+            temp_sweeper(settings, storage).running,
+        ],
     )
     if settings.role != "all":
         app = RoleGate(app, settings.role)
@@ -350,6 +363,21 @@ def _advisory_refresh(
     return [AdvisoryRefresh(sessions, settings.advisories, spool=spool, client=client).running]
 
 
+def temp_sweeper(settings: Settings, storage: BlobStorage) -> TempSweeper:
+    """What removes crashed writes' temporary files (`storage/sweep.py`): every area
+    of the blob storage, the page cache's files and the spool directory."""
+    stores = [storage.store(area) for area in (FILES, CACHED_FILES, CACHED_PAGES)]
+    local_dirs = [(settings.data_dir / "spool", "*")]
+    if storage.local_root is not None:
+        local_dirs.append((storage.local_root / CACHED_PAGES, PAGE_TEMP_PATTERN))
+    return TempSweeper(
+        stores,
+        local_dirs,
+        max_age=settings.stale_temp_seconds,
+        interval=settings.temp_sweep_seconds,
+    )
+
+
 def _closer(watcher: SerialWatcher) -> Callable[[], Awaitable[None]]:
     """An app shutdown hook that closes the shared serial watcher."""
 
@@ -386,10 +414,21 @@ def build_upload_routes(
 
 
 def app_from_environment() -> ASGIApp:
-    """uvicorn's factory in each worker: the settings come from the parent process."""
-    from packyard.server import SETTINGS_VARIABLE
+    """uvicorn's factory in each worker: the settings come from the parent process.
 
-    app = build_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE]))
+    A worker that cannot build the application exits with uvicorn's
+    `STARTUP_FAILURE`, which stops the supervisor instead of starting the
+    worker again and again (`serve` checks first what it can: `preflight.py`).
+    """
+    from packyard.server import SETTINGS_VARIABLE, report_startup_failure
+
+    try:
+        app = build_app(Settings.model_validate_json(os.environ[SETTINGS_VARIABLE]))
+    except Exception as exc:
+        message = exc.message if isinstance(exc, PackyardError) else f"{type(exc).__name__}: {exc}"
+        logging.getLogger("packyard").error("packyard cannot start: %s", message)
+        report_startup_failure(message)
+        sys.exit(STARTUP_FAILURE)
     # Everything built so far lives as long as the process: keep it out of the
     # garbage collector's scans, which otherwise show up as latency spikes.
     gc.freeze()

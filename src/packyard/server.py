@@ -2,32 +2,66 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from pathlib import Path
 
 import anyio
 import uvicorn
 
+from packyard.errors import ConfigurationError
 from packyard.http_protocol import HttpLimits, protocol_factory
 from packyard.settings import HttpSettings, Settings
 
 SETTINGS_VARIABLE = "PACKYARD_SETTINGS_JSON"
 """How the parent process hands the validated settings to each worker."""
+FAILURE_VARIABLE = "PACKYARD_STARTUP_FAILURE_FILE"
+"""Where a worker that cannot start leaves its reason for the parent."""
 
 
 def run(settings: Settings) -> None:
-    """Prepare the state (directories, database schema, a check of the blob
-    storage), then serve until stopped.
+    """Prepare the state (directories, database schema), check everything a worker
+    will build (`preflight.py`: the blob storage, every component, ...), then
+    serve until stopped.
 
-    Migrations run once here, in the parent, before any worker starts, so that
-    workers never race each other on the schema.
+    Migrations and checks run once here, in the parent, before any worker
+    starts, so that workers never race each other on the schema, and a
+    configuration that cannot work stops `serve` with its message instead of
+    workers that die and are started again.
+
+    Raises:
+        ConfigurationError, StoreUnavailable, DatabaseUnavailable: from the
+            checks; ConfigurationError also when a worker could not start after all.
     """
     from packyard.compose import prepare_state
-    from packyard.storage.location import open_blob_storage
+    from packyard.preflight import check_before_serving
 
     prepare_state(settings)
-    # A missing bucket or refused credentials stop the start, naming the setting.
-    anyio.run(open_blob_storage(settings).check)
+    anyio.run(check_before_serving, settings)
     os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+    with tempfile.NamedTemporaryFile(prefix="packyard-startup-") as failure:
+        os.environ[FAILURE_VARIABLE] = failure.name
+        try:
+            _serve(settings)
+        except SystemExit:  # one worker, in this process: uvicorn exits
+            if not Path(failure.name).read_text():
+                raise
+        reason = Path(failure.name).read_text()
+    if reason:
+        # A worker could not start (`compose.app_from_environment`), and uvicorn stopped.
+        raise ConfigurationError(f"a worker could not start: {reason}")
+
+
+def report_startup_failure(reason: str) -> None:
+    """In a worker that cannot build the application: tell the parent why (`run`)."""
+    path = os.environ.get(FAILURE_VARIABLE)
+    if path:
+        with contextlib.suppress(OSError):
+            Path(path).write_text(reason)
+
+
+def _serve(settings: Settings) -> None:
     uvicorn.run(
         "packyard.compose:app_from_environment",
         factory=True,

@@ -341,6 +341,10 @@ class Settings(BaseModel):
     # On SIGTERM: stop accepting connections, then wait this long for
     # in-flight downloads and uploads before closing them.
     shutdown_grace_seconds: int = Field(default=30, ge=0)
+    # A temporary file (or staging object) nothing wrote to for this long is a
+    # crashed write's: removed at start and every temp_sweep_seconds (storage/sweep.py).
+    stale_temp_seconds: float = Field(default=3600.0, gt=0)
+    temp_sweep_seconds: float = Field(default=600.0, gt=0)
     upstreams: tuple[UpstreamSettings, ...] = (UpstreamSettings(url=DEFAULT_UPSTREAM, name="pypi"),)
     # Extra components, `module:callable`, applied in order around the built chain.
     components: tuple[str, ...] = ()
