@@ -50,6 +50,7 @@ def curated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CuratedSite]:
             (build_wheel(dists, "evil-pkg", "1.0"), datetime(2024, 1, 5, tzinfo=UTC)),
             (build_wheel(dists, "fresh-lib", "1.0"), datetime(2024, 1, 10, tzinfo=UTC)),
             (build_wheel(dists, "fresh-lib", "2.0"), now - timedelta(days=1)),
+            (build_wheel(dists, "young-lib", "1.0"), now - timedelta(days=2)),
             (build_wheel(dists, "dated-lib", "1.0"), datetime(2024, 1, 10, tzinfo=UTC)),
             (build_wheel(dists, "dated-lib", "2.0"), datetime(2024, 6, 1, tzinfo=UTC)),
         ],
@@ -81,6 +82,38 @@ def test_pip_cannot_install_a_denied_name(curated: CuratedSite, tmp_path: Path) 
     assert result.returncode != 0
     assert "No matching distribution" in result.stderr
     assert httpx.get(curated.index_url + "evil-pkg/").status_code == 404
+
+
+def test_a_denied_name_is_a_404_that_says_which_rule(curated: CuratedSite) -> None:
+    response = httpx.get(curated.index_url + "evil-pkg/")
+
+    assert response.status_code == 404
+    assert response.text == (
+        "Project 'evil-pkg' is not offered: the name matches the deny-list entry 'evil-*' "
+        "of upstream json-upstream.\n"
+    )
+
+
+def test_when_a_cool_down_hides_every_file_the_page_says_why(
+    curated: CuratedSite, tmp_path: Path
+) -> None:
+    """pip can only say "No matching distribution"; the page it read, opened in a
+    browser or printed by curl, names each hidden file with its reason, and the
+    file's own URL answers 404 with it."""
+    wheel = "young_lib-1.0-py3-none-any.whl"
+
+    result = pip_install(curated.index_url, tmp_path, "young-lib")
+    page = httpx.get(curated.index_url + "young-lib/", headers={"Accept": "text/html"})
+    download = httpx.get(f"{curated.site.url}/files/young-lib/{wheel}")
+
+    assert result.returncode != 0
+    assert "No matching distribution" in result.stderr
+    assert page.status_code == 200  # the project is known: uv stops here, never elsewhere
+    assert "<p>1 file(s) hidden by this index:</p>" in page.text
+    assert f"<p>{wheel}: cool-down of 7 days: uploaded " in page.text
+    assert "<a " not in page.text
+    assert download.status_code == 404
+    assert download.text.startswith(f"File '{wheel}' of project 'young-lib' is hidden: cool-down")
 
 
 def test_a_version_in_cool_down_is_not_installed(curated: CuratedSite, tmp_path: Path) -> None:

@@ -64,15 +64,20 @@ class PriorityRepository(Repository):
         """The first source that has `name`, and its page.
 
         Raises:
-            ProjectNotFound: no source has it.
+            ProjectNotFound: no source has it; the first refusal of a policy
+                (`ProjectRefused`, whose message says why) if one refused it.
             UpstreamError, UpstreamUnavailable: a source failed before one answered.
         """
+        refused: ProjectNotFound | None = None
         for source in self.sources:
             try:
                 return source, await source.get_project(name, ctx)
-            except ProjectNotFound:
-                continue
-        raise ProjectNotFound(name)
+            except ProjectNotFound as exc:
+                # A policy's refusal (a subclass) says why: the 404's message, if
+                # no source has the project after all.
+                if refused is None and type(exc) is not ProjectNotFound:
+                    refused = exc
+        raise refused or ProjectNotFound(name)
 
 
 def _merge_lists(lists: tuple[ProjectList, ...]) -> ProjectList:

@@ -24,6 +24,8 @@ from packyard.serialize import (
     upload_time,
 )
 
+HIDDEN_FILES = "hidden-files"  # `repository.policy.HIDDEN_FILES`: the curation's reasons
+MAX_HIDDEN_LINES = 20
 _HEAD = (
     "<!DOCTYPE html>\n<html>\n<head>\n"
     '<meta charset="utf-8">\n'
@@ -57,8 +59,30 @@ def render_project_detail(project: ProjectDetail) -> bytes:
     parts.append(f"<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n")
     for dist in project.files:
         parts.append(_link(project, dist))
+    parts.extend(_hidden_lines(project))
     parts.append("</body>\n</html>\n")
     return "".join(parts).encode("utf-8")
+
+
+def _hidden_lines(project: ProjectDetail) -> list[str]:
+    """A line of text per file a policy hides, with its reason: an installer that
+    finds nothing to install leaves its user with "No matching distribution", and
+    the page (opened in a browser, or printed by `curl`) then says why.
+
+    Text, never a link, so no client takes a hidden file for one it may use;
+    at most `MAX_HIDDEN_LINES`, then how many more.
+    """
+    hidden = project.private.get(HIDDEN_FILES)
+    if not isinstance(hidden, list) or not hidden:
+        return []
+    lines = [f"<p>{len(hidden)} file(s) hidden by this index:</p>\n"]
+    for entry in hidden[:MAX_HIDDEN_LINES]:
+        filename = escape(str(entry.get("filename", "")), quote=True)
+        reason = escape(str(entry.get("reason", "")), quote=True)
+        lines.append(f"<p>{filename}: {reason}</p>\n")
+    if len(hidden) > MAX_HIDDEN_LINES:
+        lines.append(f"<p>and {len(hidden) - MAX_HIDDEN_LINES} more.</p>\n")
+    return lines
 
 
 def _link(page: ProjectDetail, dist: DistFile) -> str:

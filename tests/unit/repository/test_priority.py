@@ -6,7 +6,9 @@ import pytest
 
 from packyard.errors import FileNotFound, ProjectNotFound, UpstreamUnavailable
 from packyard.model import ANONYMOUS, InlineFile
+from packyard.repository.policy import apply_policy
 from packyard.repository.priority import PriorityRepository
+from packyard.settings import UpstreamSettings
 from tests.unit.fakes import MemoryRepository
 
 pytestmark = pytest.mark.anyio
@@ -51,6 +53,19 @@ async def test_other_names_come_from_the_upstream() -> None:
 async def test_a_name_nobody_has_is_not_found() -> None:
     with pytest.raises(ProjectNotFound):
         await PriorityRepository(list(sources())).get_project("nothing", ANONYMOUS)
+
+
+async def test_a_name_a_policy_refused_is_not_found_with_the_policys_reason() -> None:
+    local, upstream = sources()
+    denied = apply_policy(upstream, UpstreamSettings(url="https://pypi.test/", deny=["requests"]))
+
+    with pytest.raises(ProjectNotFound) as caught:
+        await PriorityRepository([local, denied]).get_project("requests", ANONYMOUS)
+
+    assert caught.value.message == (
+        "Project 'requests' is not offered: the name matches the deny-list entry 'requests' "
+        "of upstream https://pypi.test/."
+    )
 
 
 async def test_a_failing_higher_source_is_not_skipped() -> None:

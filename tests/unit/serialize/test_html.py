@@ -186,3 +186,27 @@ def test_project_list_links_normalized_names_with_display_text() -> None:
 def test_empty_pages_are_valid() -> None:
     assert _links(html.render_project_list(ProjectList(()))) == []
     assert _links(html.render_project_detail(ProjectDetail("p", ()))) == []
+
+
+def test_files_a_policy_hides_are_named_in_the_text_with_their_reason_never_as_links() -> None:
+    hidden = [
+        {"filename": f"demo_pkg-{n}.0-py3-none-any.whl", "reason": "cool-down of 7 days: <new>"}
+        for n in range(html.MAX_HIDDEN_LINES + 2)
+    ]
+    project = ProjectDetail("demo-pkg", (), private={"hidden-files": hidden})
+
+    page = html.render_project_detail(project).decode()
+    parser = _Links()
+    parser.feed(page)
+
+    assert parser.links == []  # nothing an installer or hatch could take for a file
+    assert f"<p>{len(hidden)} file(s) hidden by this index:</p>" in page
+    assert "<p>demo_pkg-0.0-py3-none-any.whl: cool-down of 7 days: &lt;new&gt;</p>" in page
+    assert "<p>and 2 more.</p>" in page
+    assert ProjectPage.from_html("demo-pkg", page, PAGE_URL).packages == []
+
+
+def test_the_hidden_files_key_is_the_policys() -> None:
+    from packyard.repository.policy import HIDDEN_FILES
+
+    assert html.HIDDEN_FILES == HIDDEN_FILES
