@@ -237,11 +237,13 @@ def big_project(wheel: Path) -> str:
     return wheel.name.split("-")[0].lower().replace("_", "-")
 
 
-def packyard(source: Path, data: Path, *args: str, stdin: str | None = None) -> str:
+def packyard(
+    source: Path, data: Path, *args: str, stdin: str | None = None, check: bool = True
+) -> str:
     """`packyard ARGS --data-dir DATA` run from `source`; its stdout.
 
     Raises:
-        RuntimeError: it failed (its output is in the message).
+        RuntimeError: it failed (its output is in the message), unless not `check`.
     """
     argv = [*PACKYARD, *args, "--data-dir", str(data)]
     result = subprocess.run(
@@ -253,7 +255,7 @@ def packyard(source: Path, data: Path, *args: str, stdin: str | None = None) -> 
         timeout=COMMAND_TIMEOUT,
         check=False,
     )
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         output = (result.stdout + result.stderr)[-3000:]
         raise RuntimeError(f"{shlex.join(argv)} exited {result.returncode}:\n{output}")
     return result.stdout
@@ -264,6 +266,8 @@ def prepare(settings: Settings, label: str, commit: str) -> Version:
     source = source_copy(settings.work, label, commit)
     data = settings.work / "state" / f"{label}-data"
     data.mkdir(parents=True)
+    if "Create a new, empty store" in packyard(source, data, "init", "--help", check=False):
+        packyard(source, data, "init")  # commands but serve refuse to create a store
     # A public name: the name guard (after) wants an administrator's leave to import
     # it; given on both so both hold the same rows.
     packyard(source, data, "name", "allow", big_project(settings.wheel))

@@ -15,7 +15,7 @@ BIN=$(pwd)/.venv/bin
 # Two ways to serve the same 201 projects:
 # - packyard-local: every file imported into the in-house store (`packyard import`);
 # - packyard-proxy: nothing local, every page and file proxied from the run's nginx.
-export BENCH_EXTRA_SERVERS="packyard-local=sh -c '$BIN/packyard import --data-dir {state}/data {dir} >/dev/null && exec $BIN/packyard serve --data-dir {state}/data --host {host} --port {port} --upstream none'
+export BENCH_EXTRA_SERVERS="packyard-local=sh -c '$BIN/packyard init --data-dir {state}/data >/dev/null && $BIN/packyard import --data-dir {state}/data {dir} >/dev/null && exec $BIN/packyard serve --data-dir {state}/data --host {host} --port {port} --upstream none'
 packyard-proxy=$BIN/packyard serve --data-dir {state}/data --host {host} --port {port} --upstream {upstream}"
 
 if [ "${1:-}" = "--smoke" ]; then

@@ -25,14 +25,21 @@ import tarfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
+from packyard.db.models import Project
+from packyard.db.serial import bump_serial
+from packyard.dists.filenames import parse_filename
+from packyard.dists.metadata import read_core_metadata
+from packyard.publish.recording import file_row, store_bytes
 from packyard.storage.filesystem import FilesystemBlobStore
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip can record: reproducible output
@@ -213,3 +220,22 @@ def build_metadata_bomb_wheel(
             for start in range(0, size, len(zeros)):
                 member.write(zeros[: size - start])
     return path
+
+
+async def store_unchecked(local: LocalStore, path: Path) -> None:
+    """Store `path` as imports did before they applied the upload's rules: stores
+    may still hold such files (a `javascript:` project URL, say), which pages
+    must show safely."""
+    dist = parse_filename(path.name)
+    core = read_core_metadata(path, dist)
+    content = await anyio.Path(path).read_bytes()
+    blobs = [await store_bytes(local.store, dist.filename, content)]
+    if dist.packagetype == "bdist_wheel":
+        blobs.append(await store_bytes(local.store, f"{dist.filename}.metadata", core.content))
+    now = datetime.now(UTC)
+    with local.sessions.begin() as session:
+        bump_serial(session)
+        project = session.scalar(select(Project).where(Project.name == dist.name))
+        if project is None:
+            project = Project(name=dist.name, display_name=core.name, created_at=now)
+        session.add(file_row(project, dist, core, blobs, now))

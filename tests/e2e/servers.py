@@ -126,6 +126,13 @@ def packyard(
     )
 
 
+def init_store(data_dir: Path, env: dict[str, str] | None = None) -> None:
+    """`packyard init`: create the store in `data_dir` (or the database `env` names),
+    as an operator must before any command but `serve` acts on it."""
+    result = packyard("init", "--data-dir", str(data_dir), env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 class PackyardProcess(ServerProcess):
     """`packyard serve` on its own data directory, with the given upstreams.
 
@@ -153,12 +160,19 @@ class PackyardProcess(ServerProcess):
     def index_url(self) -> str:
         return self.url + "/simple/"
 
+    def init(self) -> None:
+        """Create this server's store (`packyard init`) unless it has one."""
+        shared = "PACKYARD_DATABASE_URL" in self.environment
+        if shared or not (self.data_dir / "packyard.db").exists():
+            init_store(self.data_dir, env=clean_environment(**self.environment))
+
     def import_dir(
         self, directory: Path, upstreams: Sequence[str] = ("none",)
     ) -> subprocess.CompletedProcess[str]:
         """`packyard import` into this server's store; the name guard asks `upstreams`
         (by default none: fixtures are imported before their upstream runs)."""
         upstream_args = [arg for upstream in upstreams for arg in ("--upstream", upstream)]
+        self.init()
         return packyard(
             "import",
             "--data-dir",

@@ -18,7 +18,7 @@ from packyard.db.engine import create_database_engine, session_factory_for
 from packyard.errors import AuthenticationFailed
 from packyard.settings import AuthSettings
 from tests.builders import build_wheel
-from tests.e2e.servers import packyard
+from tests.e2e.servers import init_store, packyard
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +51,7 @@ def basic(user: str, secret: str) -> str:
 
 def test_users_and_groups_from_the_command_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    init_store(data)
 
     added = run(data, "user", "add", "Alice", "--password-stdin", input="alice-password\nrest\n")
     run(data, "user", "add", "root", "--admin", "--password-stdin", input="root-password\n")
@@ -80,6 +81,7 @@ def test_users_and_groups_from_the_command_line(tmp_path: Path) -> None:
 
 def test_tokens_from_the_command_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    init_store(data)
     run(data, "user", "add", "alice")
 
     created = run(
@@ -117,6 +119,7 @@ def test_owners_from_the_command_line(tmp_path: Path) -> None:
     data, dists = tmp_path / "data", tmp_path / "dists"
     dists.mkdir()
     build_wheel(dists, "acme-tools", "1.0")
+    init_store(data)
     run(data, "import", "--upstream", "none", str(dists))
     run(data, "user", "add", "alice")
     run(data, "group", "create", "devs")

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.builders import build_wheel
-from tests.e2e.servers import PackyardProcess, packyard
+from tests.e2e.servers import PackyardProcess, init_store, packyard
 
 pytestmark = pytest.mark.e2e
 
@@ -21,12 +21,13 @@ def test_import_reports_bad_files_and_keeps_the_good_ones(tmp_path: Path) -> Non
     renamed = build_wheel(tmp_path, "real-name", "1.0")
     renamed.rename(dists / "other_name-1.0-py3-none-any.whl")
 
+    init_store(tmp_path / "data")
     result = packyard(
         "import", "--data-dir", str(tmp_path / "data"), "--upstream", "none", str(dists)
     )
 
     assert result.returncode == 1
-    problems = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    problems = [line for line in result.stderr.splitlines() if line.startswith("refused:")]
     assert len(problems) == 2, result.stderr
     assert any("broken-1.0-py3-none-any.whl" in line for line in problems)
     assert any("other_name-1.0-py3-none-any.whl" in line for line in problems)
@@ -50,6 +51,7 @@ def test_importing_the_same_directory_twice_adds_nothing_new(tmp_path: Path) -> 
     dists.mkdir()
     build_wheel(dists, "twice", "1.0")
     data = str(tmp_path / "data")
+    init_store(Path(data))
     assert packyard("import", "--data-dir", data, "--upstream", "none", str(dists)).returncode == 0
     again = packyard("import", "--data-dir", data, "--upstream", "none", str(dists))
     assert again.returncode == 0

@@ -13,7 +13,7 @@ import pytest
 
 from tests.builders import build_wheel
 from tests.e2e.clients import installed
-from tests.e2e.servers import BIN, PYTHON, PackyardProcess, clean_environment, packyard
+from tests.e2e.servers import BIN, PYTHON, PackyardProcess, clean_environment, init_store, packyard
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "alice-password"
@@ -46,6 +46,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSite]:
     dists = root / "dists"
     dists.mkdir()
     build_wheel(dists, "acme-core", "1.0")
+    init_store(data)
     _cli(data, "import", "--upstream", "none", str(dists))
     _cli(data, "user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
     token = _cli(data, "token", "create", "alice").strip().splitlines()[-1]

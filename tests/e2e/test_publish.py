@@ -124,6 +124,7 @@ def running_site(root: Path, environment: dict[str, str]) -> Iterator[Site]:
     server.environment.update(environment)
     server.environment["PACKYARD_CONFIG"] = str(config)
     site = Site(server, {}, root)
+    site.cli("init")
     site.cli("user", "add", "alice", "--password-stdin", stdin="correct horse battery\n")
     site.cli("user", "add", "bob")
     site.tokens["alice"] = site.token("alice")

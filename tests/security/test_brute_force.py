@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.e2e.servers import PackyardProcess, clean_environment, packyard
+from tests.e2e.servers import PackyardProcess, clean_environment, init_store, packyard
 from tests.postgres import PostgresServer
 
 pytestmark = pytest.mark.e2e
@@ -60,6 +60,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterato
     password check at a time and one waiting."""
     root = tmp_path_factory.mktemp("brute")
     env = clean_environment(PACKYARD_DATABASE_URL=database)
+    init_store(root / "a", env=env)
     for name, password in PASSWORDS.items():
         added = packyard(
             "user", "add", name, "--password-stdin", "--data-dir", str(root / "a"),

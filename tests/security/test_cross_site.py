@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.builders import build_wheel
-from tests.e2e.servers import BIN, PackyardProcess, clean_environment, packyard
+from tests.e2e.servers import BIN, PackyardProcess, clean_environment, init_store, packyard
 from tests.unit.publish.test_multipart import encode, twine_form
 
 pytestmark = pytest.mark.e2e
@@ -83,6 +83,7 @@ def _basic(user: str, password: str) -> dict[str, str]:
 def _start(root: Path, config: str) -> tuple[PackyardProcess, str]:
     """A server in `root` with alice, and a token of hers (made through the API)."""
     data = root / "data"
+    init_store(data)
     result = packyard("user", "add", "alice", "--password-stdin", "--data-dir", str(data),
                       input=PASSWORD + "\n")  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -72,6 +72,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         server.environment["PACKYARD_CONFIG"] = str(config)
         data = ["--data-dir", str(server.data_dir)]
         env = clean_environment(PACKYARD_CONFIG=str(config))
+        server.init()
         made = packyard("user", "add", "alice", *data, env=env)
         assert made.returncode == 0, made.stderr
         created = packyard("token", "create", "alice", *data, env=env)

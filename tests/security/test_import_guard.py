@@ -18,7 +18,13 @@ import httpx
 import pytest
 
 from tests.builders import build_wheel
-from tests.e2e.servers import PackyardProcess, StaticIndexProcess, clean_environment, packyard
+from tests.e2e.servers import (
+    PackyardProcess,
+    StaticIndexProcess,
+    clean_environment,
+    init_store,
+    packyard,
+)
 from tests.unit.publish.test_multipart import encode, twine_form
 
 pytestmark = pytest.mark.e2e
@@ -85,6 +91,7 @@ def test_public_and_standard_library_names_are_refused_with_the_uploads_messages
     setup: Setup, tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
+    init_store(data)
     status, refused, summary = setup.import_(data)
 
     assert status == 1
@@ -105,6 +112,7 @@ def test_public_and_standard_library_names_are_refused_with_the_uploads_messages
 
 def test_an_allowed_public_name_is_imported(setup: Setup, tmp_path: Path) -> None:
     data = tmp_path / "data"
+    init_store(data)
     allowed = packyard(
         "name", "allow", "public-lib", "--reason", "our fork", "--data-dir", str(data)
     )

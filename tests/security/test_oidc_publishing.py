@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.builders import build_sdist, build_wheel
-from tests.e2e.servers import PackyardProcess, clean_environment, packyard
+from tests.e2e.servers import PackyardProcess, clean_environment, init_store, packyard
 from tests.postgres import PostgresServer
 from tests.unit.auth.jwks_server import JwksServer, SigningKey
 from tests.unit.publish.test_multipart import encode, twine_form
@@ -83,6 +83,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Ci
     build_wheel(dists / "existing", "secret-thing", "2.0")
     data = root / "data"
     env = clean_environment(PACKYARD_DATABASE_URL=database)
+    init_store(data, env=env)
     imported = packyard("import", "--data-dir", str(data), str(dists / "existing"), env=env)
     assert imported.returncode == 0, imported.stdout + imported.stderr
     with JwksServer() as issuer:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from tests.builders import build_wheel
-from tests.e2e.servers import PackyardProcess, free_port, packyard
+from tests.e2e.servers import PackyardProcess, free_port, init_store, packyard
 from tests.security.recording_upstream import PROJECT, RecordingUpstream
 
 pytestmark = pytest.mark.e2e
@@ -95,6 +95,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateSite]:
     dists = root / "dists"
     dists.mkdir()
     build_wheel(dists, SECRET, "1.0", summary=SUMMARY, description=README)
+    init_store(data)
     _cli(data, "import", "--upstream", "none", str(dists))
     _cli(data, "user", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
     with RecordingUpstream(root, "mirror", UPSTREAM_PASSWORD) as upstream:

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.servers import PackyardProcess, clean_environment, packyard
+from tests.e2e.servers import PackyardProcess, clean_environment, init_store, packyard
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "alice-secret-pw"
@@ -27,6 +27,7 @@ def server(tmp_path: Path, database_url: str) -> Iterator[PackyardProcess]:
     """A server whose database has the user alice (password `PASSWORD`)."""
     data = tmp_path / "data"
     env = clean_environment(PACKYARD_DATABASE_URL=database_url)
+    init_store(data, env=env)
     added = packyard(
         "user", "add", "alice", "--password-stdin", "--data-dir", str(data),
         env=env, input=PASSWORD + "\n",

@@ -28,7 +28,7 @@ import pytest
 
 from tests.builders import build_sdist, build_wheel, metadata_text
 from tests.e2e.clients import run
-from tests.e2e.servers import BIN, PackyardProcess, clean_environment, packyard
+from tests.e2e.servers import BIN, PackyardProcess, clean_environment, init_store, packyard
 from tests.unit.publish.test_multipart import encode, twine_form
 
 pytestmark = pytest.mark.e2e
@@ -69,6 +69,7 @@ class Site:
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     root = tmp_path_factory.mktemp("untrusted")
     server = PackyardProcess(root / "data")
+    server.init()
     data = ["--data-dir", str(server.data_dir)]
     assert packyard("user", "add", "alice", *data).returncode == 0
     token = packyard("token", "create", "alice", *data).stdout.strip().splitlines()[-1]
@@ -195,13 +196,14 @@ def test_hostile_archives_are_refused_at_upload(site: Site) -> None:
 
 def test_hostile_archives_are_refused_on_import(tmp_path: Path) -> None:
     files = hostile_files(tmp_path / "dists")
+    init_store(tmp_path / "data")
     result = packyard(
         "import", "--data-dir", str(tmp_path / "data"), "--upstream", "none",
         str(tmp_path / "dists"),
     )  # fmt: skip
     assert result.returncode == 1
     assert result.stdout.strip().endswith(f"0 added, 0 already present, {len(files)} refused")
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("refused: ")]
     for path, reason in files.items():
         (line,) = [line for line in errors if path.name in line]
         assert reason in line, line
@@ -227,6 +229,7 @@ def test_a_large_description_is_refused_on_import(tmp_path: Path) -> None:
     dists = tmp_path / "dists"
     dists.mkdir()
     build_wheel(dists, "large-readme", "1.0", description="word " * MIB)  # 5 MiB
+    init_store(tmp_path / "data")
     result = packyard(
         "import", "--data-dir", str(tmp_path / "data"), "--upstream", "none", str(dists),
         env=clean_environment(),

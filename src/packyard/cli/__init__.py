@@ -47,15 +47,23 @@ def settings_from(config_file: Path | None, **overrides: Any) -> Settings:
 
 
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Print a domain error as one line and exit 1, instead of a traceback."""
-    from packyard.errors import PackyardError
+    """Print a domain error as one line and exit 1, instead of a traceback.
+
+    Something not found is told with the store it was looked for in: a
+    command pointed at the wrong store must not look like a missing user."""
+    from packyard.cli.store import remembered_store
+    from packyard.errors import NotFound, PackyardError
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
         except PackyardError as exc:
-            click.echo(f"error: {exc.message}", err=True)
+            message = exc.message
+            store = remembered_store()
+            if isinstance(exc, NotFound) and store is not None:
+                message = f"{message} Looked in {store}."
+            click.echo(f"error: {message}", err=True)
             sys.exit(1)
 
     return wrapper
@@ -82,12 +90,14 @@ def _register() -> None:
     )
 
     main.add_command(serve.serve)
+    main.add_command(migrate.init_command)
     main.add_command(migrate.migrate_command)
     main.add_command(verify.verify_command)
     main.add_command(prefetch.prefetch)
     main.add_command(importing.import_command)
     for family in (accounts.user, accounts.group, accounts.token, accounts.owner):
         main.add_command(family)
+    main.add_command(accounts.whoami)
     for command in (*governance.COMMANDS, *policies.COMMANDS, *advisories.COMMANDS):
         main.add_command(command)
 

@@ -15,13 +15,16 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from packyard.auth.identity import Identity
 from packyard.cli import reports_errors, settings_from, state_options
-from packyard.compose import prepare_state
+from packyard.cli.store import open_store, remembered_store
+from packyard.db.accounts import User
 from packyard.db.engine import session_factory_for
 from packyard.db.governance import ROLES
+from packyard.db.models import File, Project
 from packyard.publish import accounts, ownership
 from packyard.publish.audit import COMMAND_LINE
 
@@ -39,7 +42,7 @@ def operator() -> Identity:
 @contextmanager
 def state_session(config_file: Path | None, data_dir: Path | None) -> Iterator[Session]:
     """A session on the migrated database of these settings, committed if the block succeeds."""
-    engine = prepare_state(settings_from(config_file, data_dir=data_dir))
+    engine = open_store(settings_from(config_file, data_dir=data_dir))
     try:
         with session_factory_for(engine)() as session:
             yield session
@@ -64,7 +67,7 @@ def _when(moment: datetime | None) -> str:
 
 @click.group()
 def user() -> None:
-    """Add, disable and list users."""
+    """Add, disable, enable and list users; reset passwords."""
 
 
 @user.command("add")
@@ -106,6 +109,44 @@ def user_disable(config_file: Path | None, data_dir: Path | None, name: str) -> 
     click.echo(f"Disabled user '{name.lower()}'.")
 
 
+@user.command("enable")
+@state_options
+@click.argument("name")
+@reports_errors
+def user_enable(config_file: Path | None, data_dir: Path | None, name: str) -> None:
+    """Enable the disabled user NAME again: sign-in, tokens and roles work as before."""
+    with state_session(config_file, data_dir) as session:
+        accounts.enable_user(session, name, actor=operator(), origin=COMMAND_LINE)
+    click.echo(f"Enabled user '{name.lower()}'.")
+
+
+@user.command("password")
+@state_options
+@click.argument("name")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the new password from the first line of standard input (else: asked twice).",
+)
+@reports_errors
+def user_password(
+    config_file: Path | None, data_dir: Path | None, name: str, password_stdin: bool
+) -> None:
+    """Reset the password of the user NAME. Their browser sessions end; their
+    API tokens keep working (revoke them with `packyard token revoke`)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.UsageError("--password-stdin: standard input has no password")
+    else:
+        password = click.prompt(
+            f"New password for '{name.lower()}'", hide_input=True, confirmation_prompt=True
+        )
+    with state_session(config_file, data_dir) as session:
+        accounts.set_password(session, name, password, actor=operator(), origin=COMMAND_LINE)
+    click.echo(f"Set a new password for user '{name.lower()}'.")
+
+
 @user.command("list")
 @state_options
 @reports_errors
@@ -113,6 +154,9 @@ def user_list(config_file: Path | None, data_dir: Path | None) -> None:
     """List the users."""
     with state_session(config_file, data_dir) as session:
         users = accounts.list_users(session)
+    if not users:
+        click.echo(f"No users in {remembered_store()}.")
+        return
     _table(
         ("NAME", "ADMIN", "STATUS", "PASSWORD", "GROUPS"),
         [
@@ -133,7 +177,7 @@ def user_list(config_file: Path | None, data_dir: Path | None) -> None:
 
 @click.group()
 def group() -> None:
-    """Create groups and manage their members."""
+    """Create and delete groups, and manage their members."""
 
 
 @group.command("create")
@@ -178,6 +222,22 @@ def group_remove(
     click.echo(f"Removed '{user_name.lower()}' from group '{group_name.lower()}'.")
 
 
+@group.command("delete")
+@state_options
+@click.argument("name")
+@reports_errors
+def group_delete(config_file: Path | None, data_dir: Path | None, name: str) -> None:
+    """Delete the group NAME: its members stay users, its roles on projects go."""
+    with state_session(config_file, data_dir) as session:
+        orphaned = accounts.delete_group(session, name, actor=operator(), origin=COMMAND_LINE)
+    click.echo(f"Deleted group '{name.lower()}'.")
+    if orphaned:
+        click.echo(
+            "These projects have no owner now (`packyard owner add PROJECT --user NAME`): "
+            + ", ".join(orphaned)
+        )
+
+
 @group.command("list")
 @state_options
 @reports_errors
@@ -185,6 +245,9 @@ def group_list(config_file: Path | None, data_dir: Path | None) -> None:
     """List the groups and their members."""
     with state_session(config_file, data_dir) as session:
         groups = accounts.list_groups(session)
+    if not groups:
+        click.echo(f"No groups in {remembered_store()}.")
+        return
     _table(("GROUP", "MEMBERS"), [(g.name, ",".join(g.members) or "-") for g in groups])
 
 
@@ -258,6 +321,12 @@ def token_list(config_file: Path | None, data_dir: Path | None, user_name: str |
     """List the API tokens (of USER), never the secrets."""
     with state_session(config_file, data_dir) as session:
         tokens = accounts.list_tokens(session, user_name)
+    if not tokens:
+        click.echo(
+            f"No API tokens{f' of {user_name.lower()!r}' if user_name else ''} in "
+            f"{remembered_store()}."
+        )
+        return
     _table(
         ("#", "PREFIX", "USER", "PROJECTS", "EXPIRES", "REVOKED", "LAST USED", "DESCRIPTION"),
         [
@@ -358,5 +427,34 @@ def owner_orphaned(config_file: Path | None, data_dir: Path | None) -> None:
     """List the projects that have no enabled owner."""
     with state_session(config_file, data_dir) as session:
         names = ownership.orphaned_projects(session)
+    if not names:
+        click.echo(f"Every project has an enabled owner in {remembered_store()}.", err=True)
     for name in names:
         click.echo(name)
+
+
+# -- whoami ------------------------------------------------------------------------
+
+
+@click.command("whoami")
+@state_options
+@reports_errors
+def whoami(config_file: Path | None, data_dir: Path | None) -> None:
+    """Say who this command line acts as, and on which store."""
+    identity = operator()
+    with state_session(config_file, data_dir) as session:
+        counts = _store_counts(session)
+    click.echo(
+        f"You are '{identity.name}' at the command line: every command acts as an "
+        f"administrator, recorded in the audit log as '{identity.actor}'."
+    )
+    click.echo(f"Store: {remembered_store()}: {counts}.")
+
+
+def _store_counts(session: Session) -> str:
+    """`3 users, 12 projects, 40 files`: enough to tell one store from another."""
+    found = [
+        (session.scalar(select(func.count()).select_from(table)) or 0, noun)
+        for table, noun in ((User, "user"), (Project, "project"), (File, "file"))
+    ]
+    return ", ".join(f"{count} {noun}{'s' * (count != 1)}" for count, noun in found)

@@ -1,4 +1,5 @@
-"""`packyard yank|unyank|delete` and `packyard name allow|list|disallow`.
+"""`packyard yank|unyank|delete`, `packyard project delete` and
+`packyard name allow|list|disallow|release`.
 
 The operator at the server's command line acts as an administrator
 (`Identity(kind="cli")`, named after the OS user in the audit trail). Every
@@ -20,9 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.auth.identity import Identity
 from packyard.cli import reports_errors, settings_from, state_options
-from packyard.compose import prepare_state
+from packyard.cli.store import open_store, remembered_store
 from packyard.db.engine import session_factory_for
-from packyard.publish import deletions, name_guard, yanks
+from packyard.publish import deletions, name_guard, name_release, yanks
 from packyard.settings import Settings
 from packyard.storage.location import FILES, open_blob_storage
 
@@ -44,7 +45,7 @@ def open_state(
 ) -> Iterator[tuple[Settings, sessionmaker[Session]]]:
     """The settings and sessions of the (migrated) state the server also uses."""
     settings = settings_from(config_file, data_dir=data_dir)
-    engine = prepare_state(settings)
+    engine = open_store(settings)
     try:
         yield settings, session_factory_for(engine)
     finally:
@@ -149,8 +150,42 @@ def delete(
 
 
 @click.group()
+def project() -> None:
+    """Delete an in-house project."""
+
+
+@project.command(name="delete")
+@state_options
+@click.argument("project_name", metavar="PROJECT")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@reports_errors
+def delete_project(
+    config_file: Path | None, data_dir: Path | None, project_name: str, yes: bool
+) -> None:
+    """Delete the in-house PROJECT for good: every file (their filenames can never be
+    used again), its owners and maintainers, and the project itself.
+
+    The name is then no longer in-house: an upstream project of that name is
+    served again, and a new upload of it passes the name guard as a new project.
+    """
+    if not yes:
+        click.confirm(
+            f"Delete the project {project_name} and all its files for good? "
+            "Their filenames can never be reused",
+            abort=True,
+        )
+    with open_state(config_file, data_dir) as (settings, sessions):
+        store = open_blob_storage(settings).store(FILES)
+        deletion = anyio.run(
+            deletions.delete_project_for_good, sessions, store, operator(), project_name
+        )
+    files = ", ".join(deletion.filenames) or "no files"
+    click.echo(f"deleted the project {deletion.project} ({files})")
+
+
+@click.group()
 def name() -> None:
-    """Public names an administrator allows as new in-house projects."""
+    """Public names an administrator allows in-house, and names given back to the upstream."""
 
 
 @name.command(name="allow")
@@ -163,7 +198,8 @@ def allow(
 ) -> None:
     """Let a new in-house project take NAME although a public project uses or resembles it.
 
-    The in-house project will then hide the public one from every user of this index.
+    The in-house project will then hide the public one from every user of this
+    index, even when it has no file left (until `packyard name release NAME`).
     """
 
     def change(session: Session) -> str:
@@ -177,7 +213,8 @@ def allow(
 @click.argument("project_name", metavar="NAME")
 @reports_errors
 def disallow(config_file: Path | None, data_dir: Path | None, project_name: str) -> None:
-    """Remove NAME from the allow-list (a project already created keeps it)."""
+    """Remove NAME from the allow-list (a project already created keeps it while it
+    has files; `packyard name release` gives the name back to the upstream)."""
 
     def change(session: Session) -> None:
         name_guard.disallow_name(session, operator(), project_name)
@@ -186,16 +223,45 @@ def disallow(config_file: Path | None, data_dir: Path | None, project_name: str)
     click.echo(f"disallowed {project_name}")
 
 
+@name.command(name="release")
+@state_options
+@click.argument("project_name", metavar="NAME")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@reports_errors
+def release(config_file: Path | None, data_dir: Path | None, project_name: str, yes: bool) -> None:
+    """Give NAME back to the upstream: the in-house project stops hiding the public one.
+
+    Deletes the in-house project of that name, if any, with all its files
+    (their filenames can never be used again), and takes the name off the
+    allow-list, so that a new upload of it passes the name guard again.
+    """
+    if not yes:
+        click.confirm(
+            f"Release {project_name} to the upstream, deleting its in-house project and "
+            "files for good?",
+            abort=True,
+        )
+    with open_state(config_file, data_dir) as (settings, sessions):
+        store = open_blob_storage(settings).store(FILES)
+        done = anyio.run(
+            name_release.release_name_for_good, sessions, store, operator(), project_name
+        )
+    click.echo(done.summary)
+
+
 @name.command(name="list")
 @state_options
 @reports_errors
 def list_names(config_file: Path | None, data_dir: Path | None) -> None:
     """Print the allowed names: name, who allowed it, when, and why."""
     with open_state(config_file, data_dir) as (_, sessions), sessions() as session:
-        for row in name_guard.allowed_names(session):
+        rows = name_guard.allowed_names(session)
+        if not rows:
+            click.echo(f"No allowed names in {remembered_store()}.", err=True)
+        for row in rows:
             when = row.created_at.strftime("%Y-%m-%d")
             click.echo("\t".join([row.name, row.allowed_by, when, row.reason or ""]))
 
 
-COMMANDS = (yank, unyank, delete, name)
+COMMANDS = (yank, unyank, delete, project, name)
 """The commands of this module, for `cli._register`."""

@@ -10,6 +10,7 @@ import click
 from click._termui_impl import ProgressBar
 
 from packyard.cli import reports_errors, settings_from, state_options
+from packyard.cli.store import has_store, no_store_message, remember
 from packyard.db.engine import create_database_engine, session_factory_for
 from packyard.storage.location import FILES, open_blob_storage
 from packyard.storage.verify import Expected, expected_blobs, verify_blobs
@@ -24,6 +25,9 @@ def verify_command(config_file: Path | None, data_dir: Path | None) -> None:
     Prints each missing, damaged or unreadable blob and exits 1 if there is any.
     """
     settings = settings_from(config_file, data_dir=data_dir)
+    if not has_store(settings):
+        raise click.ClickException(no_store_message(settings))
+    remember(settings)
     engine = create_database_engine(settings.resolved_database_url)
     try:
         storage = open_blob_storage(settings)

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from packaging.utils import canonicalize_name
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from packyard.auth.identity import Identity
 from packyard.auth.passwords import hash_password
+from packyard.auth.permissions import active_owner_exists
 from packyard.auth.tokens import (
     ancestors,
     display_prefix,
@@ -31,6 +32,8 @@ from packyard.auth.tokens import (
     lineage_projects,
 )
 from packyard.db.accounts import ApiToken, Group, TokenProject, User
+from packyard.db.governance import ProjectRole
+from packyard.db.models import Project
 from packyard.errors import Conflict, InvalidName, InvalidRequest, NotFound
 from packyard.publish.audit import Origin, record
 
@@ -128,6 +131,47 @@ def disable_user(
     )
 
 
+def enable_user(
+    session: Session, name: str, *, actor: Identity, origin: Origin | None = None
+) -> None:
+    """Enable a disabled user again: sign-in, tokens and roles work as before.
+
+    Raises:
+        NotFound: no such user.  Conflict: the user is not disabled.
+    """
+    user = _user(session, name)
+    if not user.disabled:
+        raise Conflict(f"The user '{user.name}' is not disabled.")
+    user.disabled = False
+    record(
+        session, actor=actor.actor, action="user-enable", origin=origin or Origin(), user=user.name
+    )
+
+
+def set_password(
+    session: Session, name: str, password: str, *, actor: Identity, origin: Origin | None = None
+) -> None:
+    """Give a user a new password (a reset by an admin). The user's browser
+    sessions end (their cookies carry a fingerprint of the old hash); API
+    tokens are not touched.
+
+    Raises:
+        NotFound: no such user.
+        InvalidRequest: the password is shorter than `MIN_PASSWORD_LENGTH`
+            characters or has line breaks.
+    """
+    user = _user(session, name)
+    _check_password(password)
+    user.password_hash = hash_password(password)
+    record(
+        session,
+        actor=actor.actor,
+        action="user-password-reset",
+        origin=origin or Origin(),
+        user=user.name,
+    )
+
+
 def list_users(session: Session) -> list[UserSummary]:
     """Every user, by name."""
     users = session.scalars(select(User).options(selectinload(User.groups)).order_by(User.name))
@@ -142,6 +186,15 @@ def list_users(session: Session) -> list[UserSummary]:
         )
         for user in users
     ]
+
+
+def groups_of(session: Session, name: str) -> list[str]:
+    """The groups the user `name` is a member of, by name.
+
+    Raises:
+        NotFound: no such user.
+    """
+    return sorted(group.name for group in _user(session, name).groups)
 
 
 def create_group(
@@ -159,6 +212,49 @@ def create_group(
     session.add(group)
     record(session, actor=actor.actor, action="group-add", origin=origin or Origin(), group=name)
     return group
+
+
+def delete_group(
+    session: Session, name: str, *, actor: Identity, origin: Origin | None = None
+) -> list[str]:
+    """Delete a group: its members stay users, its roles on projects go.
+
+    Returns the projects that had no other enabled owner (`ownership.orphaned_projects`
+    lists them until an admin names one); the audit event lists them too.
+
+    Raises:
+        NotFound: no such group.
+    """
+    group = _group(session, name)
+    members = sorted(user.name for user in group.members)
+    roles = session.execute(
+        select(ProjectRole.role, Project.name)
+        .join(Project, Project.id == ProjectRole.project_id)
+        .where(ProjectRole.group_id == group.id)
+        .order_by(Project.name)
+    ).all()
+    session.execute(delete(ProjectRole).where(ProjectRole.group_id == group.id))
+    session.delete(group)
+    session.flush()
+    owned = [project for role, project in roles if role == "owner"]
+    orphaned = list(
+        session.scalars(
+            select(Project.name)
+            .where(Project.name.in_(owned), ~active_owner_exists(Project.id))
+            .order_by(Project.name)
+        )
+    )
+    record(
+        session,
+        actor=actor.actor,
+        action="group-delete",
+        origin=origin or Origin(),
+        group=group.name,
+        members=members,
+        roles={project: role for role, project in roles},
+        orphaned=orphaned,
+    )
+    return orphaned
 
 
 def add_member(

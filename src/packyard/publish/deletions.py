@@ -8,10 +8,14 @@ blobs (the file and its METADATA) are removed only after that commit, by
 `purge_blobs`: a crash in between leaves an orphan blob, never a row whose
 blob is gone. `delete` does both steps.
 
-The project row stays even when its last file goes: the name remains
-in-house, so no upstream project of that name can take its place
-(`PriorityRepository`, dependency confusion). Yank rather than delete where
-you can: a yank keeps `==` pins working (PEP 592).
+The project row stays when its last file goes (its owners and its allow-list
+entry too), but an in-house project with no files hides the upstream project
+of its name only if an admin allowed the name (`repository/local.py`).
+`delete_project` removes the project itself: every file (their filenames
+kept here for good), its roles and its row; the name is then no longer
+in-house, and a new upload of it is a new project that passes the name
+guard again. Yank rather than delete where you can: a yank keeps `==` pins
+working (PEP 592).
 """
 
 from __future__ import annotations
@@ -21,17 +25,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio.to_thread
+from sqlalchemy import delete as delete_rows
 from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.auth.identity import Identity
-from packyard.db.governance import DeletedFile
+from packyard.db.governance import DeletedFile, ProjectRole
 from packyard.db.models import File, Project
 from packyard.db.serial import bump_serial
 from packyard.errors import FileNotFound, InvalidRequest, ProjectNotFound
 from packyard.publish.audit import COMMAND_LINE, Origin, record
 from packyard.publish.name_guard import check_name
+from packyard.publish.ownership import list_roles
 from packyard.publish.yanks import (
     find_files,
     normalise_version,
@@ -43,10 +49,11 @@ from packyard.storage.base import BlobStore
 
 @dataclass(frozen=True, slots=True)
 class Deletion:
-    """What was deleted: the files, and the blob keys to remove after the commit."""
+    """What was deleted: the files, and the blob keys to remove after the commit.
+    `version` is None when the whole project was deleted."""
 
     project: str
-    version: str
+    version: str | None
     filenames: tuple[str, ...]
     blob_keys: tuple[str, ...]
 
@@ -104,6 +111,65 @@ def delete_release(
     row = _project(session, name)
     files = find_files(session, row, normalise_version(version), None)
     return _delete(session, identity, row, files, origin)
+
+
+def delete_project(
+    session: Session, identity: Identity, project: str, *, origin: Origin = COMMAND_LINE
+) -> Deletion:
+    """Delete an in-house project (see the module docstring): every file for
+    good, its owners and maintainers, and the project.
+
+    Raises:
+        InvalidRequest: the project name is invalid.
+        PermissionDenied: `identity` is not an admin.
+        ProjectNotFound: no such in-house project.
+    """
+    name = check_name(project)
+    require_admin(session, identity, "delete the project", name)
+    row = _project(session, name)
+    files = session.scalars(select(File).where(File.project_id == row.id)).all()
+    filenames, keys = _forget(session, identity, row, files)
+    roles = [f"{entry.role} {entry.kind} {entry.name}" for entry in list_roles(session, name)]
+    session.execute(delete_rows(ProjectRole).where(ProjectRole.project_id == row.id))
+    session.delete(row)
+    bump_serial(session)
+    record(
+        session,
+        actor=identity.actor,
+        action="project-delete",
+        origin=origin,
+        project=name,
+        files=list(filenames),
+        roles=roles,
+    )
+    return Deletion(name, None, filenames, keys)
+
+
+async def delete_project_for_good(
+    sessions: sessionmaker[Session],
+    store: BlobStore,
+    identity: Identity,
+    project: str,
+    *,
+    origin: Origin = COMMAND_LINE,
+) -> Deletion:
+    """`delete_project` in a transaction of its own, then its blobs purged; a
+    refusal is audited.
+
+    Raises:
+        everything `delete_project` raises, and `purge_blobs`' OSError.
+    """
+
+    def commit() -> Deletion:
+        refusals = refusals_recorded(
+            sessions, identity, "project-delete", project=project, origin=origin
+        )
+        with refusals, sessions.begin() as session:
+            return delete_project(session, identity, project, origin=origin)
+
+    deletion = await anyio.to_thread.run_sync(commit)
+    await purge_blobs(sessions, store, deletion)
+    return deletion
 
 
 async def purge_blobs(
@@ -171,9 +237,11 @@ def _project(session: Session, name: str) -> Project:
     return row
 
 
-def _delete(
-    session: Session, identity: Identity, project: Project, rows: Sequence[File], origin: Origin
-) -> Deletion:
+def _forget(
+    session: Session, identity: Identity, project: Project, rows: Sequence[File]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Delete the file rows, keeping each filename in `deleted_files` for good:
+    (the filenames, the blob keys to purge after the commit)."""
     now = datetime.now(UTC)
     keys: list[str] = []
     for row in rows:
@@ -189,8 +257,14 @@ def _delete(
         )
         keys += [key for key in (row.blob_key, row.metadata_blob_key) if key]
         session.delete(row)
+    return tuple(row.filename for row in rows), tuple(keys)
+
+
+def _delete(
+    session: Session, identity: Identity, project: Project, rows: Sequence[File], origin: Origin
+) -> Deletion:
+    filenames, keys = _forget(session, identity, project, rows)
     bump_serial(session)
-    filenames = tuple(row.filename for row in rows)
     version = rows[0].version
     record(
         session,
@@ -202,7 +276,7 @@ def _delete(
         filename=filenames[0] if len(filenames) == 1 else None,
         files=list(filenames),
     )
-    return Deletion(project.name, version, filenames, tuple(keys))
+    return Deletion(project.name, version, filenames, keys)
 
 
 def _is_referenced(sessions: sessionmaker[Session], key: str) -> bool:

@@ -1,33 +1,36 @@
-"""`packyard import DIR`: add every wheel and sdist found in a directory tree.
+"""`packyard import DIR`: add every wheel and sdist found in a directory tree,
+under exactly the rules of an upload (STANDARDS §2; `publish/upload.py`).
 
 Each file is added on its own, all or nothing (DESIGN §3):
 
-1. its filename is checked, its members as for an upload (nothing escapes
-   the tree, nothing repeats, no bomb: `dists/archive.py`), its METADATA
-   (wheel) or PKG-INFO (sdist) read, and name and version must match the
-   filename; a description over `upload.max_description_bytes` is refused;
-2. its bytes are streamed into the blob store under a temporary name and hashed;
-3. a file already stored under that filename, or with the same blake2_256,
-   stops here: the same bytes are "already present", other bytes a conflict,
-   and the temporary blob is thrown away;
-4. the blob is committed, a wheel's METADATA bytes are stored as their own
-   blob (so pages can advertise their sha256 and `.metadata` is served without
-   opening the wheel), and the project row (created if missing), the file row
-   and the serial bump are committed in ONE transaction;
+1. the upload's checks that need no stored bytes: the filename (§2.12), the
+   size against `upload.max_file_size` (§2.13), the archive (nothing escapes
+   the tree, nothing repeats, no bomb, a wheel has its RECORD: §2.16), its
+   METADATA or PKG-INFO under the form's rules (`validate_file_metadata`,
+   §2.9: the file's metadata is what twine would send) and against the
+   filename (§2.17-2.18), a README within `upload.max_description_bytes`;
+2. the project: an archived or quarantined one takes nothing (PEP 792); a
+   NEW project's name must pass the name guard (§2.10, dependency
+   confusion), unless the administrator running the import passed
+   `allow_public_names` (then the guard's standard-library and validity
+   rules still apply, and each public name taken is audited);
+3. its bytes are streamed into the blob store under a temporary name and
+   hashed; the upload's reuse rules decide (`UploadService.is_present`): the
+   identical file again is "already present", any other reuse of the
+   filename or the bytes, a deleted filename or a second sdist of a release
+   is refused;
+4. ONE transaction: the project (if new) with its owner (`ImportRules.owner`,
+   a user or a group; none: the project is listed by `packyard owner
+   orphaned`), the file row, its METADATA blob, the serial bump and the
+   audit event (`import`). A refusal is audited in a transaction of its own;
 5. if that transaction fails, the blobs it would have referenced are removed.
 
-A file that would create a NEW project must pass the name guard first, as an
-upload does (`publish/name_guard.py`): a standard-library name, a public
-project's name on an upstream or a look-alike of one is refused with the
-upload's message (`refused`) unless an admin allowed it (`packyard name
-allow`). Without a guard, the guard has no upstreams: standard-library names
-and look-alikes of in-house names are still refused.
-
-A bad file is reported and skipped; the others are still imported.
+A refused file is reported and skipped; the others are still imported.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,34 +40,47 @@ from typing import Literal, Protocol
 
 import anyio
 import anyio.to_thread
+from packaging.metadata import Metadata
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from packyard.db.models import File, Project
+from packyard.auth.identity import Identity
+from packyard.db.models import Project
 from packyard.db.serial import bump_serial
 from packyard.dists.archive import ArchiveLimits
 from packyard.dists.filenames import DistFilename, parse_filename
 from packyard.dists.metadata import CoreMetadata
-from packyard.errors import PackyardError
+from packyard.errors import Conflict, PackyardError
+from packyard.publish.audit import COMMAND_LINE, Origin, record
 from packyard.publish.deletions import refuse_deleted_filename
+from packyard.publish.multipart import file_too_large
 from packyard.publish.name_guard import NameGuard as DefaultNameGuard
+from packyard.publish.name_guard import check_new_name
+from packyard.publish.ownership import find_owner, give_new_project
 from packyard.publish.recording import (
     CLOSED_STATUSES,
     file_row,
-    find_existing,
     remove_unreferenced,
     store_bytes,
 )
-from packyard.publish.validation import read_archive_metadata
+from packyard.publish.upload import UploadService, closed_project
+from packyard.publish.upload_form import UploadForm
+from packyard.publish.validation import (
+    check_filename_characters,
+    read_archive_metadata,
+    validate_file,
+    validate_file_metadata,
+)
 from packyard.settings import UploadSettings
 from packyard.storage.base import BlobStore, BlobWriter, InvalidBlobKey, StoredBlob
 
 DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
-DEFAULT_LIMITS = UploadSettings()  # archive and description limits, as for uploads
+DEFAULT_LIMITS = UploadSettings()  # the upload's limits
 COPY_CHUNK_SIZE = 1024 * 1024
+IMPORTER = Identity(kind="cli", name="import", is_admin=True)
 
-Outcome = Literal["added", "present", "conflict", "refused", "invalid"]
+Outcome = Literal["added", "present", "refused", "failed"]
 
 
 class NameGuard(Protocol):
@@ -74,22 +90,49 @@ class NameGuard(Protocol):
         """Raises InvalidRequest (or an upstream error) when the name may not be used."""
         ...
 
+    async def check_public(self, name: str) -> None:
+        """The public-name part of `check` alone; raises as `check`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRules:
+    """Who imports, and the choices an upload does not have.
+
+    `actor`: the administrator running the import (the audit trail's actor);
+    `owner`: `user:NAME`, `group:NAME` or a bare NAME (`ownership.find_owner`)
+    made owner of each new project, None for none; `allow_public_names`: new
+    projects may take public names (each one audited as `name-guard-override`);
+    `limits`: the upload's limits.
+    """
+
+    actor: Identity = IMPORTER
+    owner: str | None = None
+    allow_public_names: bool = False
+    limits: UploadSettings = DEFAULT_LIMITS
+    origin: Origin = COMMAND_LINE
+
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """What happened to one file: `added`, `present` (the same file was already
-    stored), `conflict` (other bytes are stored under its name), `refused` (the
-    name guard refused its new project's name) or `invalid`."""
+    """What happened to one file: `added`, `present` (the identical file was
+    already stored), `refused` (it breaks a rule of uploads: `message` says
+    which) or `failed` (the file, the blob store or the database could not be
+    read or written). An added file may carry a `message` too: the public
+    name it took under `allow_public_names`."""
 
     path: Path
     outcome: Outcome
     message: str = ""
+    created: str | None = None  # the project this file created (added files only)
 
     @property
     def line(self) -> str:
-        """One line for a person: the filename, then what happened to it."""
+        """One line for a person: the filename (escaped if unprintable), then what
+        happened to it."""
         text = self.message or self.outcome
-        return text if self.path.name in text else f"{self.path.name}: {text}"
+        shown = _shown(self.path)
+        return text if text.startswith(shown) else f"{shown}: {text}"
 
 
 @dataclass(slots=True)
@@ -98,25 +141,25 @@ class ImportReport:
 
     added: list[ImportResult] = field(default_factory=list)
     skipped: list[ImportResult] = field(default_factory=list)  # already present
-    conflicts: list[ImportResult] = field(default_factory=list)
-    refused: list[ImportResult] = field(default_factory=list)  # by the name guard
-    errors: list[ImportResult] = field(default_factory=list)
+    refused: list[ImportResult] = field(default_factory=list)
+    errors: list[ImportResult] = field(default_factory=list)  # failed
 
     @property
     def ok(self) -> bool:
-        """True when no file was a conflict, refused or an error (a clean exit status)."""
-        return not self.conflicts and not self.refused and not self.errors
+        """True when no file was refused or failed (a clean exit status)."""
+        return not self.refused and not self.errors
 
     def record(self, result: ImportResult) -> None:
         by_outcome = {
             "added": self.added,
             "present": self.skipped,
-            "conflict": self.conflicts,
             "refused": self.refused,
-            "invalid": self.errors,
+            "failed": self.errors,
         }
         by_outcome[result.outcome].append(result)
 
+
+DEFAULT_RULES = ImportRules()
 
 ProgressCallback = Callable[[ImportResult], None]
 """Called once per file, right after it was handled, with its result."""
@@ -142,7 +185,7 @@ async def import_directory(
     on_progress: ProgressCallback | None = None,
     *,
     name_guard: NameGuard | None = None,
-    limits: UploadSettings = DEFAULT_LIMITS,
+    rules: ImportRules = DEFAULT_RULES,
 ) -> ImportReport:
     """Import every distribution under `directory` (see the module docstring).
 
@@ -151,12 +194,13 @@ async def import_directory(
     `find_distributions` and then `import_files`.
 
     Raises:
-        OSError: the directory cannot be listed. Problems with single files
-            never raise: they are in the report.
+        OSError: the directory cannot be listed.
+        NotFound, InvalidRequest: `rules.owner` names no usable user or group.
+            Problems with single files never raise: they are in the report.
     """
     paths = await anyio.to_thread.run_sync(find_distributions, directory)
     return await import_files(
-        paths, session_factory, store, on_progress, name_guard=name_guard, limits=limits
+        paths, session_factory, store, on_progress, name_guard=name_guard, rules=rules
     )
 
 
@@ -167,16 +211,23 @@ async def import_files(
     on_progress: ProgressCallback | None = None,
     *,
     name_guard: NameGuard | None = None,
-    limits: UploadSettings = DEFAULT_LIMITS,
+    rules: ImportRules = DEFAULT_RULES,
 ) -> ImportReport:
     """Import each file of `paths` in turn; `on_progress` hears about each one.
 
     `name_guard` decides on new projects' names (default: the name guard with
-    no upstreams); `limits` bound archives and descriptions as for uploads."""
-    guard = name_guard if name_guard is not None else DefaultNameGuard(session_factory, ())
+    no upstreams).
+
+    Raises:
+        NotFound, InvalidRequest: `rules.owner` names no usable user or group
+            (checked before any file).
+    """
+    importer = _Importer(session_factory, store, name_guard, rules)
+    if rules.owner is not None:
+        await anyio.to_thread.run_sync(importer.owner_exists)
     report = ImportReport()
     for path in paths:
-        result = await import_file(path, session_factory, store, name_guard=guard, limits=limits)
+        result = await importer.run(path)
         report.record(result)
         if on_progress is not None:
             on_progress(result)
@@ -189,133 +240,226 @@ async def import_file(
     store: BlobStore,
     *,
     name_guard: NameGuard | None = None,
-    limits: UploadSettings = DEFAULT_LIMITS,
+    rules: ImportRules = DEFAULT_RULES,
 ) -> ImportResult:
-    """Import one file, all or nothing. Never raises for a problem with the file,
-    the blob store or the database: those come back as an `invalid` result, a
-    name the guard (default: the name guard with no upstreams) refuses as `refused`."""
-    guard = name_guard if name_guard is not None else DefaultNameGuard(session_factory, ())
-    try:
-        return await _import(path, session_factory, store, guard, limits)
-    except _Refused as exc:
-        return ImportResult(path, "refused", f"{path.name}: {exc.error.message}")
-    except (PackyardError, InvalidBlobKey) as exc:
-        return ImportResult(path, "invalid", str(exc))
-    except OSError as exc:
-        return ImportResult(path, "invalid", f"cannot be read or stored: {exc}")
-    except SQLAlchemyError as exc:
-        return ImportResult(path, "invalid", f"the database refused it: {exc}")
+    """Import one file, all or nothing. Never raises: a broken rule comes back
+    as a `refused` result, a problem with the file, the blob store or the
+    database as `failed`."""
+    return await _Importer(session_factory, store, name_guard, rules).run(path)
 
 
-async def _import(
-    path: Path,
-    sessions: sessionmaker[Session],
-    store: BlobStore,
-    name_guard: NameGuard,
-    limits: UploadSettings,
-) -> ImportResult:
-    dist = parse_filename(path.name)
-    archive_limits = ArchiveLimits(limits.max_uncompressed_ratio, limits.max_uncompressed_bytes)
-    metadata = await anyio.to_thread.run_sync(
-        partial(
-            read_archive_metadata,
-            path,
-            dist,
-            archive_limits,
-            limits.max_description_bytes,
-            require_record=False,
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A file that passed every check that needs no stored bytes."""
+
+    dist: DistFilename
+    metadata: Metadata
+    core: CoreMetadata
+    is_new: bool
+    public_name: str | None  # the guard's refusal that `allow_public_names` overrode
+
+
+class _Importer:
+    """One import run: the store, the guard, the rules, and the upload's reuse check."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        store: BlobStore,
+        name_guard: NameGuard | None,
+        rules: ImportRules,
+    ) -> None:
+        self.sessions = sessions
+        self.store = store
+        self.guard = name_guard if name_guard is not None else DefaultNameGuard(sessions, ())
+        self.rules = rules
+        self.uploads = UploadService(sessions, store, self.guard, rules.limits)
+        limits = rules.limits
+        self.archive_limits = ArchiveLimits(
+            limits.max_uncompressed_ratio, limits.max_uncompressed_bytes
         )
-    )
-    if not await anyio.to_thread.run_sync(_project_exists, sessions, dist.name):
+
+    def owner_exists(self) -> None:
+        """Raises NotFound or InvalidRequest unless `rules.owner` names a usable owner."""
+        if self.rules.owner is not None:
+            with self.sessions() as session:
+                find_owner(session, self.rules.owner)
+
+    async def run(self, path: Path) -> ImportResult:
         try:
-            await name_guard.check(metadata.name)
-        except PackyardError as exc:
-            raise _Refused(exc) from exc
-    async with store.writer(dist.filename) as writer:
-        await _copy(path, writer)
-        digests = writer.hexdigests()
-        existing = await anyio.to_thread.run_sync(
-            find_existing, sessions, dist.filename, digests["blake2_256"]
-        )
-        if existing is not None:
-            return _duplicate(path, existing, digests["sha256"])
-        blob = await writer.commit()
-    blobs = [blob]
-    try:
-        if dist.packagetype == "bdist_wheel":
-            blobs.append(await store_bytes(store, f"{dist.filename}.metadata", metadata.content))
-        now = datetime.now(UTC)
-        await anyio.to_thread.run_sync(_record, sessions, dist, metadata, blobs, now)
-    except IntegrityError:
-        # Most likely another writer added this very file between our check
-        # and our commit: then it is a duplicate, not an error.
-        await remove_unreferenced(sessions, store, blobs)
-        existing = await anyio.to_thread.run_sync(
-            find_existing, sessions, dist.filename, blob.blake2_256
-        )
-        if existing is None:
+            return await self._import(path)
+        except (PackyardError, InvalidBlobKey) as exc:
+            message = exc.message if isinstance(exc, PackyardError) else str(exc)
+            await self._audit_refusal(path, message)
+            return ImportResult(path, "refused", f"{_shown(path)}: {message}")
+        except OSError as exc:
+            return ImportResult(path, "failed", f"cannot be read or stored: {exc}")
+        except SQLAlchemyError as exc:
+            return ImportResult(path, "failed", f"the database failed: {exc}")
+
+    async def _import(self, path: Path) -> ImportResult:
+        checked = await self._check(path)
+        dist = checked.dist
+        async with self.store.writer(dist.filename) as writer:
+            await _copy(path, writer)
+            digests = writer.hexdigests()
+            if await anyio.to_thread.run_sync(self.uploads.is_present, dist, digests):
+                return ImportResult(path, "present", "already present")
+            blob = await writer.commit()
+        blobs = [blob]
+        try:
+            if dist.packagetype == "bdist_wheel":
+                metadata_name = f"{dist.filename}.metadata"
+                blobs.append(await store_bytes(self.store, metadata_name, checked.core.content))
+            await anyio.to_thread.run_sync(self._record, checked, blobs, datetime.now(UTC))
+        except IntegrityError:
+            # Another writer added this very file (or project) between our
+            # check and our commit: answered as if it had come first.
+            await remove_unreferenced(self.sessions, self.store, blobs)
+            if await anyio.to_thread.run_sync(self.uploads.is_present, dist, digests):
+                return ImportResult(path, "present", "already present")
             raise
-        return _duplicate(path, existing, blob.sha256)
-    except BaseException:
-        await remove_unreferenced(sessions, store, blobs)
-        raise
-    return ImportResult(path, "added")
+        except BaseException:
+            await remove_unreferenced(self.sessions, self.store, blobs)
+            raise
+        created = dist.name if checked.is_new else None
+        if checked.public_name is not None:
+            note = f"imported with --allow-public-names although: {checked.public_name}"
+            return ImportResult(path, "added", note, created)
+        return ImportResult(path, "added", created=created)
+
+    async def _check(self, path: Path) -> _Checked:
+        """Steps 1 and 2 of the module docstring."""
+        dist = parse_filename(path.name)  # its message shows an unprintable name escaped
+        check_filename_characters(path.name)
+        limits = self.rules.limits
+        if (await anyio.Path(path).stat()).st_size > limits.max_file_size:
+            raise file_too_large(dist.name, limits.max_file_size)
+        core = await anyio.to_thread.run_sync(
+            partial(
+                read_archive_metadata,
+                path,
+                dist,
+                self.archive_limits,
+                limits.max_description_bytes,
+            )
+        )
+        metadata = validate_file_metadata(core.content)
+        pyversion = "source" if dist.packagetype == "sdist" else dist.python_version
+        form = UploadForm(raw={}, filetype=dist.packagetype, pyversion=pyversion, digests={})
+        validate_file(path.name, form, metadata)
+        is_new = await anyio.to_thread.run_sync(self._is_new, dist.name)
+        public_name = await self._check_name(metadata.name) if is_new else None
+        return _Checked(dist, metadata, core, is_new, public_name)
+
+    async def _check_name(self, name: str) -> str | None:
+        """The name guard on a new project's name. Returns None, or, under
+        `allow_public_names`, the refusal it overrode (audited)."""
+        if not self.rules.allow_public_names:
+            await self.guard.check(name)
+            return None
+        check_new_name(name)
+        try:
+            await self.guard.check_public(name)
+        except PackyardError as exc:
+            return exc.message
+        return None
+
+    def _is_new(self, name: str) -> bool:
+        """Raises InvalidRequest for an archived or quarantined project."""
+        with self.sessions() as session:
+            project = session.scalar(select(Project).where(Project.name == name))
+        if project is not None and project.status in CLOSED_STATUSES:
+            raise closed_project(project)
+        return project is None
+
+    def _record(self, checked: _Checked, blobs: list[StoredBlob], now: datetime) -> None:
+        """Step 4, one transaction.
+
+        Raises:
+            InvalidRequest: the project was closed, or the filename deleted, meanwhile.
+            IntegrityError: the filename, the bytes or the project were stored meanwhile.
+            SQLAlchemyError: the database failed.
+        """
+        dist, rules = checked.dist, self.rules
+        with self.sessions.begin() as session:
+            bump_serial(session)  # the write lock first, as the upload service does
+            refuse_deleted_filename(session, dist.filename)
+            project = self._project_for(session, checked, now)
+            session.add(file_row(project, dist, checked.core, blobs, now))
+            session.flush()
+            if checked.public_name is not None:
+                record(
+                    session,
+                    actor=rules.actor.actor,
+                    action="name-guard-override",
+                    origin=rules.origin,
+                    project=project.name,
+                    reason=checked.public_name,
+                )
+            record(
+                session,
+                actor=rules.actor.actor,
+                action="import",
+                origin=rules.origin,
+                project=project.name,
+                version=str(dist.version),
+                filename=dist.filename,
+                sha256=blobs[0].sha256,
+                size=blobs[0].size,
+            )
+
+    def _project_for(self, session: Session, checked: _Checked, now: datetime) -> Project:
+        name = checked.dist.name
+        project = session.scalar(select(Project).where(Project.name == name))
+        if project is not None:
+            if project.status in CLOSED_STATUSES:
+                raise closed_project(project)
+            return project
+        if not checked.is_new:
+            raise Conflict(f"The project {name!r} was deleted meanwhile: import the file again.")
+        project = Project(name=name, display_name=checked.core.name, created_at=now)
+        session.add(project)
+        owner = find_owner(session, self.rules.owner) if self.rules.owner else None
+        give_new_project(session, self.rules.actor, project, owner, origin=self.rules.origin)
+        return project
+
+    async def _audit_refusal(self, path: Path, message: str) -> None:
+        """The refusal in the audit trail, in a transaction of its own; a
+        database that fails here does not hide the refusal from the report."""
+        project: str | None = None
+        version: str | None = None
+        try:
+            dist = parse_filename(path.name)
+            project, version = dist.name, str(dist.version)
+        except PackyardError:
+            pass
+        rules = self.rules
+
+        def write() -> None:
+            with self.sessions.begin() as session:
+                record(
+                    session,
+                    actor=rules.actor.actor,
+                    action="import",
+                    outcome="refused",
+                    origin=rules.origin,
+                    project=project,
+                    version=version,
+                    filename=path.name,
+                    reason=message,
+                )
+
+        with contextlib.suppress(SQLAlchemyError):
+            await anyio.to_thread.run_sync(write)
+
+
+def _shown(path: Path) -> str:
+    """The file's name, escaped if it holds what a terminal would act on."""
+    return path.name if path.name.isprintable() else repr(path.name)[1:-1]
 
 
 async def _copy(path: Path, writer: BlobWriter) -> None:
     async with await anyio.open_file(path, "rb") as source:
         while chunk := await source.read(COPY_CHUNK_SIZE):
             await writer.write(chunk)
-
-
-class _Refused(Exception):
-    """The name guard refused a new project's name: `error` says why."""
-
-    def __init__(self, error: PackyardError) -> None:
-        super().__init__(error.message)
-        self.error = error
-
-
-def _project_exists(sessions: sessionmaker[Session], name: str) -> bool:
-    with sessions() as session:
-        return session.scalar(select(Project.id).where(Project.name == name)) is not None
-
-
-def _duplicate(path: Path, existing: File, sha256: str) -> ImportResult:
-    if existing.filename != path.name:
-        message = f"the same file is already stored as {existing.filename!r}"
-        return ImportResult(path, "conflict", f"{path.name}: {message}")
-    if existing.sha256 == sha256:
-        return ImportResult(path, "present", "already present")
-    message = f"a different file is already stored under this name (sha256 {existing.sha256})"
-    return ImportResult(path, "conflict", f"{path.name}: {message}")
-
-
-def _record(
-    sessions: sessionmaker[Session],
-    dist: DistFilename,
-    metadata: CoreMetadata,
-    blobs: list[StoredBlob],
-    now: datetime,
-) -> None:
-    """Insert the project (if new) and the file, and bump the serial: one transaction.
-
-    Raises:
-        PackyardError: the project is archived or quarantined, or the filename
-            was deleted once (it can never be used again).
-        IntegrityError: the filename or the bytes were stored meanwhile.
-        SQLAlchemyError: the database failed.
-    """
-    with sessions.begin() as session:
-        refuse_deleted_filename(session, dist.filename)
-        project = session.scalar(select(Project).where(Project.name == dist.name))
-        if project is None:
-            project = Project(name=dist.name, display_name=metadata.name, created_at=now)
-            session.add(project)
-        elif project.status in CLOSED_STATUSES:
-            raise PackyardError(
-                f"{dist.filename}: project {dist.name!r} is {project.status}: "
-                "it accepts no new files."
-            )
-        session.add(file_row(project, dist, metadata, blobs, now))
-        bump_serial(session)

@@ -294,11 +294,15 @@ class _FormReader:
 
     def _too_large(self) -> FileTooLarge:
         names = self.form.fields.get("name") or [self._filename]
-        limit = self._limits.max_file_size / MIB
-        return FileTooLarge(
-            f"File too large. Limit for project {names[0]!r} is {limit:g} MB. "
-            "An administrator can raise it with the upload.max_file_size setting."
-        )
+        return file_too_large(names[0], self._limits.max_file_size)
+
+
+def file_too_large(project: str, max_file_size: int) -> FileTooLarge:
+    """The refusal of a file over `upload.max_file_size` (uploads and `packyard import`)."""
+    return FileTooLarge(
+        f"File too large. Limit for project {project!r} is {max_file_size / MIB:g} MB. "
+        "An administrator can raise it with the upload.max_file_size setting."
+    )
 
 
 def _utf8(value: bytes | None, what: str) -> str:

@@ -44,6 +44,7 @@ from packyard.auth.identity import Identity
 from packyard.auth.permissions import active_user, is_admin
 from packyard.db.governance import AllowedName
 from packyard.db.models import Project
+from packyard.db.serial import bump_serial
 from packyard.dists.filenames import MAX_NAME_LENGTH
 from packyard.errors import InvalidRequest, NotFound, PermissionDenied, ProjectNotFound
 from packyard.model import ANONYMOUS, ProjectList
@@ -82,6 +83,21 @@ def check_name(name: str) -> str:
     return canonicalize_name(name)
 
 
+def check_new_name(name: str) -> str:
+    """Steps 1 and 2: the normalised form of a valid name that is not a
+    standard-library module's.
+
+    Raises:
+        InvalidRequest: invalid, too long, or a standard-library name.
+    """
+    normalised = check_name(name)
+    if normalised in STDLIB_NAMES:
+        raise InvalidRequest(
+            f"The name {name!r} isn't allowed (conflict with Python Standard Library module name)."
+        )
+    return normalised
+
+
 def ultranormalize(name: str) -> str:
     """PyPI's look-alike fold: strip `._-`, map l/L/i/I to 1 and o/O to 0, lowercase."""
     return name.translate(_FOLD).lower()
@@ -114,12 +130,18 @@ class NameGuard:
             UpstreamError: an upstream answered with something unusable (502).
             sqlalchemy.exc.SQLAlchemyError: the database failed.
         """
-        normalised = check_name(name)
-        if normalised in STDLIB_NAMES:
-            raise InvalidRequest(
-                f"The name {name!r} isn't allowed "
-                "(conflict with Python Standard Library module name)."
-            )
+        check_new_name(name)
+        await self.check_public(name)
+
+    async def check_public(self, name: str) -> None:
+        """Step 3 alone, for a name that passed `check_new_name`: return if it is
+        allowed or no project, here or upstream, has or resembles it, else raise.
+
+        Raises:
+            InvalidRequest, UpstreamUnavailable, UpstreamError, SQLAlchemyError:
+                as `check`.
+        """
+        normalised = canonicalize_name(name)
         if await anyio.to_thread.run_sync(self._is_allowed, normalised):
             return
         folded = ultranormalize(normalised)
@@ -197,7 +219,9 @@ def allow_name(
 ) -> AllowedName:
     """Let a new in-house project take `name` despite a public project using or
     resembling it (in the caller's transaction, audited). Allowing it again
-    replaces the reason.
+    replaces the reason. An in-house project of an allowed name keeps hiding
+    the upstream project of that name even when it has no file left
+    (`repository/local.py`).
 
     Raises:
         InvalidRequest: the name is invalid.
@@ -211,6 +235,7 @@ def allow_name(
     row.reason = (reason or "").strip() or None
     row.allowed_by = identity.actor
     row.created_at = datetime.now(UTC)
+    bump_serial(session)  # an allowed name's empty project hides the upstream one
     record(
         session,
         actor=identity.actor,
@@ -226,7 +251,8 @@ def disallow_name(
     session: Session, identity: Identity, name: str, *, origin: Origin = COMMAND_LINE
 ) -> None:
     """Remove `name` from the allow-list (in the caller's transaction, audited).
-    A project already created under it stays.
+    A project already created under it stays (and hides the upstream project
+    of the name while it has files).
 
     Raises:
         InvalidRequest: the name is invalid.
@@ -238,6 +264,7 @@ def disallow_name(
     if row is None:
         raise NotFound(f"The name {normalised!r} is not on the allow-list.")
     session.delete(row)
+    bump_serial(session)
     record(session, actor=identity.actor, action="name-disallow", origin=origin, project=normalised)
 
 

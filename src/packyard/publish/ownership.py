@@ -106,6 +106,62 @@ def claim(
     )
 
 
+def find_owner(session: Session, spec: str) -> User | Group:
+    """The user or group `spec` names: `user:NAME`, `group:NAME`, or a bare NAME
+    (a user, else a group), to be made owner of new projects (`packyard import --owner`).
+
+    Raises:
+        NotFound: no such user or group.
+        InvalidRequest: a bare NAME is both a user's and a group's, or names a
+            disabled user.
+    """
+    kind, _, name = spec.partition(":") if ":" in spec else ("", "", spec)
+    if kind not in ("", "user", "group"):
+        raise InvalidRequest(f"Name the owner as USER, user:USER or group:GROUP, not {spec!r}.")
+    user = _find_user(session, name) if kind in ("", "user") else None
+    group = _find_group(session, name) if kind in ("", "group") else None
+    if user is not None and group is not None:
+        raise InvalidRequest(
+            f"'{name}' is both a user and a group: write user:{name} or group:{name}."
+        )
+    found = user or group
+    if found is None:
+        wanted = {"user": "user", "group": "group"}.get(kind, "user or group")
+        raise NotFound(f"There is no {wanted} named '{name}'.")
+    if isinstance(found, User) and found.disabled:
+        raise InvalidRequest(f"The user '{found.name}' is disabled and can hold no role.")
+    return found
+
+
+def give_new_project(
+    session: Session,
+    actor: Identity,
+    project: Project,
+    owner: User | Group | None,
+    *,
+    origin: Origin | None = None,
+) -> None:
+    """Make `owner` the owner of the new `project` that `actor` (an admin, the
+    importer) created; None leaves it without one, listed by `orphaned_projects`.
+
+    Called in the transaction that adds `project`; flushes it to get its id.
+    """
+    session.flush()
+    if owner is not None:
+        row = ProjectRole(project_id=project.id, role="owner", created_at=datetime.now(UTC))
+        row.user_id, row.group_id = _member_ids(owner)
+        session.add(row)
+    record(
+        session,
+        actor=actor.actor,
+        action="project-claim",
+        origin=origin or Origin(),
+        project=project.name,
+        owner=_label(owner) if owner is not None else None,
+        subject=actor.name,
+    )
+
+
 def add_role(
     session: Session,
     actor: Identity,
@@ -249,15 +305,22 @@ def _member(session: Session, user: str | None, group: str | None) -> User | Gro
     if (user is None) == (group is None):
         raise InvalidRequest("Name exactly one user or one group.")
     if user is not None:
-        found_user = session.scalars(select(User).where(User.name == user.lower())).one_or_none()
+        found_user = _find_user(session, user)
         if found_user is None:
             raise NotFound(f"There is no user named '{user}'.")
         return found_user
-    found_group = session.scalars(select(Group).where(Group.name == str(group).lower()))
-    result = found_group.one_or_none()
-    if result is None:
+    found_group = _find_group(session, str(group))
+    if found_group is None:
         raise NotFound(f"There is no group named '{group}'.")
-    return result
+    return found_group
+
+
+def _find_user(session: Session, name: str) -> User | None:
+    return session.scalars(select(User).where(User.name == name.lower())).one_or_none()
+
+
+def _find_group(session: Session, name: str) -> Group | None:
+    return session.scalars(select(Group).where(Group.name == name.lower())).one_or_none()
 
 
 def _role_row(session: Session, project: Project, member: User | Group) -> ProjectRole | None:

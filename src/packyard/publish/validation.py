@@ -25,6 +25,7 @@ import email.utils
 import re
 import zipfile
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 from packaging.metadata import InvalidMetadata, Metadata, RawMetadata, parse_email
@@ -72,6 +73,28 @@ def validate_metadata(raw: RawMetadata) -> Metadata:
     if errors:
         raise _metadata_error(errors)
     return metadata
+
+
+def validate_file_metadata(content: bytes) -> Metadata:
+    """A distribution's own METADATA or PKG-INFO under the form's rules
+    (`validate_metadata`), as twine would send it: empty and `UNKNOWN` values
+    dropped, as the form's reader (`upload_form`) and Warehouse's `sanitize`
+    do. `packyard import` checks each file with it.
+
+    Raises:
+        InvalidRequest: as `validate_metadata`.
+    """
+    raw, _ = parse_email(content)
+    given: dict[str, object] = {}
+    for key, value in raw.items():
+        if isinstance(value, list):
+            value = [item for item in value if str(item).strip() not in _NOT_GIVEN]
+        if value and not (isinstance(value, str) and value.strip() in _NOT_GIVEN):
+            given[key] = value
+    return validate_metadata(cast(RawMetadata, given))
+
+
+_NOT_GIVEN = ("", "UNKNOWN")
 
 
 def _flatten(group: BaseExceptionGroup[BaseException]) -> list[InvalidMetadata]:

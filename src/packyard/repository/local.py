@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 from packaging.version import Version
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
 from packyard.db.freshness import PerSerial, SerialWatcher, watcher_for
+from packyard.db.governance import AllowedName
 from packyard.db.models import File, Project
 from packyard.errors import FileNotFound, ProjectNotFound
 from packyard.model import (
@@ -59,6 +60,12 @@ class LocalRepository(Repository):
     A quarantined project (PEP 792) keeps its page, with its status and no
     files, and serves no file: its name stays owned here, so no upstream
     release of it can appear instead.
+
+    A project with no file left (every release deleted) is not a project of
+    this source, so the upstream project of its name is served instead
+    (`PriorityRepository`), unless an admin said the name stays in-house:
+    it is on the allow-list (`packyard name allow`), or the project is
+    quarantined. See `owns_name`.
     """
 
     def __init__(
@@ -125,7 +132,7 @@ class LocalRepository(Repository):
     def _load_index(self) -> _Index:
         with self._sessions() as session:
             rows = session.execute(
-                select(Project.name, Project.display_name).order_by(Project.name)
+                select(Project.name, Project.display_name).where(owns_name()).order_by(Project.name)
             ).all()
         listing = ProjectList(tuple(ProjectEntry(display) for _, display in rows))
         return _Index(listing, frozenset(name for name, _ in rows))
@@ -137,6 +144,16 @@ class LocalRepository(Repository):
                 return None
             files = session.scalars(select(File).where(File.project_id == project.id)).all()
         return _build_page(project, files, serial, self._store)
+
+
+def owns_name() -> ColumnElement[bool]:
+    """SQL: the project holds its name here, hiding any upstream project of it:
+    it has a file, or an admin kept the name in-house (allow-list, quarantine)."""
+    return or_(
+        exists().where(File.project_id == Project.id),
+        Project.name.in_(select(AllowedName.name)),
+        Project.status == "quarantined",
+    )
 
 
 def _build_page(project: Project, rows: Sequence[File], serial: int, store: BlobStore) -> _Page:

@@ -6,13 +6,15 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 from sqlalchemy import select
 
 from packyard.auth.identity import Identity
 from packyard.db.accounts import User
 from packyard.db.audit import AuditEvent
-from packyard.db.governance import DeletedFile
+from packyard.db.freshness import PollingSerialWatcher
+from packyard.db.governance import DeletedFile, ProjectRole
 from packyard.db.models import File, Project
 from packyard.db.serial import read_serial
 from packyard.errors import (
@@ -23,8 +25,11 @@ from packyard.errors import (
     ProjectNotFound,
 )
 from packyard.model import ANONYMOUS
-from packyard.publish.deletions import delete, delete_file
+from packyard.publish.accounts import add_user
+from packyard.publish.deletions import delete, delete_file, delete_project_for_good
 from packyard.publish.importer import import_directory, import_file
+from packyard.publish.name_guard import allow_name
+from packyard.publish.ownership import add_role
 from packyard.repository.local import LocalRepository
 from tests.builders import LocalStore, build_sdist, build_wheel, make_local_store
 
@@ -108,17 +113,93 @@ async def test_deleting_one_file_leaves_the_rest_of_its_release(local: LocalStor
 
 
 @pytest.mark.anyio
-async def test_the_project_keeps_its_name_when_its_last_file_goes(local: LocalStore) -> None:
+async def test_a_project_with_no_file_left_hides_nothing_unless_its_name_is_allowed(
+    local: LocalStore,
+) -> None:
     await delete(local.sessions, local.store, ADMIN, "acme-core", "1.0")
     await delete(local.sessions, local.store, ADMIN, "acme-core", "1.1")
-    repository = LocalRepository(local.sessions, local.store)
+    # Re-read the serial on every request: the check is about the rule, not the watcher.
+    watcher = PollingSerialWatcher(local.engine, interval=0)
+    repository = LocalRepository(local.sessions, local.store, watcher=watcher)
     try:
+        # Not a project of this source: an upstream project of the name is served.
+        with pytest.raises(ProjectNotFound):
+            await repository.get_project("acme-core", ANONYMOUS)
+        assert (await repository.list_projects(ANONYMOUS)).projects == ()
+
+        def allow() -> None:
+            with local.sessions.begin() as session:
+                allow_name(session, ADMIN, "acme-core", "keep it in-house")
+
+        await anyio.to_thread.run_sync(allow)  # as the server writes: off the event loop
         page = await repository.get_project("acme-core", ANONYMOUS)
+        assert (page.files, page.versions) == ((), ())
+        assert [e.name for e in (await repository.list_projects(ANONYMOUS)).projects] == [
+            "acme-core"
+        ]
     finally:
-        await repository.aclose()
-    assert (page.files, page.versions) == ((), ())
-    with local.sessions() as session:
+        watcher.close()
+    with local.sessions() as session:  # the project itself, and its history, stay
         assert session.scalars(select(Project.name)).all() == ["acme-core"]
+
+
+@pytest.mark.anyio
+async def test_deleting_a_project_removes_its_files_roles_and_row_and_keeps_its_filenames(
+    local: LocalStore, dists: Path
+) -> None:
+    with local.sessions.begin() as session:
+        add_user(session, "alice", None, actor=ADMIN)
+        session.flush()
+        add_role(session, ADMIN, "acme-core", "owner", user="alice")
+    before = serial(local)
+
+    deletion = await delete_project_for_good(local.sessions, local.store, ADMIN, "Acme.Core")
+
+    assert (deletion.project, deletion.version, sorted(deletion.filenames)) == (
+        "acme-core",
+        None,
+        ALL,
+    )
+    assert filenames(local) == []
+    assert sorted(deleted(local)) == ALL
+    assert blob_names(local) == set()
+    with local.sessions() as session:
+        assert session.scalars(select(Project)).all() == []
+        assert session.scalars(select(ProjectRole)).all() == []
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "project-delete")
+        ).one()
+    assert (event.actor, event.project_name) == ("cli:root", "acme-core")
+    assert json.loads(event.detail) == {"files": ALL, "roles": ["owner user alice"]}
+    assert serial(local) > before
+    # The filenames stay used for good, in a project created again under the name.
+    result = await import_file(dists / WHEEL_10, local.sessions, local.store)
+    assert result.outcome == "refused"
+    assert "previously used by a file that has since been deleted" in result.message
+
+
+@pytest.mark.anyio
+async def test_only_admins_may_delete_a_project_and_a_refusal_is_audited(
+    local: LocalStore,
+) -> None:
+    with local.sessions.begin() as session:
+        created = add_user(session, "bob", None, actor=ADMIN)
+        session.flush()
+        bob = Identity(kind="user", name="bob", user_id=created.id)
+    with pytest.raises(PermissionDenied, match="isn't allowed to delete the project"):
+        await delete_project_for_good(local.sessions, local.store, bob, "acme-core")
+    with pytest.raises(ProjectNotFound):
+        await delete_project_for_good(local.sessions, local.store, ADMIN, "no-such-project")
+    assert filenames(local) == ALL
+    with local.sessions() as session:
+        refused = session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "project-delete")
+        ).one()
+    assert (refused.actor, refused.outcome, refused.project_name) == (
+        "user:bob",
+        "refused",
+        "acme-core",
+    )
 
 
 @pytest.mark.anyio
@@ -129,8 +210,8 @@ async def test_a_deleted_filename_can_never_be_imported_again(
 
     result = await import_file(dists / WHEEL_10, local.sessions, local.store)
 
-    assert result.outcome == "invalid"
-    assert "has already been used" in result.message
+    assert result.outcome == "refused"
+    assert "previously used by a file that has since been deleted" in result.message
     assert WHEEL_10 not in filenames(local)
     assert WHEEL_10 not in blob_names(local)  # the new copy was thrown away
 

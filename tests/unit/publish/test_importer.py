@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,9 +11,22 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from packyard.auth.identity import Identity
+from packyard.db.audit import AuditEvent
 from packyard.db.models import File, Project
 from packyard.db.serial import read_serial
-from packyard.publish.importer import ImportResult, find_distributions, import_directory
+from packyard.errors import NotFound
+from packyard.publish.accounts import add_user, create_group
+from packyard.publish.importer import (
+    IMPORTER,
+    ImportResult,
+    ImportRules,
+    find_distributions,
+    import_directory,
+)
+from packyard.publish.name_guard import NameGuard
+from packyard.publish.ownership import list_roles
+from packyard.settings import UploadSettings
 from packyard.storage.base import blob_key
 from tests.builders import (
     LocalStore,
@@ -22,6 +36,7 @@ from tests.builders import (
     make_local_store,
     metadata_text,
 )
+from tests.unit.fakes import MemoryRepository
 
 
 @pytest.fixture
@@ -110,7 +125,7 @@ async def test_importing_twice_adds_nothing_new(local: LocalStore, dists: Path) 
 
 
 @pytest.mark.anyio
-async def test_other_bytes_under_a_stored_filename_are_a_conflict(
+async def test_other_bytes_under_a_stored_filename_are_refused_as_an_upload_is(
     local: LocalStore, dists: Path, tmp_path: Path
 ) -> None:
     build_wheel(dists, "acme", "1.0", summary="first")
@@ -120,24 +135,29 @@ async def test_other_bytes_under_a_stored_filename_are_a_conflict(
 
     report = await import_directory(dists, local.sessions, local.store)
 
-    (conflict,) = report.conflicts
-    assert "a different file is already stored under this name" in conflict.line
+    (refused,) = report.refused
+    assert refused.line.startswith(
+        "acme-1.0-py3-none-any.whl: File already exists ('acme-1.0-py3-none-any.whl', "
+        "with blake2_256 hash "
+    )
     assert not report.ok
     assert (count(local, File), local.blob_files()) == (1, blobs)
 
 
 @pytest.mark.anyio
-async def test_the_same_bytes_under_another_filename_are_a_conflict(
+async def test_the_same_bytes_under_another_filename_are_refused_as_an_upload_is(
     local: LocalStore, dists: Path
 ) -> None:
-    sdist = build_sdist(dists, "acme", "1.0")
+    wheel = build_wheel(dists, "acme", "1.0")
     await import_directory(dists, local.sessions, local.store)
-    sdist.rename(dists / "ACME-1.0.tar.gz")
+    wheel.rename(dists / "ACME-1.0-py3-none-any.whl")
 
     report = await import_directory(dists, local.sessions, local.store)
 
-    (conflict,) = report.conflicts
-    assert conflict.line == "ACME-1.0.tar.gz: the same file is already stored as 'acme-1.0.tar.gz'"
+    (refused,) = report.refused
+    assert refused.line.startswith(
+        "ACME-1.0-py3-none-any.whl: File already exists ('ACME-1.0-py3-none-any.whl', "
+    )
 
 
 @pytest.mark.anyio
@@ -156,7 +176,7 @@ async def test_bad_files_are_reported_one_line_each_and_nothing_is_stored(
 
     assert not report.added
     assert not report.ok
-    reasons = {result.path.name: result.line for result in report.errors}
+    reasons = {result.path.name: result.line for result in report.refused}
     assert len(reasons) == 5
     expected = {
         "acme-1.0-py3-none-any.whl": "a zip or tar bomb",
@@ -186,8 +206,8 @@ async def test_a_refused_transaction_removes_the_blobs_it_wrote(
 
     report = await import_directory(dists, local.sessions, local.store)
 
-    (error,) = report.errors
-    assert "project 'acme' is archived: it accepts no new files" in error.line
+    (refused,) = report.refused
+    assert "Project 'acme' is archived: it accepts no new files (PEP 792)." in refused.line
     assert (count(local, File), local.blob_files()) == (1, blobs)
 
 
@@ -211,3 +231,178 @@ async def test_upload_times_are_recent_and_in_utc(local: LocalStore, dists: Path
     with local.sessions() as session:
         upload_time = session.scalars(select(File.upload_time)).one()
     assert datetime.now(UTC) - upload_time < timedelta(minutes=1)
+
+
+# --- the upload's rules -------------------------------------------------------------
+
+
+def audit(local: LocalStore) -> list[tuple[str, str, str, str | None, dict[str, object]]]:
+    """(actor, action, outcome, filename, detail) of every audit event, oldest first."""
+    with local.sessions() as session:
+        rows = session.scalars(select(AuditEvent).order_by(AuditEvent.id))
+        return [(e.actor, e.action, e.outcome, e.filename, json.loads(e.detail)) for e in rows]
+
+
+@pytest.mark.anyio
+async def test_a_file_over_max_file_size_is_refused_with_the_uploads_message(
+    local: LocalStore, dists: Path
+) -> None:
+    wheel = build_wheel(dists, "acme", "1.0", extra_files={"acme/blob.bin": bytes(4096)})
+    limits = UploadSettings(max_file_size=wheel.stat().st_size - 1)
+
+    report = await import_directory(
+        dists, local.sessions, local.store, rules=ImportRules(limits=limits)
+    )
+
+    (refused,) = report.refused
+    limit = f"{limits.max_file_size / 1024**2:g}"
+    assert refused.line == (
+        f"{wheel.name}: File too large. Limit for project 'acme' is {limit} MB. "
+        "An administrator can raise it with the upload.max_file_size setting."
+    )
+    assert (count(local, File), local.blob_files()) == (0, [])
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        (
+            metadata_text("acme", "1.0", project_urls=[("Home", "javascript:alert(1)")]),
+            "'javascript:alert(1)' is not a valid url",
+        ),
+        (
+            metadata_text("acme", "1.0") + "Classifier: Made Up :: Nonsense\n",
+            "'Made Up :: Nonsense' is not a valid classifier.",
+        ),
+        (
+            metadata_text("acme", "1.0", requires_dist=["evil @ https://example.org/x.whl"]),
+            "Can't have direct dependency: evil @ https://example.org/x.whl",
+        ),
+    ],
+)
+@pytest.mark.anyio
+async def test_metadata_an_upload_would_refuse_is_refused(
+    local: LocalStore, dists: Path, metadata: str, message: str
+) -> None:
+    wheel = build_wheel(dists, "acme", "1.0", metadata=metadata)
+
+    report = await import_directory(dists, local.sessions, local.store)
+
+    (refused,) = report.refused
+    assert refused.line.startswith(f"{wheel.name}: {message}"), refused.line
+    assert count(local, File) == 0
+
+
+@pytest.mark.anyio
+async def test_unknown_values_are_dropped_as_twine_drops_them(
+    local: LocalStore, dists: Path
+) -> None:
+    metadata = metadata_text("acme", "1.0") + "Home-page: UNKNOWN\nAuthor-email: UNKNOWN\n"
+    build_wheel(dists, "acme", "1.0", metadata=metadata)
+    assert (await import_directory(dists, local.sessions, local.store)).ok
+
+
+@pytest.mark.anyio
+async def test_a_sdist_name_an_upload_would_refuse_is_refused(
+    local: LocalStore, dists: Path
+) -> None:
+    build_sdist(dists, "acme-core", "1.0").rename(dists / "acme-core-1.0.tar.gz")  # pre-PEP 625
+
+    (refused,) = (await import_directory(dists, local.sessions, local.store)).refused
+
+    assert refused.line == (
+        "acme-core-1.0.tar.gz: Filename 'acme-core-1.0.tar.gz' is invalid, "
+        "should be 'acme_core-1.0.tar.gz'."
+    )
+
+
+@pytest.mark.anyio
+async def test_imports_and_refusals_are_audited_as_the_operator(
+    local: LocalStore, dists: Path
+) -> None:
+    build_wheel(dists, "acme", "1.0")
+    (dists / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    operator = Identity(kind="cli", name="root", is_admin=True)
+
+    await import_directory(dists, local.sessions, local.store, rules=ImportRules(actor=operator))
+
+    events = audit(local)
+    assert [event[:4] for event in events] == [
+        ("cli:root", "project-claim", "ok", None),
+        ("cli:root", "import", "ok", "acme-1.0-py3-none-any.whl"),
+        ("cli:root", "import", "refused", "broken-1.0-py3-none-any.whl"),
+    ]
+    assert events[0][4]["owner"] is None
+    assert set(events[1][4]) == {"sha256", "size"}
+    assert "The archive cannot be read" in str(events[2][4]["reason"])
+
+
+@pytest.mark.parametrize("spec", ["alice", "user:alice", "group:devs", "devs"])
+@pytest.mark.anyio
+async def test_the_owner_given_owns_each_new_project(
+    local: LocalStore, dists: Path, spec: str
+) -> None:
+    with local.sessions.begin() as session:
+        add_user(session, "alice", None, actor=IMPORTER)
+        create_group(session, "devs", actor=IMPORTER)
+    build_wheel(dists, "acme", "1.0")
+    build_wheel(dists, "acme", "2.0")
+
+    report = await import_directory(
+        dists, local.sessions, local.store, rules=ImportRules(owner=spec)
+    )
+
+    assert [r.created for r in report.added] == ["acme", None]
+    with local.sessions() as session:
+        roles = list_roles(session, "acme")
+    member = spec.rpartition(":")[2]
+    assert [(r.role, r.kind, r.name) for r in roles] == [
+        ("owner", "group" if member == "devs" else "user", member)
+    ]
+
+
+@pytest.mark.anyio
+async def test_an_owner_who_is_not_there_stops_the_import_before_any_file(
+    local: LocalStore, dists: Path
+) -> None:
+    build_wheel(dists, "acme", "1.0")
+    with pytest.raises(NotFound, match="There is no user or group named 'nobody'"):
+        await import_directory(
+            dists, local.sessions, local.store, rules=ImportRules(owner="nobody")
+        )
+    assert count(local, Project) == 0
+
+
+@pytest.mark.anyio
+async def test_allow_public_names_takes_a_public_name_audited_but_never_a_stdlib_one(
+    local: LocalStore, dists: Path
+) -> None:
+    build_wheel(dists, "requests", "99.0")
+    build_wheel(dists, "asyncio", "9.0")
+    guard = NameGuard(local.sessions, [MemoryRepository("pypi", {"requests": {}})])
+
+    refused = await import_directory(dists, local.sessions, local.store, name_guard=guard)
+    assert [r.path.name for r in refused.refused] == [
+        "asyncio-9.0-py3-none-any.whl",
+        "requests-99.0-py3-none-any.whl",
+    ]
+
+    report = await import_directory(
+        dists,
+        local.sessions,
+        local.store,
+        name_guard=guard,
+        rules=ImportRules(allow_public_names=True),
+    )
+
+    (added,) = report.added
+    assert added.line.startswith(
+        "requests-99.0-py3-none-any.whl: imported with --allow-public-names although: "
+        "The name 'requests' is already used by a public project on pypi"
+    )
+    (stdlib,) = report.refused
+    assert "Standard Library" in stdlib.line
+    overrides = [event for event in audit(local) if event[1] == "name-guard-override"]
+    assert [(e[0], e[2], e[4]["reason"]) for e in overrides] == [
+        ("cli:import", "ok", added.line.split("although: ", 1)[1])
+    ]

@@ -124,7 +124,8 @@ async def test_one_file_can_be_yanked_without_a_reason_and_unyanked(local: Local
 
     assert result.filenames == ("acme_core-1.0.tar.gz",)
     assert all(state == (False, None) for state in files(local).values())
-    assert [event[1] for event in events(local)] == ["yank", "unyank"]
+    changes = [event[1] for event in events(local) if event[1] not in ("import", "project-claim")]
+    assert changes == ["yank", "unyank"]
 
 
 @pytest.mark.anyio

@@ -36,7 +36,14 @@ from packyard.repository.priority import PriorityRepository
 from packyard.search.index import SearchIndex, open_index
 from packyard.search.recorder import SearchRecorder
 from packyard.search.sync import InHouseSync
-from tests.builders import LocalStore, build_sdist, build_wheel, make_local_store, metadata_text
+from tests.builders import (
+    LocalStore,
+    build_sdist,
+    build_wheel,
+    make_local_store,
+    metadata_text,
+    store_unchecked,
+)
 
 HOSTILE = '<script>window.xss=1</script><img src=x onerror="window.xss=2">'
 PUBLIC_METADATA = metadata_text(
@@ -86,7 +93,8 @@ class FakeUpstream(Repository):
         return InlineFile(filename, content, sha256(content).hexdigest())
 
 
-def build_dists(directory: Path) -> None:
+def build_dists(directory: Path, unchecked: Path) -> None:
+    """The in-house files: those of `unchecked` break an upload rule (an unsafe URL)."""
     tools_metadata = metadata_text(
         "Acme.Tools",
         "1.1",
@@ -96,7 +104,7 @@ def build_dists(directory: Path) -> None:
         description="# Acme tools\n\nUse **them**.\n\n" + HOSTILE,
         project_urls=(("Repository", "https://git.example/acme"), ("Evil", "javascript:alert(1)")),
     )
-    build_wheel(directory, "Acme.Tools", "1.1", metadata=tools_metadata)
+    build_wheel(unchecked, "Acme.Tools", "1.1", metadata=tools_metadata)
     build_wheel(directory, "Acme.Tools", "1.0", summary="Old tools")
     build_wheel(directory, "Acme.Tools", "2.0b1", summary="Next tools")
     build_wheel(directory, "acme-core", "1.0", summary="Core " + HOSTILE)
@@ -124,12 +132,15 @@ class Site:
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[LocalStore]:
-    dists = tmp_path / "dists"
+    dists, unchecked = tmp_path / "dists", tmp_path / "unchecked"
     dists.mkdir()
-    build_dists(dists)
+    unchecked.mkdir()
+    build_dists(dists, unchecked)
     store = make_local_store(tmp_path / "store")
     report = anyio.run(import_directory, dists, store.sessions, store.store)
     assert report.ok, report
+    for path in sorted(unchecked.iterdir()):
+        anyio.run(store_unchecked, store, path)
     yield store
     store.engine.dispose()
 

@@ -25,10 +25,12 @@ from packyard.routes.api import (
     deletions,
     findings,
     groups,
+    lifecycle,
     names,
     policies,
     roles,
     tokens,
+    whoami,
     yanks,
 )
 from packyard.routes.api.deps import ApiServices, add_error_handlers
@@ -46,6 +48,8 @@ ROUTERS: list[APIRouter] = [
     yanks.router,
     deletions.router,
     names.router,
+    lifecycle.router,
+    whoami.router,
     audit.router,
     findings.router,
     advisories.router,

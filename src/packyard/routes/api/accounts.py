@@ -1,4 +1,4 @@
-"""`/users`: list, create and disable users (administrators only)."""
+"""`/users`: list, create, disable and enable users, reset passwords (administrators only)."""
 
 from __future__ import annotations
 
@@ -84,4 +84,37 @@ def disable_user(
     """No sign-in, no token, no right any more; the roles stay for the record."""
     require_admin(session, identity)
     accounts.disable_user(session, name, actor=identity, origin=origin)
+    return Response(status_code=204)
+
+
+@router.post("/{name}/enable", status_code=204, summary="Enable a disabled user")
+def enable_user(
+    name: str,
+    identity: Caller,
+    session: Annotated[Session, audited("user-enable")],
+    origin: RequestOrigin,
+) -> Response:
+    """Sign-in, tokens and roles work again as before the user was disabled."""
+    require_admin(session, identity)
+    accounts.enable_user(session, name, actor=identity, origin=origin)
+    return Response(status_code=204)
+
+
+class NewPassword(BaseModel):
+    password: SecretStr = Field(description="At least 8 characters, no line breaks.")
+
+
+@router.put("/{name}/password", status_code=204, summary="Reset a user's password")
+def reset_password(
+    name: str,
+    body: NewPassword,
+    identity: Caller,
+    session: Annotated[Session, audited("user-password-reset")],
+    origin: RequestOrigin,
+) -> Response:
+    """The user's browser sessions end; their API tokens keep working."""
+    require_admin(session, identity)
+    accounts.set_password(
+        session, name, body.password.get_secret_value(), actor=identity, origin=origin
+    )
     return Response(status_code=204)

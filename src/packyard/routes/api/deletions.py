@@ -8,7 +8,7 @@ filename can never be uploaded again; yank instead where you can.
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from packyard.auth.identity import Identity
 from packyard.publish import deletions
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/projects/{project}/releases/{version}", tags=["delet
 
 class DeletionOut(BaseModel):
     project: str
-    version: str
+    version: str | None = Field(description="None: the whole project was deleted.")
     deleted_files: list[str]
 
 

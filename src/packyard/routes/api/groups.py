@@ -1,4 +1,4 @@
-"""`/groups`: list and create groups, add and remove members (administrators only)."""
+"""`/groups`: list, create and delete groups, add and remove members (administrators only)."""
 
 from __future__ import annotations
 
@@ -76,3 +76,23 @@ def remove_member(
     require_admin(session, identity)
     accounts.remove_member(session, group, user, actor=identity, origin=origin)
     return Response(status_code=204)
+
+
+class DeletedGroup(BaseModel):
+    name: str
+    orphaned_projects: list[str] = Field(
+        description="Projects the group owned that have no enabled owner now."
+    )
+
+
+@router.delete("/{group}", summary="Delete a group")
+def delete_group(
+    group: str,
+    identity: Caller,
+    session: Annotated[Session, audited("group-delete")],
+    origin: RequestOrigin,
+) -> DeletedGroup:
+    """Its members stay users; its roles on projects go."""
+    require_admin(session, identity)
+    orphaned = accounts.delete_group(session, group, actor=identity, origin=origin)
+    return DeletedGroup(name=group.lower(), orphaned_projects=orphaned)

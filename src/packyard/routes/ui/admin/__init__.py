@@ -1,4 +1,5 @@
-"""The browser's admin side: sign-in, "My account", project admin and site admin.
+"""The browser's admin side: sign-in, "My account", project admin, site admin, groups
+and the lifecycle of names (deleting a project, releasing a name).
 
     routes = admin_routes(sessions, store, authenticators, secret)
     middleware = [Middleware(ViewerMiddleware, sessions=sessions, secret=secret)]
@@ -24,6 +25,8 @@ from packyard.auth.identity import Identity
 from packyard.routes.ui.admin.account import PAGE as ACCOUNT
 from packyard.routes.ui.admin.account import AccountPages
 from packyard.routes.ui.admin.auth import Authenticate, SignIn
+from packyard.routes.ui.admin.group_admin import GROUPS, GroupPages
+from packyard.routes.ui.admin.lifecycle_admin import RELEASE, LifecyclePages
 from packyard.routes.ui.admin.pages import AdminSite, Endpoint, Handler
 from packyard.routes.ui.admin.project_admin import ProjectAdminPages, page_path
 from packyard.routes.ui.admin.sessions import (
@@ -70,6 +73,8 @@ def admin_routes(
     account = AccountPages(site)
     project = ProjectAdminPages(site, store)
     admin = SiteAdminPages(site)
+    groups = GroupPages(site)
+    lifecycle = LifecyclePages(site, store)
 
     def get(path: str, endpoint: Endpoint) -> Route:
         return Route(path, endpoint, methods=["GET", "HEAD"])
@@ -99,18 +104,51 @@ def admin_routes(
         post(project_page + "roles/remove", site.action(project.remove_role, back=page_path)),
         get(project_page + "delete", site.page(project.confirm_delete, admin=True)),
         post(project_page + "delete", site.action(project.delete, back=page_path, admin=True)),
+        get(
+            project_page + "delete-project",
+            site.page(lifecycle.confirm_project_deletion, admin=True),
+        ),
+        post(
+            project_page + "delete-project",
+            site.action(lifecycle.delete_project, back=_confirm_path, admin=True),
+        ),
         get(USERS, site.page(admin.users, admin=True)),
         post(USERS, site.action(admin.add_user, back=back(USERS), admin=True)),
         post(
             USERS + "/{name}/disable", site.action(admin.disable_user, back=back(USERS), admin=True)
         ),
+        post(
+            USERS + "/{name}/enable", site.action(admin.enable_user, back=back(USERS), admin=True)
+        ),
+        post(
+            USERS + "/{name}/password",
+            site.action(admin.reset_password, back=back(USERS), admin=True),
+        ),
+        get(GROUPS, site.page(groups.show, admin=True)),
+        post(GROUPS, site.action(groups.create, back=back(GROUPS), admin=True)),
+        post(GROUPS + "/{name}/delete", site.action(groups.delete, back=back(GROUPS), admin=True)),
+        post(
+            GROUPS + "/{name}/members",
+            site.action(groups.add_member, back=back(GROUPS), admin=True),
+        ),
+        post(
+            GROUPS + "/{name}/members/remove",
+            site.action(groups.remove_member, back=back(GROUPS), admin=True),
+        ),
         get(NAMES, site.page(admin.names, admin=True)),
         post(NAMES, site.action(admin.allow, back=back(NAMES), admin=True)),
+        get(RELEASE, site.page(lifecycle.confirm_release, admin=True)),
+        post(RELEASE, site.action(lifecycle.release, back=back(NAMES), admin=True)),
         post(NAMES + "/{name}/disallow", site.action(admin.disallow, back=back(NAMES), admin=True)),
         get(DELETIONS, site.page(admin.deletions, admin=True)),
         get(DELETIONS + "/confirm", site.page(admin.start_deletion, admin=True)),
         get("/admin/audit", site.page(admin.audit, admin=True)),
     ]
+
+
+def _confirm_path(request: Request) -> str:
+    """Back to a project's deletion confirmation page (a mistyped confirmation)."""
+    return page_path(request) + "delete-project"
 
 
 def _home(site: AdminSite) -> Handler:

@@ -1,4 +1,4 @@
-"""`/admin/account`: my API tokens (create, list, revoke).
+"""`/admin/account`: who I am, and my API tokens (create, list, revoke).
 
 The token services (`publish/accounts.py`) trust their caller, as the command
 line is trusted; here the caller is the signed-in user, so every call names
@@ -81,5 +81,6 @@ class AccountPages:
 
     async def _page(self, request: Request, viewer: Viewer, new_token: str | None) -> Response:
         tokens = await self._site.run(lambda session: accounts.list_tokens(session, viewer.name))
-        context = {"tokens": list(reversed(tokens)), "new_token": new_token}
+        groups = await self._site.run(lambda session: accounts.groups_of(session, viewer.name))
+        context = {"tokens": list(reversed(tokens)), "new_token": new_token, "groups": groups}
         return self._site.render(request, "admin/account.html", viewer, context)

@@ -1,4 +1,5 @@
-"""Admin-only pages: users, allowed public names, deletions and the audit log.
+"""Admin-only pages: users, allowed public names, deletions and the audit log
+(groups: `group_admin.py`; deleting a project and releasing a name: `lifecycle_admin.py`).
 
 Every endpoint here is registered with `admin=True` (`AdminSite.page` and
 `.action`), which passes only admins as stored now (`auth.permissions`). The
@@ -66,6 +67,32 @@ class SiteAdminPages:
 
         await self._site.run(disable)
         return self._site.redirect(request, USERS, Flash("ok", f"Disabled the user '{name}'."))
+
+    async def enable_user(self, request: Request, viewer: Viewer, form: FormData) -> Response:
+        """POST /admin/users/{name}/enable: sign-in, tokens and roles work again."""
+        name = str(request.path_params["name"])
+
+        def enable(session: Session) -> None:
+            accounts.enable_user(session, name, actor=viewer.identity, origin=origin_of(request))
+
+        await self._site.run(enable)
+        return self._site.redirect(request, USERS, Flash("ok", f"Enabled the user '{name}'."))
+
+    async def reset_password(self, request: Request, viewer: Viewer, form: FormData) -> Response:
+        """POST /admin/users/{name}/password: a new password; the user's browser
+        sessions end, their tokens keep working."""
+        name, password = str(request.path_params["name"]), form.get("password")
+        if not isinstance(password, str) or not password:
+            raise InvalidRequest("Give the new password.")
+
+        def reset(session: Session) -> None:
+            accounts.set_password(
+                session, name, password, actor=viewer.identity, origin=origin_of(request)
+            )
+
+        await self._site.run(reset)
+        message = f"Set a new password for the user '{name}'."
+        return self._site.redirect(request, USERS, Flash("ok", message))
 
     async def names(self, request: Request, viewer: Viewer, form: FormData) -> Response:
         """GET /admin/names: the allow-list of the name guard."""
