@@ -11,12 +11,20 @@ file. A later install, even with the upstream down, finds everything there.
 Why pip and not our own resolver: pip is the installer CI uses, so it picks
 exactly the files CI will ask for (markers, `--python-version`, `--platform`,
 yanks, `Requires-Python`), and a dry run downloads no wheel whose metadata
-the server offers (PEP 658). pip must be importable by this Python.
+the server offers (PEP 658).
+
+pip must be importable by this Python, 22.2 or newer (`--dry-run` and
+`--report`); the pip that `python3 -m venv` bundles is enough. Older pips
+(23.2, bundled with Python 3.11, among them) refuse `--platform` and
+`--python-version` without `--target`, even for a dry run, which installs
+nothing: so a `--target` in a temporary directory, never written to, goes
+with them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -28,11 +36,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 import httpx
+from packaging.version import Version
 
 from packyard.cli import settings_from, state_options
 
 if TYPE_CHECKING:  # click's progress bar type, for the annotation only
     from click._termui_impl import ProgressBar
+
+
+MIN_PIP = Version("22.2")  # --dry-run and --report
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +91,7 @@ def prefetch(
     """
     if not requirement_files and not names:
         raise click.UsageError("give requirements: -r FILE and/or NAME ...")
+    check_pip()
     if index_url is None:
         settings = settings_from(config_file, data_dir=data_dir)
         # A server listening on every interface is reached on the loopback.
@@ -97,6 +110,29 @@ def prefetch(
         sys.exit(1)
 
 
+def check_pip() -> None:
+    """Refuse early, saying what to do, when this Python's pip cannot resolve for us.
+
+    Raises:
+        click.ClickException: pip is missing or older than `MIN_PIP`.
+    """
+    upgrade = f"{sys.executable} -m pip install --upgrade 'pip>={MIN_PIP}'"
+    try:
+        found = Version(importlib.metadata.version("pip"))
+    except importlib.metadata.PackageNotFoundError:
+        raise click.ClickException(
+            f"packyard prefetch resolves with pip, which {sys.executable} does not have: "
+            f"install it with `{sys.executable} -m ensurepip`, then `{upgrade}` if it is "
+            "older."
+        ) from None
+    if found < MIN_PIP:
+        raise click.ClickException(
+            f"packyard prefetch needs pip {MIN_PIP} or newer (for --dry-run --report); "
+            f"{sys.executable} has pip {found}. Upgrade it: `{upgrade}` (add --index-url "
+            "with this server's /simple/ URL where PyPI cannot be reached)."
+        )
+
+
 def resolve(
     index_url: str,
     requirement_files: Sequence[Path],
@@ -111,7 +147,10 @@ def resolve(
     """
     with tempfile.TemporaryDirectory(prefix="packyard-prefetch-") as temp:
         report = Path(temp) / "report.json"
-        argv = pip_argv(index_url, report, requirement_files, names, python_version, platforms)
+        target = Path(temp) / "target"
+        argv = pip_argv(
+            index_url, report, requirement_files, names, python_version, platforms, target
+        )
         # --isolated: no pip configuration or PIP_* variable may point pip elsewhere.
         result = subprocess.run(argv, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -126,14 +165,17 @@ def pip_argv(
     names: Sequence[str],
     python_version: str | None,
     platforms: Sequence[str],
+    target: Path,
 ) -> list[str]:
-    """The pip command line of `resolve`."""
+    """The pip command line of `resolve`; `target` is an empty directory pip is
+    named for a foreign platform (older pips want one even for a dry run) and
+    never writes to."""
     argv = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed"]
     argv += ["--isolated", "--no-cache-dir", "--disable-pip-version-check", "--quiet"]
     argv += ["--report", str(report), "--index-url", index_url]
     if python_version or platforms:
         # pip accepts a foreign target only when it need not build sdists.
-        argv.append("--only-binary=:all:")
+        argv += ["--only-binary=:all:", "--target", str(target)]
     if python_version:
         argv += ["--python-version", python_version]
     for platform in platforms:
