@@ -14,8 +14,9 @@ sha256 is never copied.
 
 Filling. A whole read that misses streams from S3 to its caller and, on the
 way, into a temporary file under `.tmp/`, which is renamed into place only if
-every byte arrived and their sha256 is the key's. The last chunk is passed on
-only after that: a client closes its connection as soon as it has every byte.
+every byte arrived and their sha256 is the key's. Each batch of bytes is written
+(in a worker thread) while the next comes from S3; the last batch is passed on
+only once the copy is done: a client goes as soon as it has every byte.
 A reader that stops early (a client gone), a mismatch (logged), a full disk
 (logged) or a blob larger than a quarter of the bound abandon the copy, never
 the read. Ranged reads of a missing copy go to S3 and fill nothing. Blobs
@@ -78,7 +79,7 @@ SCAN_INTERVAL = 30.0  # seconds: how stale a process's view of the others' fills
 STALE_TEMP = 600.0  # seconds without a write after which a temporary file is a crash's
 LOW_WATER = 0.9  # a scan evicts down to this share of the bound: not one scan per fill
 LARGEST_SHARE = 4  # a blob over bound / this is not copied: it would evict too much
-WRITE_BATCH = 4 * 1024 * 1024  # bytes gathered before one write (one worker-thread hop)
+WRITE_BATCH = 2 * 1024 * 1024  # bytes read from S3 while the previous batch is written
 # `ab/cd/<sha256>/<name>` whose first four digits repeat the digest's (`blob_key`).
 _CONTENT_KEY = re.compile(
     r"(?P<a>[0-9a-f]{2})/(?P<b>[0-9a-f]{2})/(?P<sha>(?P=a)(?P=b)[0-9a-f]{60})/[^/]+"
@@ -207,39 +208,45 @@ class LocalCopyStore:
         self, key: str, byte_range: ByteRange | None
     ) -> AsyncIterator[bytes] | None:
         """The copy's chunks, opened (so that an eviction can no longer take them
-        away); None if there is no copy, or it was evicted before it was opened."""
+        away); None if there is no copy, or it was evicted (or could not be read)
+        before it was opened: S3 has the bytes."""
         if self.local_path(key) is None:
             return None
         chunks = self._local.read(key, byte_range)
         try:
             first = await anext(chunks)
-        except FileNotFoundError:  # evicted by another process since the touch
+        except OSError:  # evicted by another process since the touch, or unreadable
             return None
         except StopAsyncIteration:  # an empty blob, or range
             first = b""
         return _chunks_of(first, chunks)
 
     async def _read_through(self, key: str, sha256: str) -> AsyncIterator[bytes]:
-        """S3's bytes of `key`, copied on the way; the copy kept only if whole and right."""
+        """S3's bytes of `key`, copied on the way; the copy kept only if whole and right.
+
+        Batch by batch: each is written to the copy while the next one comes from
+        S3 (a worker thread beside the event loop), then passed on. The last one
+        is passed on only once the copy is done: a client with every byte closes
+        its connection at once, which would cancel a completion that came later.
+        """
         fill = _Fill(self.copies)
-        held: bytes | None = None
+        batch: list[bytes] = []
         scan_due = False
         try:
             async with _closing(self.inner.read(key, None)) as chunks:
-                async for chunk in chunks:
-                    if held is not None:
-                        yield held
-                    await fill.add(chunk)
-                    held = chunk
+                while True:
+                    batch, more = await fill.next_batch(chunks)
+                    if not more:
+                        break
+                    for chunk in batch:
+                        yield chunk
             # All bytes are here: the copy no longer depends on the reader.
             with anyio.CancelScope(shield=True):
                 scan_due = await fill.finish(self._local.local_path(key), sha256)
         finally:
             fill.abandon()  # nothing left after `finish`; a partial copy otherwise
-        # Held back until the copy is done: a client with every byte closes its
-        # connection at once, which would cancel a completion that came later.
-        if held is not None:
-            yield held
+        for chunk in batch:
+            yield chunk
         if scan_due:  # after the last byte: a scan must not delay a download
             await self.copies.evict()
 
@@ -275,25 +282,50 @@ class _Fill:
 
     def __init__(self, copies: LocalCopies) -> None:
         self._copies = copies
-        self._pending: list[bytes] = []
-        self._pending_size = 0
+        self._pending: list[bytes] = []  # read, not yet written
+        self._ahead = b""  # read past the last batch: the first chunk of the next
         self._size = 0
         self._digest = hashlib.sha256()
         self._file: BinaryIO | None = None
         self._temp: Path | None = None
         self._given_up = False
 
-    async def add(self, chunk: bytes) -> None:
-        """Take `chunk`; write what has gathered once it is a batch. Never raises."""
-        if self._given_up:
-            return
-        self._pending.append(chunk)
-        self._pending_size += len(chunk)
-        self._size += len(chunk)
+    async def next_batch(self, chunks: AsyncIterator[bytes]) -> tuple[list[bytes], bool]:
+        """The next `WRITE_BATCH` bytes of `chunks`, read while the previous batch is
+        written, and whether more follow (False: the stream ended with these). One
+        chunk past the batch is read ahead, so that the last batch is known as such.
+
+        Raises what `chunks` raises.
+        """
+        batch = [self._ahead] if self._ahead else []
+        size, more, self._ahead = len(self._ahead), True, b""
+        failure: Exception | None = None
+        async with anyio.create_task_group() as group:
+            if self._pending:
+                group.start_soon(self._flush)
+            try:
+                while more and not self._ahead:
+                    chunk = await anext(chunks, None)
+                    more = chunk is not None
+                    if chunk and size >= WRITE_BATCH:
+                        self._ahead = chunk  # the first of the next batch
+                    elif chunk:
+                        batch.append(chunk)
+                        size += len(chunk)
+            except Exception as error:  # re-raised below, not wrapped in an ExceptionGroup
+                failure = error
+        if failure is not None:
+            raise failure
+        self._take(batch, size)
+        return batch, more
+
+    def _take(self, batch: list[bytes], size: int) -> None:
+        """Keep `batch` to be written next, unless the copy is given up or too big."""
+        self._size += size
         if self._size > self._copies.max_blob:
             self.abandon()
-        elif self._pending_size >= WRITE_BATCH:
-            await self._flush()
+        if not self._given_up:
+            self._pending = batch
 
     async def finish(self, final: Path, sha256: str) -> bool:
         """Write the rest and rename the copy into place if its sha256 is `sha256`.
@@ -314,7 +346,7 @@ class _Fill:
 
     async def _flush(self) -> bool:
         """Write what has gathered; False if that failed and the copy was given up."""
-        batch, self._pending, self._pending_size = self._pending, [], 0
+        batch, self._pending = self._pending, []
         try:
             await anyio.to_thread.run_sync(self._write, batch)
         except OSError as error:  # e.g. a full disk: the read goes on without a copy
@@ -346,7 +378,7 @@ class _Fill:
     def abandon(self) -> None:
         """Give the copy up and remove its temporary file (quick: on the event loop)."""
         self._given_up = True
-        self._pending, self._pending_size = [], 0
+        self._pending = []
         if self._file is not None:
             with contextlib.suppress(OSError):
                 self._file.close()

@@ -25,6 +25,7 @@ from packyard.storage.local_copies import (
     COPIES_DIR,
     STALE_TEMP,
     TEMP_DIR,
+    WRITE_BATCH,
     LocalCopies,
     LocalCopyStore,
 )
@@ -123,7 +124,7 @@ async def test_bytes_that_do_not_match_their_key_are_never_kept(
 async def test_a_read_stopped_midway_leaves_no_temporary_file_and_no_copy(
     store: LocalCopyStore, s3: S3BlobStore, copies: LocalCopies
 ) -> None:
-    key = (await s3.put(NAME, DATA)).key
+    key = (await s3.put(NAME, DATA * 3)).key
     chunks = store.read(key, None)
     received = 0
     while received < 5 * MiB:  # past the first write batch: a temporary file exists
@@ -202,6 +203,16 @@ async def test_an_open_copy_is_read_whole_even_if_evicted_meanwhile(
     path.unlink()
 
     assert first + b"".join([chunk async for chunk in chunks]) == DATA
+
+
+@pytest.mark.anyio
+async def test_a_copy_that_cannot_be_read_is_read_from_s3(
+    store: LocalCopyStore, s3: S3BlobStore, copies: LocalCopies
+) -> None:
+    key = (await s3.put(NAME, DATA)).key
+    (copies.root / "files" / key).mkdir(parents=True)  # there, but no file to read
+
+    assert await read_all(store, key) == DATA
 
 
 @pytest.mark.anyio
@@ -454,21 +465,25 @@ async def test_the_files_route_streams_a_copy_evicted_after_it_was_found(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    "size", [1000, WRITE_BATCH - 1, WRITE_BATCH + 1000, 3 * WRITE_BATCH, len(DATA)]
+)
 async def test_a_reader_that_stops_at_the_last_byte_leaves_a_whole_copy(
-    store: LocalCopyStore, s3: S3BlobStore, copies: LocalCopies
+    store: LocalCopyStore, s3: S3BlobStore, copies: LocalCopies, size: int
 ) -> None:
     """A client that has every byte goes away at once (it knows Content-Length):
     the copy must be complete by then, not at the read's end that follows."""
-    key = (await s3.put(NAME, DATA)).key
+    data = (DATA * 2)[:size]
+    key = (await s3.put(NAME, data)).key
     chunks = store.read(key, None)
     received = b""
-    while len(received) < len(DATA):
+    while len(received) < len(data):
         received += await anext(chunks)
 
     await chunks.aclose()  # type: ignore[attr-defined]
 
-    assert received == DATA
+    assert received == data
     path = store.local_path(key)
     assert path is not None
-    assert path.read_bytes() == DATA
+    assert path.read_bytes() == data
     assert temp_files(copies) == []
