@@ -305,6 +305,7 @@ def build_app(settings: Settings) -> ASGIApp:
         templates=templates,
         public_url=settings.public_url,
         background=[
+            advisories.preloaded,
             *_advisory_refresh(settings, sessions, http_client),
             temp_sweeper(settings, storage).running,
         ],

@@ -13,12 +13,16 @@ an upload does not re-read thousands of records.
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
+import anyio
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.advisories.records import OsvRecord, RecordRejected, read_record
@@ -96,6 +100,23 @@ class AdvisoryIndexReader:
         """
         return await self._state.current()
 
+    @asynccontextmanager
+    async def preloaded(self) -> AsyncIterator[None]:
+        """While the block runs (the app serves): the records are loaded at once,
+        in the background, rather than by the first request that needs them
+        (seconds for osv.dev's whole export; an auditor's client may time out)."""
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self._preload)
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+
+    async def _preload(self) -> None:
+        # Not migrated or not reachable yet: then the first request loads them.
+        with suppress(SQLAlchemyError):
+            await self.current()
+
     def close(self) -> None:
         if self._owns_watcher:
             self._watcher.close()
@@ -123,6 +144,11 @@ class AdvisoryIndexReader:
             with self._lock:
                 if self._records[0] != generation:
                     self._records = (generation, load_records(session))
+                    # The records live until the next import: keep them out of the
+                    # collector's full scans (a pause of up to a second each), as
+                    # compose does for what the process builds at start. They hold
+                    # no cycles, so dropping them later still frees them.
+                    gc.freeze()
                 by_name = self._records[1]
         return Advisories(generation, by_name, accepted, policies)
 
@@ -139,7 +165,7 @@ def load_records(session: Session) -> Mapping[str, tuple[OsvRecord, ...]]:
     )
     for (text,) in rows:
         try:
-            advisory = read_record(json.loads(text))
+            advisory = read_record(json.loads(text), stored=True)
         except (RecordRejected, ValueError):
             continue
         for name in advisory.affected:

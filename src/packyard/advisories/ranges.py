@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import cast
 
 from packaging.version import InvalidVersion, Version
@@ -43,6 +44,18 @@ EVENT_KINDS = (INTRODUCED, FIXED, LAST_AFFECTED, LIMIT)
 # The lowest PEP 440 version: below `0` come only its pre- and dev-releases,
 # and `0.dev0` is the first of them. `introduced: "0"` starts here.
 _ZERO = Version("0.dev0")
+PARSED_VERSIONS = 262_144  # distinct version texts remembered: a few MB
+
+
+@lru_cache(maxsize=PARSED_VERSIONS)
+def parse_version(text: str) -> Version | None:
+    """`text` as a PEP 440 version, or None. Remembered: the same versions are
+    listed by many records (Django's by over a hundred) and asked by every
+    page, and parsing is most of what loading the records costs."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
 
 
 class InvalidRange(ValueError):
@@ -87,9 +100,8 @@ class AffectedVersions:
 
     def affects(self, version: str) -> bool:
         """Whether `version` (as a file or a request names it) is affected."""
-        try:
-            parsed = Version(version)
-        except InvalidVersion:
+        parsed = parse_version(version)
+        if parsed is None:
             return version in self.listed_text
         return parsed in self.listed or any(i.contains(parsed) for i in self.intervals)
 
@@ -124,10 +136,11 @@ def affected_versions(
     listed: set[Version] = set()
     listed_text: set[str] = set()
     for version in versions:
-        try:
-            listed.add(Version(version))
-        except InvalidVersion:
+        parsed = parse_version(version)
+        if parsed is None:
             listed_text.add(version)
+        else:
+            listed.add(parsed)
     if git_ranges and not (intervals or listed or listed_text):
         skipped.append("GIT ranges name commits, and no versions are listed")
     return AffectedVersions(
@@ -191,7 +204,7 @@ def _event(number: int, event: object) -> tuple[str, Version | None]:
         return kind, _ZERO
     if kind == LIMIT and "*" in text:
         return kind, None
-    try:
-        return kind, Version(text)
-    except InvalidVersion:
-        raise InvalidRange(f"range {number}: {kind} {text!r} is not a PEP 440 version") from None
+    parsed = parse_version(text)
+    if parsed is None:
+        raise InvalidRange(f"range {number}: {kind} {text!r} is not a PEP 440 version")
+    return kind, parsed

@@ -60,8 +60,10 @@ class OsvRecord:
         return any(entry.affects(version) for entry in self.affected.get(name, ()))
 
 
-def read_record(raw: object) -> OsvRecord:
-    """Check one record and keep what packyard needs of it.
+def read_record(raw: object, *, stored: bool = False) -> OsvRecord:
+    """Check one record and keep what packyard needs of it. A `stored` record
+    (read back from the database, where only checked records go) is plain
+    JSON already: it is not walked again for values JSON cannot hold.
 
     Raises:
         RecordRejected: not an object, a value JSON cannot hold (bytes, NaN,
@@ -73,7 +75,7 @@ def read_record(raw: object) -> OsvRecord:
     """
     if not isinstance(raw, dict):
         raise RecordRejected("a record must be a JSON/YAML object")
-    data = cast(dict[str, object], _plain(raw, MAX_DEPTH))
+    data = cast(dict[str, object], raw if stored else _plain(raw, MAX_DEPTH))
     record_id = data.get("id")
     if not isinstance(record_id, str) or not _ID.fullmatch(record_id):
         raise RecordRejected(f"id {record_id!r} is not an OSV id like PYSEC-2024-1")
