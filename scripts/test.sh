@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the suite drives for real.
 # postgresql: the tests start their own throwaway server from its binaries (tests/postgres.py).
+# nginx: in front of packyard under a URL prefix (tests/e2e/test_proxy_prefix.py).
 # chromium: the browser tests drive Debian's Chromium through Playwright (never `playwright install`).
-APT_PACKAGES=(git postgresql chromium)
+APT_PACKAGES=(git postgresql chromium nginx)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")

@@ -73,6 +73,9 @@ def _serve(settings: Settings) -> None:
         loop="uvloop",
         http=protocol_factory(http_limits(settings.http)),
         timeout_keep_alive=settings.http.keep_alive_timeout,
+        # Under a prefix (`public_url = "https://host/pypi/"`) the proxy strips it and
+        # uvicorn puts it back as `root_path`: routes match below it, links include it.
+        root_path=settings.url_prefix,
         # No WebSocket route exists: an Upgrade request is served as plain HTTP.
         ws="none",
         access_log=False,

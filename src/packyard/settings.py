@@ -375,6 +375,12 @@ class Settings(BaseModel):
         return url if url.endswith("/") else url + "/"
 
     @property
+    def url_prefix(self) -> str:
+        """The path of `public_url` without its last slash ("/pypi"; "" at the host's
+        root): served as ASGI `root_path`, behind a proxy that strips it (server.py)."""
+        return urlsplit(self.public_url).path.rstrip("/") if self.public_url else ""
+
+    @property
     def resolved_database_url(self) -> str:
         """`database_url`, or SQLite in the data directory."""
         if self.database_url:
