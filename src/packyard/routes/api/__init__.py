@@ -34,7 +34,8 @@ from packyard.routes.api import (
     yanks,
 )
 from packyard.routes.api.deps import ApiServices, add_error_handlers
-from packyard.routes.api.docs import docs_endpoint
+from packyard.routes.api.docs import api_index, docs_endpoint
+from packyard.routes.api.openapi_errors import document_errors
 
 __all__ = ["ROUTERS", "ApiServices", "api_app"]
 
@@ -73,7 +74,9 @@ def api_app(services: ApiServices) -> ASGIApp:
         docs_url=None,
         redoc_url=None,
     )
+    document_errors(app)
     app.add_route("/docs", docs_endpoint(app.openapi), methods=["GET", "HEAD"])
+    app.add_route("/", api_index, methods=["GET", "HEAD"], include_in_schema=False)
     app.state.services = services
     add_error_handlers(app)
     for router in ROUTERS:

@@ -15,7 +15,7 @@ from html import escape
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, JSONResponse
 
 # The browser pages' policy (`routes/ui/templating.py`): this server's own
 # resources only; the page itself uses none.
@@ -44,6 +44,13 @@ def docs_endpoint(
         return HTMLResponse(page[0], headers=HEADERS)
 
     return docs
+
+
+def api_index(request: Request) -> JSONResponse:
+    """GET /api/v1/: where the API's OpenAPI document and its page are."""
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    links = {"openapi": root + "/openapi.json", "docs": root + "/docs"}
+    return JSONResponse(links, headers={"Cache-Control": "no-cache"})
 
 
 def render_docs(document: Mapping[str, Any]) -> str:
