@@ -16,6 +16,10 @@ Each page is requested as JSON (what pip and uv ask for) and as HTML, `--request
 after a warm-up, each phase counted on its own (`callgrind_control --dump`).
 
     .venv/bin/python bench/advisory_pages.py --before e54796d^ --after HEAD [--policy yank]
+    .venv/bin/python bench/advisory_pages.py --before HEAD --after HEAD --before-without-records
+
+`--before-without-records`: the `before` run imports no advisory at all, so one commit is
+compared with and without advisories applied (every page then passes the component untouched).
 """
 
 from __future__ import annotations
@@ -84,8 +88,11 @@ def write_upstream(root: Path) -> None:
     write_manifest(root / "upstream", files)
 
 
-def measure(src: Path, work: Path, upstream_url: str, policy: str, requests: int) -> list[float]:
-    """Instructions per request of each phase, for `packyard serve` from `src`."""
+def measure(
+    src: Path, work: Path, upstream_url: str, policy: str, requests: int, *, records: bool = True
+) -> list[float]:
+    """Instructions per request of each phase, for `packyard serve` from `src`, with the
+    snapshot's advisories imported (or none, without `records`)."""
     data = work / "data"
     config = work / "packyard.toml"
     config.write_text(
@@ -107,15 +114,8 @@ def measure(src: Path, work: Path, upstream_url: str, policy: str, requests: int
         url = f"http://127.0.0.1:{port}"
         wait_until_up(url)
         state = ["--config", str(config), "--data-dir", str(data)]
-        imported = subprocess.run(
-            [PYTHON, "-m", "packyard", "advisories", "import", str(SNAPSHOT), *state],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if imported.returncode != 0:
-            raise RuntimeError(f"advisories import failed: {imported.stdout}{imported.stderr}")
+        if records:
+            import_snapshot(env, state)
         with httpx.Client(base_url=url, timeout=120) as client:
             for project, form in PHASES:
                 for _ in range(WARM_UP):
@@ -130,6 +130,18 @@ def measure(src: Path, work: Path, upstream_url: str, policy: str, requests: int
         server.terminate()
         server.wait(300)
     return [phase_total(out, number) / requests for number in range(1, len(PHASES) + 1)]
+
+
+def import_snapshot(env: dict[str, str], state: list[str]) -> None:
+    imported = subprocess.run(
+        [PYTHON, "-m", "packyard", "advisories", "import", str(SNAPSHOT), *state],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if imported.returncode != 0:
+        raise RuntimeError(f"advisories import failed: {imported.stdout}{imported.stderr}")
 
 
 def get(client: httpx.Client, project: str, form: str) -> None:
@@ -162,6 +174,9 @@ def main() -> None:
     parser.add_argument("--after", default="HEAD", help="commit (or ref) with it")
     parser.add_argument("--policy", default="yank", choices=("warn", "yank", "hide", "deny"))
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument(
+        "--before-without-records", action="store_true", help="import no advisory for `before`"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="packyard-advisory-pages-"))
     try:
@@ -170,8 +185,14 @@ def main() -> None:
         with JsonUpstreamProcess(work / "upstream") as upstream:
             for label, commit in (("before", args.before), ("after", args.after)):
                 src = source_of(commit, work / label / "tree")
+                records = label == "after" or not args.before_without_records
                 counts[label] = measure(
-                    src, work / label, upstream.index_url, args.policy, args.requests
+                    src,
+                    work / label,
+                    upstream.index_url,
+                    args.policy,
+                    args.requests,
+                    records=records,
                 )
         print(f"policy {args.policy}, {args.requests} warm requests per phase")
         print("| page | before | after | after / before |")
