@@ -21,8 +21,10 @@ Each file is added on its own, all or nothing (DESIGN §3):
    is refused;
 4. ONE transaction: the project (if new) with its owner (`ImportRules.owner`,
    a user or a group; none: the project is listed by `packyard owner
-   orphaned`), the file row, its METADATA blob, the serial bump and the
-   audit event (`import`). A refusal is audited in a transaction of its own;
+   orphaned`), the file row, its METADATA blob, its requirements (checked
+   against the advisories at the next advisory import:
+   `advisories/dependency_findings.py`), the serial bump and the audit
+   event (`import`). A refusal is audited in a transaction of its own;
 5. if that transaction fails, the blobs it would have referenced are removed.
 
 A refused file is reported and skipped; the others are still imported.
@@ -45,6 +47,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from packyard.advisories.dependency_findings import record_release
+from packyard.advisories.findings import read_requirements
 from packyard.auth.identity import Identity
 from packyard.db.models import Project
 from packyard.db.serial import bump_serial
@@ -388,6 +392,10 @@ class _Importer:
             project = self._project_for(session, checked, now)
             session.add(file_row(project, dist, checked.core, blobs, now))
             session.flush()
+            # Its requirements, checked against the advisories by the next
+            # advisory import (a check per file would slow a bulk import).
+            requirements = read_requirements(checked.core.content)
+            record_release(session, project.name, str(dist.version), requirements, (), now)
             if checked.public_name is not None:
                 record(
                     session,

@@ -16,6 +16,7 @@ from packyard.advisories.sources import read_source
 from packyard.db.audit import AuditEvent
 from packyard.db.models import File
 from packyard.errors import InvalidRequest
+from packyard.publish.importer import import_directory
 from packyard.publish.upload import UploadService
 from packyard.settings import UploadSettings
 from tests.builders import LocalStore, build_sdist, build_wheel, make_local_store
@@ -116,3 +117,25 @@ async def test_refuse_uploads_refuses_with_the_requirement_and_the_advisories(
     with local.sessions() as session:
         assert session.scalar(select(func.count()).select_from(File)) == 0
     assert local.blob_files() == []
+
+
+@pytest.mark.anyio
+async def test_packyard_import_records_requirements_that_the_next_import_checks(
+    local: LocalStore, tmp_path: Path
+) -> None:
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    build_wheel(dists, "acme-app", "1.0", requires_dist=["jinja2==2.10", "click"])
+    assert (await import_directory(dists, local.sessions, local.store)).ok
+    with local.sessions() as session:
+        assert release_findings(session, "acme-app", "1.0") == []  # not checked yet
+
+    import_entries(local.sessions, read_source(SNAPSHOT / "jinja2"), actor="cli:root", source="t")
+
+    with local.sessions() as session:
+        (found,) = release_findings(session, "acme-app", "1.0")
+        events = session.scalars(
+            select(AuditEvent.project_name).where(AuditEvent.action == "dependency-finding")
+        ).all()
+    assert found.finding.advisory_ids == ("PYSEC-2019-217", "PYSEC-2021-66")
+    assert events == ["acme-app"]
