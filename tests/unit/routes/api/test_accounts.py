@@ -138,3 +138,36 @@ async def test_an_admin_creates_a_token_for_another_user(site: Site) -> None:
 
 def _prefix(site: Site) -> str:
     return site.tokens["root"][:12]
+
+
+@pytest.mark.anyio
+async def test_whoami_answers_any_caller_with_what_its_credential_reaches(site: Site) -> None:
+    scoped = await site.client.get("/whoami", headers=site.auth("alice-scoped"))
+    assert scoped.status_code == 200
+    me = scoped.json()
+    assert (me["name"], me["kind"], me["is_admin"], me["projects"]) == (
+        "alice",
+        "token",
+        False,
+        ["acme-core"],
+    )
+    assert me["actor"] == f"token:alice/{me['token']}"
+    root = (await site.client.get("/whoami", headers=site.auth("root"))).json()
+    assert (root["is_admin"], root["projects"]) == (True, None)
+    anonymous = await site.client.get("/whoami")
+    assert anonymous.status_code == 401
+    assert set(anonymous.json()) == {"detail"}
+
+
+@pytest.mark.anyio
+async def test_only_admins_enable_users_reset_passwords_and_delete_groups(site: Site) -> None:
+    bob = site.auth("bob")
+    for method, path, body in (
+        ("POST", "/users/alice/enable", None),
+        ("PUT", "/users/alice/password", {"password": "long-enough-pw"}),
+        ("DELETE", "/groups/anything", None),
+    ):
+        refused = await site.client.request(method, path, json=body, headers=bob)
+        assert refused.status_code == 403, path
+        assert "only an administrator" in refused.json()["detail"]
+    assert [e[1] for e in site.events("user-password-reset")] == ["refused"]
