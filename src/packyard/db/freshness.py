@@ -23,7 +23,9 @@ interval: no write can commit meanwhile, so what readers built for that
 serial is still what the store holds, and pages, rules and yanks kept in
 memory go on being served through a restart or a failover. (A replica cut off
 from a database that others still reach serves what it had until it
-reconnects.) Only a reader that must load something it never loaded fails.
+reconnects.) A reader whose serial moved just before the outage serves what
+it loaded last (`PerSerial`). Only a reader that must load something it never
+loaded fails.
 
 Whatever the watcher, a write of this very process is seen on the next
 request: `db.serial.follow_commits` tells the watcher (`saw`) right after the
@@ -355,8 +357,12 @@ class PerSerial(Generic[T]):
     async def current(self) -> T:
         """The value as of the watcher's serial.
 
+        While the database does not answer, the value last loaded is served
+        (if there is one) even when the serial moved past it.
+
         Raises:
-            whatever the watcher or `load` raises (a database that cannot be read).
+            whatever the watcher or `load` raises (a database that cannot be read,
+            with no value loaded before).
         """
         # The serial is read before the data: data newer than its tag only
         # costs one needless reload later, never a stale value.
@@ -364,7 +370,14 @@ class PerSerial(Generic[T]):
         kept = self._kept
         if kept is not None and kept[0] == serial:
             return kept[1]
-        fresh = await self._loads.run(serial, partial(anyio.to_thread.run_sync, self._load))
+        try:
+            fresh = await self._loads.run(serial, partial(anyio.to_thread.run_sync, self._load))
+        except DatabaseUnavailable:
+            if kept is None:
+                raise
+            # The database went away between the last write and this load: what was
+            # loaded last is served, as a replica that has not yet heard of the write.
+            return kept[1]
         kept = self._kept
         if kept is not None and kept[0] >= serial:
             return kept[1]  # another caller stored this load, or a newer one

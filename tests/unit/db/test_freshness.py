@@ -21,6 +21,7 @@ from packyard.db.freshness import (
     open_serial_watcher,
 )
 from packyard.db.serial import bump_serial, follow_commits
+from packyard.errors import DatabaseUnavailable
 from tests.builders import LocalStore, make_local_store
 
 
@@ -290,3 +291,30 @@ async def test_a_load_that_lands_late_never_replaces_a_newer_value() -> None:
         slow.set()
     assert results == {1: "as of 2", 2: "as of 2"}
     assert await values.current() == "as of 2"
+
+
+@pytest.mark.anyio
+async def test_while_the_database_is_down_the_value_loaded_last_is_served() -> None:
+    watcher, down = FakeWatcher(), False
+
+    def load() -> str:
+        if down:
+            raise DatabaseUnavailable("connection refused")
+        return f"as of {watcher.serial}"
+
+    values = PerSerial(watcher, load)
+    assert await values.current() == "as of 1"
+    watcher.serial, down = 2, True  # a write, then the outage before this reader reloaded
+
+    assert await values.current() == "as of 1"
+    down = False
+    assert await values.current() == "as of 2"  # back: the write is read
+
+
+@pytest.mark.anyio
+async def test_a_value_never_loaded_cannot_be_served_while_the_database_is_down() -> None:
+    def load() -> str:
+        raise DatabaseUnavailable("connection refused")
+
+    with pytest.raises(DatabaseUnavailable):
+        await PerSerial(FakeWatcher(), load).current()
