@@ -57,7 +57,7 @@ async def test_a_name_nobody_has_is_not_found() -> None:
 
 async def test_a_name_a_policy_refused_is_not_found_with_the_policys_reason() -> None:
     local, upstream = sources()
-    denied = apply_policy(upstream, UpstreamSettings(url="https://pypi.test/", deny=["requests"]))
+    denied = apply_policy(upstream, UpstreamSettings(url="https://pypi.test/", deny=("requests",)))
 
     with pytest.raises(ProjectNotFound) as caught:
         await PriorityRepository([local, denied]).get_project("requests", ANONYMOUS)
