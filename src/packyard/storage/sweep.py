@@ -126,8 +126,7 @@ class TempSweeper:
         removed = await sweep(self._stores, self._local_dirs, self.max_age)
         if removed:
             logger.info(
-                "removed %d temporary files left by interrupted writes (none written to for "
-                "%g s)",
+                "removed %d temporary files left by interrupted writes (none written to for %g s)",
                 removed,
                 self.max_age,
             )
