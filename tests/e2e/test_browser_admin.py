@@ -128,7 +128,10 @@ def test_normal_user_cannot_reach_the_admin_pages(page: Page, site: Site) -> Non
     expect(page.get_by_role("link", name="Users")).to_have_count(0)
     for path in (
         "/admin/users",
+        "/admin/groups",
         "/admin/names",
+        "/admin/names/release?name=acme-tools",
+        "/admin/project/acme-tools/delete-project",
         "/admin/deletions",
         "/admin/audit",
         "/admin/project/acme-tools/",
