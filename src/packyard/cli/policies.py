@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from packyard.cli import reports_errors, state_options
 from packyard.cli.governance import open_state, operator
+from packyard.cli.store import remembered_store
 from packyard.publish import policies
 from packyard.settings import UpstreamSettings
 
@@ -57,6 +58,8 @@ def list_policies(config_file: Path | None, data_dir: Path | None) -> None:
     """Print each upstream's cool-down and rules, marked config or database."""
     with open_state(config_file, data_dir) as (settings, sessions), sessions() as session:
         found = policies.list_rules(session, settings.upstreams)
+    if not found:
+        click.echo(f"No upstreams and no rules in {remembered_store()}.", err=True)
     for upstream in found:
         note = "" if upstream.configured else " (not configured: its rules apply to nothing)"
         click.echo(f"{upstream.upstream}{note}")
