@@ -594,7 +594,9 @@ def phase_download(options: Options, stack: Backends, report: Report) -> None:
                 continue
             # The same replica: from its local copy, and first downloads through it.
             copies = site.data_dir("r1") / "blob-copies"
-            sample = partial(warm_copy_sample, options, url, size, copies, wheel.name)
+            sample: Callable[[], float] = partial(
+                warm_copy_sample, options, url, size, copies, wheel.name
+            )
             servers[S3_WARM] = (process.cpu_seconds, sample)
             sample = partial(first_download_sample, options, url, size, copies, wheel.name)
             servers[S3_FIRST] = (process.cpu_seconds, sample)
@@ -618,8 +620,8 @@ def phase_download(options: Options, stack: Backends, report: Report) -> None:
         samples: dict[str, list[float]] = {name: [] for name in servers}
         cpu: dict[str, list[float]] = {name: [] for name in servers}
         weed_cpu: dict[str, list[float]] = {name: [] for name in servers}
-        for _, sample in servers.values():
-            sample()  # warm: page cache, connections, code paths
+        for _, warm in servers.values():
+            warm()  # warm: page cache, connections, code paths
         for repeat in range(1, options.repeats + 1):
             for name, (cpu_seconds, sample) in servers.items():
                 before, weed_before = cpu_seconds(), process_cpu(weed)
