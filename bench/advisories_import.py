@@ -52,9 +52,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.advisory_data import SNAPSHOT  # noqa: E402
 from tests.postgres import running_postgres  # noqa: E402
 
-SNAPSHOT = REPO.parent / "shared/advisories/pypa-advisory-database/vulns"
 TARGET_SECONDS = 30.0
 TARGET_MB = 200.0
 

@@ -41,12 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from instructions import callgrind, source_of, wait_until_up  # noqa: E402 - bench/ sibling
+from tests.advisory_data import SNAPSHOT  # noqa: E402
 from tests.builders import build_wheel  # noqa: E402 - after the path is set
 from tests.e2e.json_upstream import JsonUpstreamProcess, write_manifest  # noqa: E402
 from tests.e2e.servers import free_port  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
-SNAPSHOT = ROOT.parent / "shared/advisories/pypa-advisory-database/vulns"
 WARM_UP = 100
 PHASES = (
     ("django", "json"),

@@ -30,6 +30,8 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from tests.advisory_data import SNAPSHOT  # noqa: E402
+
 from packyard.advisories.index import Advisories  # noqa: E402 - after the path is set
 from packyard.advisories.sources import read_source  # noqa: E402
 from packyard.browser.advisories import (  # noqa: E402
@@ -37,8 +39,6 @@ from packyard.browser.advisories import (  # noqa: E402
     advisory_row,
     project_advisories,
 )
-
-SNAPSHOT = ROOT.parent / "shared/advisories/pypa-advisory-database/vulns"
 
 
 def history(state: Advisories) -> tuple[str, ...]:

@@ -38,6 +38,8 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.advisory_data import SNAPSHOT  # noqa: E402
+
 from packyard.advisories.dependency_findings import (  # noqa: E402
     check_release,
     record_release,
@@ -48,7 +50,6 @@ from packyard.advisories.sources import read_source  # noqa: E402
 from packyard.db.engine import create_database_engine, migrate, session_factory_for  # noqa: E402
 from packyard.db.models import File, Project  # noqa: E402
 
-SNAPSHOT = ROOT.parent / "shared/advisories/pypa-advisory-database/vulns"
 NOW = datetime(2024, 11, 1, tzinfo=UTC)
 UPLOAD = [
     "django==3.2.0",

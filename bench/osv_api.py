@@ -35,9 +35,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.advisory_data import SNAPSHOT  # noqa: E402
 from tests.e2e.servers import PackyardProcess, packyard  # noqa: E402
 
-SNAPSHOT = ROOT.parent / "shared/advisories/pypa-advisory-database/vulns"
 TARGET_MS = 100.0
 Query = dict[str, object]
 

@@ -20,9 +20,9 @@ import pytest
 import yaml
 
 from packyard.advisories.refresh import REFRESH_ACTOR
+from tests.advisory_data import SNAPSHOT
 from tests.e2e.servers import PYTHON, ServerProcess, free_port
 
-SNAPSHOT = Path(__file__).resolve().parents[3] / "shared/advisories/pypa-advisory-database/vulns"
 PROJECTS = ("requests", "django")
 WAIT_SECONDS = 60
 

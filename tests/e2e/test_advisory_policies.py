@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.advisory_data import SNAPSHOT
 from tests.builders import build_wheel
 from tests.e2e.clients import installed, pip_install, uv_install
 from tests.e2e.json_upstream import JsonUpstreamProcess, write_manifest
@@ -30,7 +31,6 @@ from tests.e2e.servers import PYTHON, ServerProcess, free_port, packyard
 
 pytestmark = pytest.mark.e2e
 
-SNAPSHOT = Path(__file__).resolve().parents[3] / "shared/advisories/pypa-advisory-database/vulns"
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 MKDOCS = "PYSEC-2021-878"
 CHANNELS = "PYSEC-2021-113"

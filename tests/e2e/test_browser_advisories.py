@@ -21,6 +21,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from packyard.auth.identity import Identity
 from packyard.publish import accounts
+from tests.advisory_data import SNAPSHOT
 from tests.builders import build_wheel, make_local_store
 from tests.e2e.chromium import TIMEOUT_MS, screenshot
 from tests.e2e.clients import run
@@ -29,7 +30,6 @@ from tests.e2e.servers import BIN, PackyardProcess, packyard
 pytestmark = pytest.mark.e2e
 
 OPERATOR = Identity(kind="cli", name="tests", is_admin=True)
-SNAPSHOT = Path(__file__).resolve().parents[3] / "shared/advisories/pypa-advisory-database/vulns"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.advisory_data import SNAPSHOT
 from tests.builders import build_wheel
 from tests.e2e.clients import run
 from tests.e2e.servers import BIN, PackyardProcess, clean_environment, packyard
@@ -28,7 +29,6 @@ from tests.e2e.servers import BIN, PackyardProcess, clean_environment, packyard
 pytestmark = pytest.mark.e2e
 
 # shared/ lies beside the checkout (here and in CI); the data is used as it is.
-SNAPSHOT = Path(__file__).resolve().parents[3] / "shared/advisories/pypa-advisory-database/vulns"
 DJANGO_WARNING = (
     "Warning: requirement 'django==3.2.0' admits only versions of django with known "
     "vulnerabilities (PYSEC-2021-109, PYSEC-2021-439,"

@@ -29,13 +29,13 @@ import pytest
 import yaml
 
 from packyard.advisories.records import read_record
+from tests.advisory_data import SNAPSHOT
 from tests.builders import build_wheel
 from tests.e2e.servers import BIN, PackyardProcess, clean_environment, packyard
 
 pytestmark = pytest.mark.e2e
 
 # shared/ lies beside the checkout (here and in CI); the data is used as it is.
-SNAPSHOT = Path(__file__).resolve().parents[3] / "shared/advisories/pypa-advisory-database/vulns"
 PINNED = {"jinja2": "2.10", "django": "3.2.0", "requests": "2.19.0", "acme-audited": "1.0"}
 PASSWORD = "auditor-password-7"
 # Nothing but 127.0.0.1 is reachable: anything else goes to a closed port.

@@ -4,7 +4,6 @@ and a migrated database on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
@@ -12,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.advisories.records import OsvRecord, read_record
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
+from tests.advisory_data import SNAPSHOT as SNAPSHOT  # re-exported for the tests here
 
 # shared/ lies beside the checkout (here and in CI); the data is used as it is.
-SNAPSHOT = Path(__file__).resolve().parents[4] / "shared/advisories/pypa-advisory-database/vulns"
 SNAPSHOT_FILES = 2661  # YAML records; the two with a non-PEP 440 `fixed` are skipped
 SNAPSHOT_SKIPPED = {"binderhub/PYSEC-2021-371.yaml", "steam/PYSEC-2019-125.yaml"}
 

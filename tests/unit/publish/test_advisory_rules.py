@@ -29,9 +29,9 @@ from packyard.publish.advisory_rules import (
     set_policy,
 )
 from packyard.settings import AdvisorySettings, UpstreamSettings
+from tests.advisory_data import SNAPSHOT
 from tests.builders import LocalStore, make_local_store
 
-SNAPSHOT = Path(__file__).resolve().parents[4] / "shared/advisories/pypa-advisory-database/vulns"
 OPERATOR = Identity(kind="cli", name="root", is_admin=True)
 PYPI = UpstreamSettings(url="https://pypi.test/simple/", name="pypi", advisories_policy="yank")
 MIRROR = UpstreamSettings(url="https://mirror.test/simple/")

@@ -37,10 +37,10 @@ from packyard.repository.local import LocalRepository
 from packyard.repository.priority import PriorityRepository
 from packyard.repository.yank import YankRepository
 from packyard.settings import AdvisorySettings, UpstreamSettings
+from tests.advisory_data import SNAPSHOT
 from tests.builders import LocalStore, build_wheel, make_local_store
 from tests.unit.fakes import MemoryRepository
 
-SNAPSHOT = Path(__file__).resolve().parents[4] / "shared/advisories/pypa-advisory-database/vulns"
 ADMIN = Identity(kind="cli", name="root", is_admin=True)
 MKDOCS = "PYSEC-2021-878"
 CHANNELS = "PYSEC-2021-113"

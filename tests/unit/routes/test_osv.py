@@ -18,9 +18,9 @@ from packyard.advisories.index import AdvisoryIndexReader
 from packyard.advisories.sources import read_source
 from packyard.db.engine import create_database_engine, migrate, session_factory_for
 from packyard.routes.osv import MAX_BODY_BYTES, OsvRoute
+from tests.advisory_data import SNAPSHOT
 
 # shared/ lies beside the checkout (here and in CI); the data is used as it is.
-SNAPSHOT = Path(__file__).resolve().parents[4] / "shared/advisories/pypa-advisory-database/vulns"
 PROJECTS = ("jinja2", "django", "requests", "flask-caching")
 JINJA2_2_10 = ["PYSEC-2019-217", "PYSEC-2021-66"]
 WITHDRAWN = "PYSEC-2021-13"  # flask-caching's only record, withdrawn in 2023

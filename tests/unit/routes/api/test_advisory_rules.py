@@ -20,10 +20,10 @@ from packyard.db.serial import read_serial
 from packyard.publish import accounts
 from packyard.routes.api import ApiServices, api_app
 from packyard.settings import AdvisorySettings, AuthSettings, UpstreamSettings
+from tests.advisory_data import SNAPSHOT
 from tests.builders import make_local_store
 from tests.unit.routes.api.conftest import OPERATOR, Site
 
-SNAPSHOT = Path(__file__).resolve().parents[5] / "shared/advisories/pypa-advisory-database/vulns"
 PYPI = UpstreamSettings(url="https://pypi.test/simple/", name="pypi", advisories_policy="yank")
 MKDOCS = "PYSEC-2021-878"
 
