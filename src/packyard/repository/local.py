@@ -23,7 +23,7 @@ from typing_extensions import override
 from packyard.db.freshness import PerSerial, SerialWatcher, watcher_for
 from packyard.db.governance import AllowedName
 from packyard.db.models import File, Project
-from packyard.errors import FileNotFound, ProjectNotFound
+from packyard.errors import DatabaseUnavailable, FileNotFound, ProjectNotFound
 from packyard.model import (
     SOURCE_LOCAL,
     DistFile,
@@ -121,7 +121,14 @@ class LocalRepository(Repository):
         if name not in (await self._index.current()).names:
             self._pages.pop(name, None)
             raise ProjectNotFound(name)
-        fresh = await anyio.to_thread.run_sync(self._load_page, name, serial)
+        try:
+            fresh = await anyio.to_thread.run_sync(self._load_page, name, serial)
+        except DatabaseUnavailable:
+            if page is None:
+                raise
+            # As `PerSerial` does: the database went away between the last write
+            # and this load, so the page loaded last is served meanwhile.
+            return page
         if fresh is None:
             raise ProjectNotFound(name)
         if page is not None and page.detail == fresh.detail:
