@@ -40,7 +40,12 @@ from packaging.version import InvalidVersion, Version
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from instructions import callgrind, source_of, wait_until_up  # noqa: E402 - bench/ sibling
+from instructions import (  # noqa: E402 - bench/ sibling
+    callgrind,
+    source_of,
+    total_instructions,
+    wait_until_up,
+)
 from tests.advisory_data import SNAPSHOT  # noqa: E402
 from tests.builders import build_wheel  # noqa: E402 - after the path is set
 from tests.e2e.json_upstream import JsonUpstreamProcess, write_manifest  # noqa: E402
@@ -157,15 +162,7 @@ def dump(pid: int) -> None:
 
 def phase_total(out: Path, number: int) -> int:
     """The instructions of the `number`th dump (callgrind writes `<out>.<number>`)."""
-    path = out.with_name(f"{out.name}.{number}")
-    totals = [
-        int(line.split()[1])
-        for line in path.read_text(errors="replace").splitlines()
-        if line.startswith(("summary:", "totals:"))
-    ]
-    if not totals or max(totals) == 0:
-        raise RuntimeError(f"no instructions counted in {path}")
-    return max(totals)
+    return total_instructions(out.with_name(f"{out.name}.{number}"))
 
 
 def main() -> None:
