@@ -2,8 +2,9 @@
 them, and the running server sweeps again, never touching a write in progress.
 
 The server runs with `stale_temp_seconds = 2` and, where the running sweep is
-under test, `temp_sweep_seconds = 1` (the defaults are an hour and ten minutes), on SQLite in its data directory,
-with a JSON upstream whose wheel is large enough to be caught mid-download.
+under test, `temp_sweep_seconds = 1` (the defaults are an hour and ten
+minutes), on SQLite in its data directory, with a JSON upstream whose wheel is
+large enough to be caught mid-download.
 """
 
 from __future__ import annotations
