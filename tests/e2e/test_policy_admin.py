@@ -88,3 +88,36 @@ def test_an_unknown_upstream_is_refused_with_the_configured_names(site: Site) ->
     result = packyard("policy", "deny", "pypi", "x-*", *state)
     assert result.returncode == 1
     assert "the configured upstreams are 'upstream'" in result.stderr
+
+
+def test_an_exempt_project_installs_through_the_cooldown_and_is_held_back_again(
+    site: Site, tmp_path: Path
+) -> None:
+    site.policy("cooldown", "upstream", "3")  # the upstream's files are minutes old
+    try:
+        held = pip_install(site.index_url, tmp_path / "held", "public-lib")
+        assert held.returncode != 0
+        page = httpx.get(site.index_url + "public-lib/")
+        assert "cool-down of 3 days" in page.text
+
+        said = site.policy("exempt", "upstream", "Public_Lib", "--reason", "fix for CVE-2026-1")
+        assert "public-lib of upstream from the cool-down: exempted" in said
+        exempt = pip_install(site.index_url, tmp_path / "exempt", "public-lib")
+        assert exempt.returncode == 0, exempt.stdout + exempt.stderr
+        assert installed(tmp_path / "exempt") == {"public-lib": "1.0"}
+        other = pip_install(site.index_url, tmp_path / "other", "other-lib")
+        assert other.returncode != 0
+        assert "  exempt\tpublic-lib\tcli:" in site.policy("list")
+
+        site.policy("unexempt", "upstream", "public-lib")
+        again = pip_install(site.index_url, tmp_path / "again", "public-lib")
+        assert again.returncode != 0
+    finally:
+        site.policy("cooldown", "upstream", "default")
+
+
+def test_an_exemption_needs_a_reason(site: Site) -> None:
+    state = ["--config", str(site.config), "--data-dir", str(site.data_dir)]
+    result = packyard("policy", "exempt", "upstream", "public-lib", "--reason", " ", *state)
+    assert result.returncode == 1
+    assert "a reason is required" in result.stderr

@@ -1,4 +1,5 @@
-"""`packyard policy list|allow|deny|remove|cooldown`: curation of upstreams at runtime.
+"""`packyard policy list|allow|deny|remove|cooldown|exempt|unexempt`: curation of
+upstreams at runtime.
 
 The rules are stored in the database on top of the configuration file
 (`publish/policies.py`), each change with its audit event and a serial bump,
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from packyard.cli import reports_errors, state_options
 from packyard.cli.governance import open_state, operator
 from packyard.cli.store import remembered_store
-from packyard.publish import policies
+from packyard.publish import cooldown_exemptions, policies
 from packyard.settings import UpstreamSettings
 
 T = TypeVar("T")
@@ -67,6 +68,8 @@ def list_policies(config_file: Path | None, data_dir: Path | None) -> None:
         for rule in upstream.rules:
             by = f"\t{rule.by}" if rule.by else ""
             click.echo(f"  {rule.kind}\t{rule.glob}\t{rule.origin}{by}")
+        for exemption in upstream.exemptions:
+            click.echo(f"  exempt\t{exemption.project}\t{exemption.by}\t{exemption.reason}")
 
 
 def _add_rule(
@@ -142,6 +145,45 @@ def cooldown(config_file: Path | None, data_dir: Path | None, upstream: str, day
     def change(session: Session, upstreams: tuple[UpstreamSettings, ...]) -> str:
         result = policies.set_cooldown(session, operator(), upstream, value, upstreams=upstreams)
         return f"cool-down of {result.upstream}: {_days(result)}"
+
+    click.echo(_change(config_file, data_dir, change))
+
+
+@policy.command(name="exempt")
+@state_options
+@click.argument("upstream")
+@click.argument("project")
+@click.option("--reason", required=True, help="Why it may skip the cool-down (kept and audited).")
+@reports_errors
+def exempt(
+    config_file: Path | None, data_dir: Path | None, upstream: str, project: str, reason: str
+) -> None:
+    """Serve PROJECT of UPSTREAM without waiting for the cool-down (an urgent
+    fix, say). The allow- and deny-lists still apply."""
+
+    def change(session: Session, upstreams: tuple[UpstreamSettings, ...]) -> str:
+        found, created = cooldown_exemptions.exempt(
+            session, operator(), upstream, project, reason, upstreams=upstreams
+        )
+        state = "exempted" if created else "already exempted; reason replaced"
+        return f"{found.project} of {found.upstream} from the cool-down: {state}"
+
+    click.echo(_change(config_file, data_dir, change))
+
+
+@policy.command(name="unexempt")
+@state_options
+@click.argument("upstream")
+@click.argument("project")
+@reports_errors
+def unexempt(config_file: Path | None, data_dir: Path | None, upstream: str, project: str) -> None:
+    """Hold PROJECT of UPSTREAM back by the cool-down again."""
+
+    def change(session: Session, upstreams: tuple[UpstreamSettings, ...]) -> str:
+        found = cooldown_exemptions.unexempt(
+            session, operator(), upstream, project, upstreams=upstreams
+        )
+        return f"{found.project} of {found.upstream} is held back by the cool-down again"
 
     click.echo(_change(config_file, data_dir, change))
 

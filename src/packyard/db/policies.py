@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Float, Integer, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from packyard.db.models import Base, UTCDateTime
@@ -51,3 +51,20 @@ class UpstreamCooldown(Base):
     days: Mapped[float | None] = mapped_column(Float)
     set_by: Mapped[str] = mapped_column(String(255))
     set_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CooldownExemption(Base):
+    """One project of one upstream that the upstream's cool-down does not hold back.
+
+    An admin's decision for an urgent release (a security fix): the project's
+    files are served as soon as the upstream has them. `project` is the
+    normalised name; `reason` says why, for whoever reads the audit later.
+    """
+
+    __tablename__ = "cooldown_exemptions"
+
+    upstream: Mapped[str] = mapped_column(String(500), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    added_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -45,13 +45,13 @@ from packyard.model import SOURCE_LOCAL
 from packyard.publish.audit import COMMAND_LINE, Origin, record
 from packyard.publish.name_guard import check_name
 from packyard.publish.policies import resolve_upstream
+from packyard.publish.reasons import required_reason
 from packyard.publish.yanks import require_admin
 from packyard.repository.advisories import ConfiguredPolicies
 from packyard.settings import AdvisorySettings, UpstreamSettings
 
 PolicyOrigin = Literal["config", "database"]
 MAX_ID_LENGTH = 128
-MAX_REASON_LENGTH = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,11 +185,7 @@ def accept(
     """
     target = _project(project)
     require_admin(session, identity, "accept an advisory's risk for", target)
-    text = " ".join(reason.split())
-    if not text:
-        raise InvalidRequest("Say why the risk is accepted: a reason is required.")
-    if len(text) > MAX_REASON_LENGTH:
-        raise InvalidRequest(f"A reason is at most {MAX_REASON_LENGTH} characters.")
+    text = required_reason(reason, "Say why the risk is accepted: a reason is required.")
     advisory = _advisory(session, advisory_id)
     if advisory.id.startswith(MALICIOUS_PREFIX):
         raise InvalidRequest(

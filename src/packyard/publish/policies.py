@@ -1,4 +1,5 @@
-"""Curation of upstreams at runtime: allow and deny globs and cool-down overrides.
+"""Curation of upstreams at runtime: allow and deny globs and cool-down overrides
+(and, listed with them, the cool-down exemptions of `publish/cooldown_exemptions.py`).
 
 The configuration file sets each upstream's `allow`, `deny` and
 `cooldown_days`; admins add to them here, without a restart. The effective
@@ -32,7 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from packyard.auth.identity import Identity
-from packyard.db.policies import UpstreamCooldown, UpstreamRule
+from packyard.db.policies import CooldownExemption, UpstreamCooldown, UpstreamRule
 from packyard.db.serial import bump_serial
 from packyard.errors import InvalidRequest, NotFound
 from packyard.publish.audit import COMMAND_LINE, Origin, record
@@ -79,6 +80,18 @@ class Cooldown:
 
 
 @dataclass(frozen=True, slots=True)
+class Exemption:
+    """A project of an upstream that the upstream's cool-down does not hold back
+    (`publish/cooldown_exemptions.py`)."""
+
+    upstream: str
+    project: str
+    reason: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamPolicy:
     """Everything that curates one upstream.
 
@@ -90,6 +103,7 @@ class UpstreamPolicy:
     configured: bool
     rules: tuple[PolicyRule, ...]
     cooldown: Cooldown
+    exemptions: tuple[Exemption, ...] = ()
 
 
 def add_rule(
@@ -237,6 +251,17 @@ def list_rules(session: Session, upstreams: Sequence[UpstreamSettings]) -> list[
     """
     rules = session.scalars(select(UpstreamRule).order_by(UpstreamRule.id)).all()
     cooldowns = {row.upstream: row for row in session.scalars(select(UpstreamCooldown))}
+    exemptions = [
+        exemption_of(row)
+        for row in session.scalars(select(CooldownExemption).order_by(CooldownExemption.project))
+    ]
+
+    def stored(label: str) -> tuple[tuple[PolicyRule, ...], tuple[Exemption, ...]]:
+        return (
+            tuple(_rule_of(row) for row in rules if row.upstream == label),
+            tuple(exemption for exemption in exemptions if exemption.upstream == label),
+        )
+
     policies: list[UpstreamPolicy] = []
     for settings in upstreams:
         label = settings.label
@@ -244,16 +269,17 @@ def list_rules(session: Session, upstreams: Sequence[UpstreamSettings]) -> list[
             *(PolicyRule(label, "allow", normal_glob(glob), "config") for glob in settings.allow),
             *(PolicyRule(label, "deny", normal_glob(glob), "config") for glob in settings.deny),
         ]
-        stored = [_rule_of(row) for row in rules if row.upstream == label]
+        added, exempt = stored(label)
         cooldown = _cooldown_of(label, settings.cooldown_days, cooldowns.get(label))
-        policies.append(UpstreamPolicy(label, True, (*configured, *stored), cooldown))
+        policies.append(UpstreamPolicy(label, True, (*configured, *added), cooldown, exempt))
     known = {settings.label for settings in upstreams}
     orphans = dict.fromkeys(row.upstream for row in rules if row.upstream not in known)
     orphans.update(dict.fromkeys(label for label in cooldowns if label not in known))
+    orphans.update(dict.fromkeys(e.upstream for e in exemptions if e.upstream not in known))
     for label in orphans:
-        stored = [_rule_of(row) for row in rules if row.upstream == label]
+        added, exempt = stored(label)
         cooldown = _cooldown_of(label, 0.0, cooldowns.get(label))
-        policies.append(UpstreamPolicy(label, False, tuple(stored), cooldown))
+        policies.append(UpstreamPolicy(label, False, added, cooldown, exempt))
     return policies
 
 
@@ -315,6 +341,11 @@ def _stored_rule(session: Session, upstream: str, kind: str, glob: str) -> Upstr
 def _rule_of(row: UpstreamRule) -> PolicyRule:
     kind = check_kind(row.kind)
     return PolicyRule(row.upstream, kind, row.glob, "database", row.added_by, row.created_at)
+
+
+def exemption_of(row: CooldownExemption) -> Exemption:
+    """The `Exemption` a stored row holds."""
+    return Exemption(row.upstream, row.project, row.reason, row.added_by, row.created_at)
 
 
 def _cooldown_of(label: str, configured: float, row: UpstreamCooldown | None) -> Cooldown:

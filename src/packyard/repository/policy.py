@@ -25,7 +25,9 @@ Admins add allow and deny globs and override the cool-down at runtime
 (`publish/policies.py`); a `StoredRulesReader` (`repository/policy_rules.py`)
 hands them in, reloaded once per serial change. The effective allow-list is
 the configured one plus the stored one, likewise the deny-list; a stored
-cool-down replaces the configured one.
+cool-down replaces the configured one. A project an admin exempted from the
+cool-down (`publish/cooldown_exemptions.py`) is served whole, however young
+its files: the allow- and deny-lists still apply to it.
 
 `hide_files` is the shared rule, also used by `SnapshotRepository`.
 """
@@ -234,7 +236,7 @@ class PolicyRepository(DelegatingRepository):
         """
         await self._refresh()
         self._check_name(name)
-        if self.cooldown:
+        if self.cooldown and not self._exempt(name):
             reason = (await self._verdict(name, ctx)).reason_for(filename)
             if reason is not None:
                 raise FileHidden(name, filename, reason)
@@ -268,6 +270,11 @@ class PolicyRepository(DelegatingRepository):
             self.cooldown = cooldown
             self._pages = PageMemo(self._judge, self._max_pages)
 
+    def _exempt(self, name: str) -> bool:
+        """Whether an admin exempted project `name` from the cool-down."""
+        exempt = self._stored.exempt
+        return bool(exempt) and _normal_name(name) in exempt
+
     def _check_name(self, name: str) -> None:
         reason = self.names.refusal(name)
         if reason is not None:
@@ -275,7 +282,7 @@ class PolicyRepository(DelegatingRepository):
 
     async def _verdict(self, name: str, ctx: RequestContext) -> Verdict:
         detail = await self.source.get_project(name, ctx)
-        if not self.cooldown:
+        if not self.cooldown or self._exempt(name):
             return Verdict(detail, {})
         return self._pages(name, detail, self._clock())
 

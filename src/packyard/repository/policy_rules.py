@@ -1,7 +1,8 @@
 """The curation rules admins set at runtime, read for one upstream (hot path).
 
-`publish/policies.py` writes `upstream_rules` and `upstream_cooldowns` rows
-together with a serial bump (`db.serial`); `PolicyRepository` asks a
+`publish/policies.py` writes `upstream_rules` and `upstream_cooldowns` rows,
+`publish/cooldown_exemptions.py` `cooldown_exemptions` rows, each together
+with a serial bump (`db.serial`); `PolicyRepository` asks a
 `StoredRulesReader` on every request what the database adds to its
 upstream's configuration. As for yanks (`repository/yank.py`), the rows are
 read once per change of the serial, as the `SerialWatcher` tells, never per
@@ -23,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.db.freshness import PerSerial, SerialWatcher, watcher_for
-from packyard.db.policies import UpstreamCooldown, UpstreamRule
+from packyard.db.policies import CooldownExemption, UpstreamCooldown, UpstreamRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +32,14 @@ class StoredRules:
     """What the database adds to one upstream's configured curation.
 
     `allow` and `deny` are normalised globs, oldest first; `cooldown_days`
-    None means "as configured".
+    None means "as configured"; `exempt` holds the normalised names of the
+    projects the cool-down does not hold back.
     """
 
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     cooldown_days: float | None = None
+    exempt: frozenset[str] = frozenset()
 
 
 NO_RULES = StoredRules()
@@ -56,10 +59,14 @@ def load_rules(session: Session, upstream: str) -> StoredRules:
     days = session.scalar(
         select(UpstreamCooldown.days).where(UpstreamCooldown.upstream == upstream)
     )
+    exempt = session.scalars(
+        select(CooldownExemption.project).where(CooldownExemption.upstream == upstream)
+    )
     return StoredRules(
         allow=tuple(glob for kind, glob in rows if kind == "allow"),
         deny=tuple(glob for kind, glob in rows if kind == "deny"),
         cooldown_days=days,
+        exempt=frozenset(exempt),
     )
 
 

@@ -18,6 +18,7 @@ from packyard.db.policies import UpstreamCooldown, UpstreamRule
 from packyard.db.serial import read_serial
 from packyard.errors import InvalidRequest, NotFound, PermissionDenied
 from packyard.publish import accounts
+from packyard.publish.cooldown_exemptions import exempt, unexempt
 from packyard.publish.policies import (
     add_rule,
     list_rules,
@@ -261,3 +262,34 @@ def test_list_shows_configured_and_stored_rules_by_origin(local: LocalStore) -> 
     )
     assert (mirror.upstream, mirror.configured, mirror.rules) == (MIRROR.label, True, ())
     assert (mirror.cooldown.days, mirror.cooldown.origin) == (7, "config")
+
+
+def test_exemptions_are_listed_per_upstream_and_kept_for_an_unconfigured_one(
+    local: LocalStore,
+) -> None:
+    with local.sessions.begin() as session:
+        exempt(session, OPERATOR, MIRROR.url, "Fix_Lib", "an urgent fix", upstreams=UPSTREAMS)
+        exempt(session, OPERATOR, "pypi", "other-lib", "trusted", upstreams=UPSTREAMS)
+    with local.sessions() as session:
+        listed = list_rules(session, UPSTREAMS)
+    assert [[e.project for e in p.exemptions] for p in listed] == [["other-lib"], ["fix-lib"]]
+    assert listed[1].exemptions[0].reason == "an urgent fix"
+
+    renamed = (MIRROR,)  # "pypi" left the configuration: its exemption applies to nothing
+    with local.sessions() as session:
+        orphan = list_rules(session, renamed)[-1]
+    assert (orphan.upstream, orphan.configured) == ("pypi", False)
+    assert [e.project for e in orphan.exemptions] == ["other-lib"]
+    with local.sessions.begin() as session:
+        unexempt(session, OPERATOR, "pypi", "other-lib", upstreams=renamed)
+    with local.sessions() as session, pytest.raises(NotFound, match="no cool-down exemption"):
+        unexempt(session, OPERATOR, "pypi", "other-lib", upstreams=UPSTREAMS)
+
+
+def test_only_an_admin_may_exempt_and_a_refusal_changes_nothing(local: LocalStore) -> None:
+    before = serial(local)
+    with local.sessions() as session, pytest.raises(PermissionDenied, match="only an admin"):
+        exempt(session, user(session, "bob"), "pypi", "x", "why not", upstreams=UPSTREAMS)
+    with local.sessions() as session, pytest.raises(InvalidRequest, match="is invalid"):
+        exempt(session, OPERATOR, "pypi", "not a name!", "r", upstreams=UPSTREAMS)
+    assert serial(local) == before

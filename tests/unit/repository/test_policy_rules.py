@@ -20,6 +20,7 @@ from packyard.model import (
     DistFile,
     ProjectDetail,
 )
+from packyard.publish.cooldown_exemptions import exempt, unexempt
 from packyard.publish.policies import add_rule, remove_rule, set_cooldown
 from packyard.repository.policy import (
     HIDDEN_FILES,
@@ -78,7 +79,11 @@ async def change(local: LocalStore, *changes: tuple[str, ...]) -> None:
     of the event loop (the SQLite watcher checks once per turn)."""
     with local.sessions.begin() as session:
         for action, upstream, *args in changes:
-            if action == "cooldown":
+            if action == "exempt":
+                exempt(session, ADMIN, upstream, args[0], "an urgent fix", upstreams=UPSTREAMS)
+            elif action == "unexempt":
+                unexempt(session, ADMIN, upstream, args[0], upstreams=UPSTREAMS)
+            elif action == "cooldown":
                 days = None if args[0] == "default" else float(args[0])
                 set_cooldown(session, ADMIN, upstream, days, upstreams=UPSTREAMS)
             elif action == "remove":
@@ -157,6 +162,57 @@ async def test_a_stored_cool_down_overrides_the_configured_one_until_reset(
         assert [entry["filename"] for entry in hidden] == [NEW_WHEEL]
         with pytest.raises(FileHidden, match="cool-down of 7 days"):
             await policy.get_file("public-lib", NEW_WHEEL, ANONYMOUS)
+    finally:
+        await policy.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_exempt_project_skips_the_cool_down_and_only_that_project(
+    local: LocalStore,
+) -> None:
+    configured = PYPI.model_copy(update={"cooldown_days": 7})
+    policy = PolicyRepository(PageSource("pypi", pages()), configured, rules=reader(local))
+    try:
+        held = await policy.get_project("public-lib", ANONYMOUS)
+        assert [dist.filename for dist in held.files] == [OLD_WHEEL]
+
+        await change(local, ("exempt", "pypi", "Public_Lib"))
+        page = await policy.get_project("public-lib", ANONYMOUS)
+        assert [dist.filename for dist in page.files] == [OLD_WHEEL, NEW_WHEEL]
+        assert HIDDEN_FILES not in page.private
+        assert (await policy.get_file("public-lib", NEW_WHEEL, ANONYMOUS)).sha256
+        assert (await policy.get_file("public-lib", NEW_WHEEL + ".metadata", ANONYMOUS)).sha256
+        other = await policy.get_project("acme-core", ANONYMOUS)
+        assert [dist.filename for dist in other.files] == [OLD_WHEEL]
+        with pytest.raises(FileHidden):
+            await policy.get_file("acme-core", NEW_WHEEL, ANONYMOUS)
+
+        await change(local, ("unexempt", "pypi", "public-lib"))
+        again = await policy.get_project("public-lib", ANONYMOUS)
+        assert [dist.filename for dist in again.files] == [OLD_WHEEL]
+        with pytest.raises(FileHidden, match="cool-down of 7 days"):
+            await policy.get_file("public-lib", NEW_WHEEL, ANONYMOUS)
+    finally:
+        await policy.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_exemption_does_not_lift_a_deny(
+    policy: PolicyRepository, local: LocalStore
+) -> None:
+    await change(local, ("exempt", "pypi", "evil-pkg"))
+    with pytest.raises(ProjectRefused):
+        await policy.get_project("evil-pkg", ANONYMOUS)
+
+
+@pytest.mark.anyio
+async def test_an_exemption_on_another_upstream_changes_nothing_here(local: LocalStore) -> None:
+    configured = PYPI.model_copy(update={"cooldown_days": 7})
+    policy = PolicyRepository(PageSource("pypi", pages()), configured, rules=reader(local))
+    try:
+        await change(local, ("exempt", "other", "public-lib"))
+        page = await policy.get_project("public-lib", ANONYMOUS)
+        assert [dist.filename for dist in page.files] == [OLD_WHEEL]
     finally:
         await policy.aclose()
 

@@ -4,7 +4,9 @@
 each marked by origin: `config` (the configuration file) or `database` (added
 here or with `packyard policy`). `POST /policies/rules` and
 `DELETE /policies/rules` add and remove stored globs, `PUT /policies/cooldown`
-overrides the cool-down (`days: null` goes back to the configured one). The
+overrides the cool-down (`days: null` goes back to the configured one);
+`POST /policies/cooldown-exemptions` and `DELETE /policies/cooldown-exemptions`
+exempt a project from its upstream's cool-down and take that back. The
 upstream travels in the body or the query, never in the path: an upstream
 without a name is labelled by its URL, slashes included.
 
@@ -21,7 +23,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from packyard.publish import policies
+from packyard.publish import cooldown_exemptions, policies
 from packyard.publish.policies import RuleKind, RuleOrigin
 from packyard.routes.api.deps import Caller, RequestOrigin, Services, audited, require_admin
 from packyard.settings import UpstreamSettings
@@ -57,11 +59,20 @@ class CooldownOut(BaseModel):
     set_at: datetime | None = None
 
 
+class ExemptionOut(BaseModel):
+    upstream: str
+    project: str = Field(description="Normalised; its files skip the upstream's cool-down.")
+    reason: str
+    added_by: str
+    added_at: datetime
+
+
 class UpstreamPolicyOut(BaseModel):
     upstream: str
     configured: bool = Field(description="False: only stored rules name it; they apply to nothing.")
     cooldown: CooldownOut
     rules: list[RuleOut]
+    cooldown_exemptions: list[ExemptionOut]
 
 
 class RuleIn(BaseModel):
@@ -73,6 +84,22 @@ class RuleIn(BaseModel):
 class CooldownIn(BaseModel):
     upstream: str = Field(description=UPSTREAM_DESCRIPTION)
     days: float | None = Field(description="0 for none; null for the configured cool-down.")
+
+
+class ExemptionIn(BaseModel):
+    upstream: str = Field(description=UPSTREAM_DESCRIPTION)
+    project: str
+    reason: str = Field(description="Why it may skip the cool-down; kept and audited.")
+
+
+def _exemption(exemption: policies.Exemption) -> ExemptionOut:
+    return ExemptionOut(
+        upstream=exemption.upstream,
+        project=exemption.project,
+        reason=exemption.reason,
+        added_by=exemption.by,
+        added_at=exemption.at,
+    )
 
 
 def _rule(rule: policies.PolicyRule) -> RuleOut:
@@ -108,6 +135,7 @@ def list_policies(
             configured=found.configured,
             cooldown=_cooldown(found.cooldown),
             rules=[_rule(rule) for rule in found.rules],
+            cooldown_exemptions=[_exemption(exemption) for exemption in found.exemptions],
         )
         for found in policies.list_rules(session, upstreams)
     ]
@@ -163,3 +191,46 @@ def set_cooldown(
         session, identity, body.upstream, body.days, upstreams=upstreams, origin=origin
     )
     return _cooldown(cooldown)
+
+
+@router.post("/cooldown-exemptions", status_code=201, summary="Exempt a project from the cool-down")
+def exempt(
+    body: ExemptionIn,
+    identity: Caller,
+    session: Annotated[Session, audited("policy-exempt")],
+    origin: RequestOrigin,
+    upstreams: Upstreams,
+    response: Response,
+) -> ExemptionOut:
+    """201 with the new exemption; 200 when it existed (its reason is replaced)."""
+    require_admin(session, identity)
+    exemption, created = cooldown_exemptions.exempt(
+        session,
+        identity,
+        body.upstream,
+        body.project,
+        body.reason,
+        upstreams=upstreams,
+        origin=origin,
+    )
+    if not created:
+        response.status_code = 200
+    return _exemption(exemption)
+
+
+@router.delete(
+    "/cooldown-exemptions", status_code=204, summary="Hold a project back by the cool-down again"
+)
+def unexempt(
+    upstream: Annotated[str, Query(description=UPSTREAM_DESCRIPTION)],
+    project: str,
+    identity: Caller,
+    session: Annotated[Session, audited("policy-unexempt")],
+    origin: RequestOrigin,
+    upstreams: Upstreams,
+) -> Response:
+    require_admin(session, identity)
+    cooldown_exemptions.unexempt(
+        session, identity, upstream, project, upstreams=upstreams, origin=origin
+    )
+    return Response(status_code=204)

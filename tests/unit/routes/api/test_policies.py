@@ -153,3 +153,74 @@ async def test_only_unrestricted_admins_see_or_change_policies(site: Site, who: 
     assert [outcome for _, outcome, _, _ in site.events("policy-add")] == ["refused"]
     anonymous = await site.client.get("/policies")
     assert anonymous.status_code == 401
+
+
+@pytest.mark.anyio
+async def test_admins_exempt_a_project_from_the_cooldown_with_a_reason_and_take_it_back(
+    site: Site,
+) -> None:
+    root = site.auth("root")
+    before = serial(site)
+    body = {"upstream": MIRROR.url, "project": "Urgent_Fix", "reason": "CVE fix, today"}
+    added = await site.client.post("/policies/cooldown-exemptions", json=body, headers=root)
+    again = await site.client.post(
+        "/policies/cooldown-exemptions", json={**body, "reason": "the fix"}, headers=root
+    )
+
+    assert (added.status_code, again.status_code) == (201, 200)
+    assert (added.json()["project"], added.json()["reason"]) == ("urgent-fix", "CVE fix, today")
+    assert again.json()["reason"] == "the fix"
+    assert serial(site) == before + 1  # a new reason changes nothing served
+    listed = (await site.client.get("/policies", headers=root)).json()
+    assert [e["project"] for e in listed[1]["cooldown_exemptions"]] == ["urgent-fix"]
+    assert listed[0]["cooldown_exemptions"] == []
+
+    query = {"upstream": MIRROR.url, "project": "urgent-fix"}
+    removed = await site.client.delete("/policies/cooldown-exemptions", params=query, headers=root)
+    missing = await site.client.delete("/policies/cooldown-exemptions", params=query, headers=root)
+    assert (removed.status_code, missing.status_code) == (204, 404)
+    assert "has no cool-down exemption" in missing.json()["detail"]
+    assert serial(site) == before + 2
+    assert [(e[1], e[2], e[3].get("reason")) for e in site.events("policy-exempt")] == [
+        ("ok", "urgent-fix", "CVE fix, today"),
+        ("ok", "urgent-fix", "the fix"),
+    ]
+    assert [e[2] for e in site.events("policy-unexempt")] == ["urgent-fix"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"upstream": "pypy", "project": "x", "reason": "r"}, "'pypi'"),
+        ({"upstream": "pypi", "project": "a/b", "reason": "r"}, "is invalid"),
+        ({"upstream": "pypi", "project": "x", "reason": "  "}, "a reason is required"),
+        ({"upstream": "pypi", "project": "x", "reason": "r" * 2001}, "at most 2000"),
+    ],
+)
+async def test_a_bad_exemption_is_400_with_a_message(
+    site: Site, body: dict[str, object], message: str
+) -> None:
+    before = serial(site)
+    answer = await site.client.post(
+        "/policies/cooldown-exemptions", json=body, headers=site.auth("root")
+    )
+    assert answer.status_code == 400
+    assert message in answer.json()["detail"]
+    assert serial(site) == before
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("who", ["bob", "root-scoped"])
+async def test_only_unrestricted_admins_exempt_projects(site: Site, who: str) -> None:
+    body = {"upstream": "pypi", "project": "acme-core", "reason": "r"}
+    added = await site.client.post(
+        "/policies/cooldown-exemptions", json=body, headers=site.auth(who)
+    )
+    removed = await site.client.delete(
+        "/policies/cooldown-exemptions",
+        params={"upstream": "pypi", "project": "acme-core"},
+        headers=site.auth(who),
+    )
+    assert (added.status_code, removed.status_code) == (403, 403)
+    assert [outcome for _, outcome, _, _ in site.events("policy-exempt")] == ["refused"]
