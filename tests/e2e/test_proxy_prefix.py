@@ -33,7 +33,10 @@ pytestmark = pytest.mark.skipif(
     NGINX is None, reason="nginx is not installed (scripts/test.sh apt-get installs it)"
 )
 
-# The location of docs/operations.md's server block, without TLS and the cache.
+# The location of docs/operations.md's server block, without TLS and the cache,
+# and with nginx's default `Host` (the upstream's address, `$proxy_host`) rather
+# than the browser's: packyard must take its own address from `public_url`, not
+# `Host` (the admin forms' Origin check included).
 NGINX_CONF = """worker_processes 1;
 daemon off;
 user root;
@@ -52,7 +55,7 @@ http {{
         client_max_body_size 0;
         location /pypi/ {{
             proxy_pass http://127.0.0.1:{upstream}/;
-            proxy_set_header Host $http_host;
+            proxy_set_header Host $proxy_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_request_buffering off;

@@ -59,7 +59,7 @@ class AdminSite:
         self.templates = templates
         self.sessions = sessions
         self.resolver = resolver
-        self.csrf = CsrfProtection(resolver.keys)
+        self.csrf = CsrfProtection(resolver.keys, templates.public_url)
 
     async def run(self, function: Callable[[Session], T]) -> T:
         """`function(session)` in a worker thread, in a transaction committed if it returns."""
