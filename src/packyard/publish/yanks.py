@@ -38,6 +38,7 @@ from packyard.db.serial import bump_serial
 from packyard.errors import FileNotFound, InvalidRequest, NotFound, PermissionDenied
 from packyard.publish.audit import COMMAND_LINE, Origin, record
 from packyard.publish.name_guard import check_name
+from packyard.repository.local import owns_name
 
 # Who may yank an in-house project's files, besides admins.
 MAINTAINER_ROLES = frozenset({"owner", "maintainer"})
@@ -82,7 +83,7 @@ def yank(
     """
     name, version = _normalise(project, version)
     reason = (reason or "").strip() or None
-    row = session.scalar(select(Project).where(Project.name == name))
+    row = _in_house(session, name)
     if row is None:
         return _add_override(session, identity, name, version, filename, reason, origin)
     require_maintainer(session, identity, row, "yank")
@@ -120,7 +121,7 @@ def unyank(
         FileNotFound: the in-house project has no such file.
     """
     name, version = _normalise(project, version)
-    row = session.scalar(select(Project).where(Project.name == name))
+    row = _in_house(session, name)
     if row is None:
         return _remove_overrides(session, identity, name, version, filename, origin)
     require_maintainer(session, identity, row, "unyank")
@@ -177,6 +178,12 @@ def require_maintainer(session: Session, identity: Identity, project: Project, a
         f"'{identity.name}' isn't allowed to {action} files of project '{project.name}': "
         "only its owners and maintainers, and admins, are."
     )
+
+
+def _in_house(session: Session, name: str) -> Project | None:
+    """The in-house project `name` if it holds its name here (`owns_name`); None
+    when the name's page is the upstream's, which an empty project does not hide."""
+    return session.scalar(select(Project).where(Project.name == name, owns_name()))
 
 
 def require_admin(session: Session, identity: Identity, action: str, project: str) -> None:

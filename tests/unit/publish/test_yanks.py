@@ -16,6 +16,7 @@ from packyard.db.governance import ProjectRole, YankOverride
 from packyard.db.models import File, Project
 from packyard.db.serial import read_serial
 from packyard.errors import FileNotFound, InvalidRequest, NotFound, PermissionDenied
+from packyard.publish.deletions import delete_release
 from packyard.publish.importer import import_directory
 from packyard.publish.yanks import refusals_recorded, unyank, yank
 from tests.builders import LocalStore, build_sdist, build_wheel, make_local_store
@@ -268,4 +269,22 @@ async def test_only_admins_may_override_upstream_releases(local: LocalStore) -> 
     grant(local, "owner", user_id=alice)  # an owner of an in-house project is not enough
     with pytest.raises(PermissionDenied, match="only an admin"), local.sessions.begin() as s:
         yank(s, user("alice", alice), "public-lib", "2.0")
+    assert overrides(local) == []
+
+
+@pytest.mark.anyio
+async def test_an_in_house_project_with_no_file_left_yanks_the_upstream_release_it_shows(
+    local: LocalStore,
+) -> None:
+    # An empty project does not hide the upstream's (repository/local.py, `owns_name`):
+    # the page is the upstream's, so a yank of its release is an override.
+    with local.sessions.begin() as session:
+        delete_release(session, ADMIN, "acme-core", "1.0")
+        delete_release(session, ADMIN, "acme-core", "1.1")
+    with local.sessions.begin() as session:
+        result = yank(session, ADMIN, "acme-core", "2.0", reason="hijacked upstream")
+    assert result.override
+    assert overrides(local) == [("acme-core", "2.0", None, "hijacked upstream", "cli:root")]
+    with local.sessions.begin() as session:
+        assert unyank(session, ADMIN, "acme-core", "2.0").override
     assert overrides(local) == []
