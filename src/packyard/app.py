@@ -47,6 +47,7 @@ def create_app(
     *,
     api: ASGIApp | None = None,
     osv: ASGIApp | None = None,
+    integrity: ASGIApp | None = None,
     read_guard: Callable[[ASGIApp], ASGIApp] | None = None,
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     middleware: Sequence[Middleware] = (),
@@ -68,6 +69,8 @@ def create_app(
         api: the admin API (`routes/api`), mounted at `/api/v1`.
         osv: the OSV API's handler (`routes/osv.py`), given every path under
             `/osv/`; None leaves them to the Starlette app (404).
+        integrity: the PEP 740 provenance handler (`routes/integrity.py`), given
+            every path under `/integrity/`; None leaves them to the Starlette app.
         read_guard: wraps the whole application, e.g. to require credentials
             for everything but a few public paths (`routes/read_auth.py`).
         on_shutdown: closed after the chain when the app stops (shared clients).
@@ -93,11 +96,12 @@ def create_app(
     )
     return guard(
         _Dispatcher(
-            simple=SimpleRoute(chain),
+            simple=SimpleRoute(chain, site_url=public_url),
             files=files,
-            snapshot=SnapshotRoute(chain, files),
+            snapshot=SnapshotRoute(chain, files, site_url=public_url),
             readiness=readiness or Readiness({}),
             osv=osv,
+            integrity=integrity,
             other=CrossSiteGuard(HostSafeRedirects(other, public_url), public_url),
         )
     )
@@ -118,8 +122,10 @@ class _Dispatcher:
         readiness: ASGIApp,
         other: ASGIApp,
         osv: ASGIApp | None = None,
+        integrity: ASGIApp | None = None,
     ) -> None:
         self._simple = simple
+        self._integrity = integrity
         self._files = files
         self._snapshot = snapshot
         self._readiness = readiness
@@ -141,6 +147,8 @@ class _Dispatcher:
                 return await self._readiness(scope, receive, send)
             if self._osv is not None and path.startswith("/osv/"):
                 return await self._osv(scope, receive, send)
+            if self._integrity is not None and path.startswith("/integrity/"):
+                return await self._integrity(scope, receive, send)
         return await self._other(scope, receive, send)
 
 

@@ -33,6 +33,9 @@ from uvicorn.config import STARTUP_FAILURE
 from packyard.advisories.index import AdvisoryIndexReader
 from packyard.advisories.refresh import AdvisoryRefresh
 from packyard.app import create_app
+from packyard.attestations.requirement import UploadAttestations
+from packyard.attestations.stored import stored_provenance
+from packyard.attestations.verify import AttestationVerifier
 from packyard.auth.authenticate import Authenticators
 from packyard.browser.build import build_browser, open_search_index
 from packyard.browser.readmes import Readmes
@@ -64,6 +67,7 @@ from packyard.routes.api import ApiServices, api_app
 from packyard.routes.domain_errors import DomainErrorResponses
 from packyard.routes.files import FilesRoute, Presigner
 from packyard.routes.health import Readiness, ReadinessCheck
+from packyard.routes.integrity import IntegrityRoute
 from packyard.routes.osv import OsvRoute
 from packyard.routes.read_auth import read_guard
 from packyard.routes.roles import RoleGate
@@ -297,6 +301,7 @@ def build_app(settings: Settings) -> ASGIApp:
         ],
         api=api,
         osv=OsvRoute(advisories, sessions),
+        integrity=IntegrityRoute(chain, stored_provenance(sessions)),
         read_guard=guard,
         on_shutdown=[http_client.aclose, _closer(watcher)],
         readiness=Readiness(
@@ -410,8 +415,24 @@ def build_upload_routes(
         after_upload=after_upload,
         help_url=help_url,
         refuse_affected_requirements=settings.advisories.refuse_uploads,
+        attestations=upload_attestations(settings, help_url),
     )
     return upload_routes(service, authenticators)
+
+
+def upload_attestations(settings: Settings, help_url: str = HELP_PATH) -> UploadAttestations:
+    """The PEP 740 checks of uploads, on the configured trust root and CI issuers.
+
+    Raises:
+        ConfigurationError: `[attestations] trusted_root` cannot be read.
+    """
+    config = settings.attestations
+    return UploadAttestations(
+        AttestationVerifier(config.trusted_root),
+        settings.auth.oidc,
+        config.require,
+        help_url=help_url,
+    )
 
 
 def app_from_environment() -> ASGIApp:

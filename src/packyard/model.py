@@ -49,6 +49,8 @@ class DistFile:
     yanked: bool | str = False
     size: int | None = None
     upload_time: datetime | None = None
+    # PEP 740: where the source keeps the file's provenance object (None: it has
+    # none). Served pages link to this server's `/integrity/` route instead.
     provenance: str | None = None
     gpg_sig: bool | None = None
 

@@ -5,9 +5,10 @@ cannot build the application (a component that cannot be imported, a
 metrics token file that cannot be read) would die and be started again,
 forever, a traceback each time. So the parent process first builds and
 checks, once, every part that can fail on the configuration: the blob
-storage answers, every component loads and accepts the chain, the search
-index opens, the metrics token and the event log's folder can be used. The
-first failure stops `serve` with its message (`packyard.cli.reports_errors`).
+storage answers, the attestations' trust root reads, every component loads
+and accepts the chain, the search index opens, the metrics token and the
+event log's folder can be used. The first failure stops `serve` with its
+message (`packyard.cli.reports_errors`).
 
 It also removes the temporary files a crashed process left
 (`storage/sweep.py`) before any worker can start a write of its own.
@@ -19,7 +20,7 @@ import logging
 import os
 
 from packyard.browser.build import open_search_index
-from packyard.compose import build_chain, temp_sweeper
+from packyard.compose import build_chain, temp_sweeper, upload_attestations
 from packyard.db.engine import create_database_engine, session_factory_for
 from packyard.errors import ConfigurationError
 from packyard.settings import Settings
@@ -43,6 +44,7 @@ async def check_before_serving(settings: Settings) -> None:
     await storage.check()
     _check_telemetry(settings)
     open_search_index(settings).close()
+    upload_attestations(settings)  # the trust root file is read and parsed
     engine = create_database_engine(settings.resolved_database_url)
     try:
         # Imports and calls every configured component, as each worker will.

@@ -109,6 +109,10 @@ class OidcIssuerSettings(BaseModel):
     # leaked one is of use for at most this long. GitLab's ID tokens live as long
     # as the job may run; raise this for jobs with a longer timeout.
     max_token_lifetime: float = Field(default=3600.0, gt=0)
+    # The issuer as Sigstore certificates name it, when it differs from `issuer`
+    # (the URL packyard reaches the CI system by): PEP 740 attestations made by
+    # this CI's jobs are verified against it (`attestations/publisher.py`).
+    sigstore_issuer: str | None = None
 
 
 class AuthSettings(BaseModel):
@@ -156,6 +160,23 @@ class UploadSettings(BaseModel):
     # (zip and tar bombs); at upload and on `packyard import`.
     max_uncompressed_ratio: float = Field(default=50.0, ge=1)
     max_uncompressed_bytes: int = Field(default=8 * 1024**3, gt=0)
+
+
+AttestationRequirement = Literal["none", "ci", "all"]
+
+
+class AttestationSettings(BaseModel):
+    """PEP 740 attestations of uploads (`attestations/`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # A Sigstore `trusted_root.json`; None: the public-good instance's, as
+    # bundled with the installed `sigstore` package. Never fetched: offline.
+    trusted_root: Path | None = None
+    # Which uploads must carry a verified attestation: none, those made with a
+    # CI ID token, or all (only CI jobs can attest, so `all` admits CI uploads
+    # alone). An admin may set it per project (`packyard attestations require`).
+    require: AttestationRequirement = "none"
 
 
 class HttpSettings(BaseModel):
@@ -361,6 +382,7 @@ class Settings(BaseModel):
     browser: BrowserSettings = BrowserSettings()
     s3: S3Settings = S3Settings()
     advisories: AdvisorySettings = AdvisorySettings()
+    attestations: AttestationSettings = AttestationSettings()
 
     @field_validator("public_url")
     @classmethod

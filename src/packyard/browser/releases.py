@@ -15,7 +15,6 @@ from urllib.parse import quote
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from packyard.browser.metadata import http_url
 from packyard.model import DistFile, ProjectDetail
 
 
@@ -35,7 +34,7 @@ class FileRow:
     requires_python: str | None
     yanked: bool
     yank_reason: str | None
-    provenance: str | None  # only an http(s) URL is kept
+    provenance: str | None  # this server's /integrity/ route (PEP 740), if it has one
     has_metadata: bool  # PEP 658: the index serves `<file>.metadata`
 
 
@@ -148,7 +147,11 @@ def _file_row(project: str, dist: DistFile) -> tuple[Version, FileRow] | None:
         requires_python=dist.requires_python,
         yanked=dist.yanked is not False,
         yank_reason=dist.yanked if isinstance(dist.yanked, str) and dist.yanked else None,
-        provenance=dist.provenance if http_url(dist.provenance) else None,
+        provenance=(
+            f"/integrity/{project}/{version}/{quote(dist.filename, safe='!+')}/provenance"
+            if dist.provenance
+            else None
+        ),
         has_metadata=bool(dist.core_metadata),
     )
 

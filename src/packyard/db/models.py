@@ -84,6 +84,9 @@ class Project(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # PEP 740: which uploads must carry a verified attestation ("none", "ci",
+    # "all"); None follows `[attestations] require` (`attestations/requirement.py`).
+    attestation_requirement: Mapped[str | None] = mapped_column(String(8))
 
     files: Mapped[list[File]] = relationship(back_populates="project")
 
@@ -119,6 +122,11 @@ class File(Base):
     yanked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     yanked_reason: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[str | None] = mapped_column(Text)
+    # PEP 740: the provenance object served at /integrity/…/provenance, kept
+    # exactly as verified at upload (deferred: pages need only the summary), and
+    # the summary the pages and the browser show: JSON of `attestations.Verified`.
+    provenance: Mapped[str | None] = mapped_column(Text, deferred=True)
+    provenance_publisher: Mapped[str | None] = mapped_column(Text)
 
     project: Mapped[Project] = relationship(back_populates="files")
 

@@ -7,7 +7,9 @@ the file written to the blob store but not committed):
 2. the project: archived or quarantined ones take nothing (PEP 792), then
    `ownership.check_upload` decides whether this identity may upload; a new
    name must pass the name guard (§2.10, dependency confusion);
-3. the file: filename, digests, then duplicates as PyPI does (§2.14-2.15):
+3. the file: filename, digests, its PEP 740 attestations (verified when it
+   carries some, required when the project says so: `attestations/`), then
+   duplicates as PyPI does (§2.14-2.15):
    the identical file again is a 200 that changes nothing, any other reuse of
    a filename or of the bytes is "File already exists", a deleted filename is
    never reused, one sdist per release;
@@ -47,6 +49,8 @@ from starlette.types import Receive
 
 from packyard.advisories.dependency_findings import check_release, describe, record_release
 from packyard.advisories.findings import Finding, read_requirements
+from packyard.attestations.requirement import UploadAttestations
+from packyard.attestations.verify import Verified
 from packyard.auth.ci_replay import claim_upload
 from packyard.auth.identity import Identity
 from packyard.db.governance import DeletedFile
@@ -111,12 +115,13 @@ class UploadResult:
 @dataclass(frozen=True, slots=True)
 class _Stored:
     """What step 5 stores besides the form: the file's metadata, its blobs, its
-    requirements and the findings on them."""
+    requirements and the findings on them, and its verified attestations."""
 
     core: CoreMetadata
     blobs: list[StoredBlob]
     requirements: tuple[Requirement, ...]
     findings: list[Finding]
+    verified: Verified | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,7 @@ class _Checked:
     metadata: Metadata
     dist: DistFilename
     is_new: bool
+    attestation_requirement: str | None  # the project's own; None: the configured one
 
 
 AfterUpload = Callable[[str, bytes], Awaitable[None]]
@@ -146,14 +152,18 @@ class UploadService:
         after_upload: AfterUpload | None = None,
         help_url: str = HELP_URL,
         refuse_affected_requirements: bool = False,
+        attestations: UploadAttestations | None = None,
     ) -> None:
         """`after_upload(sha256, metadata)` is awaited once a new file has
         committed (the browser renders its README then); it must not raise.
         `help_url`: this server's help page, which refusals of a reused
         filename link to. `refuse_affected_requirements` (`[advisories]
         refuse_uploads`): a requirement that admits only affected versions
-        refuses the upload instead of warning."""
+        refuses the upload instead of warning. `attestations`: verifies what
+        uploads carry and applies the requirement (None: an upload with
+        attestations is refused, since nothing here could verify them)."""
         self.after_upload = after_upload
+        self.attestations = attestations
         self.refuse_affected_requirements = refuse_affected_requirements
         self.reuse_help = f"See {help_url}#file-name-reuse for more information."
         self.sessions = sessions
@@ -258,6 +268,7 @@ class UploadService:
         upload = _file_of(form)
         digests = upload.writer.hexdigests()
         check_digests(checked.form.digests, digests)
+        verified = await self._verify_attestations(identity, form, checked, digests["sha256"])
         if await anyio.to_thread.run_sync(self.is_present, checked.dist, digests):
             return _result("present", checked.dist)
         blobs = [await upload.writer.commit()]
@@ -268,7 +279,7 @@ class UploadService:
             if checked.dist.packagetype == "bdist_wheel":
                 metadata_name = f"{checked.dist.filename}.metadata"
                 blobs.append(await store_bytes(self.store, metadata_name, core.content))
-            stored = _Stored(core, blobs, requirements, findings)
+            stored = _Stored(core, blobs, requirements, findings, verified)
             await anyio.to_thread.run_sync(
                 self._record, identity, origin, checked, stored, datetime.now(UTC)
             )
@@ -289,22 +300,47 @@ class UploadService:
         metadata = validate_metadata(upload_form.raw)
         upload = _file_of(form)
         name = canonicalize_name(metadata.name)
-        is_new = await anyio.to_thread.run_sync(self._authorize, identity, name)
+        is_new, requirement = await anyio.to_thread.run_sync(self._authorize, identity, name)
         if identity.kind == "ci":
             await anyio.to_thread.run_sync(self._claim, identity, name, str(metadata.version))
         if is_new:
             await self.name_guard.check(metadata.name)
         dist = validate_file(upload.filename, upload_form, metadata)
-        return _Checked(upload_form, metadata, dist, is_new)
+        return _Checked(upload_form, metadata, dist, is_new, requirement)
 
-    def _authorize(self, identity: Identity, name: str) -> bool:
-        """True when the project is new. Raises InvalidRequest (closed project) or
-        PermissionDenied."""
+    async def _verify_attestations(
+        self, identity: Identity, form: MultipartForm, checked: _Checked, sha256: str
+    ) -> Verified | None:
+        """The upload's verified attestations, if it carries any (`attestations/`).
+
+        Raises:
+            InvalidRequest: they do not verify, or the project requires them and
+                there are none.
+        """
+        fields = form.fields.get("attestations", [])
+        if self.attestations is None:
+            if any(field.strip() for field in fields):
+                raise InvalidRequest("This server does not verify attestations.")
+            return None
+        return await anyio.to_thread.run_sync(
+            self.attestations.check,
+            identity,
+            fields,
+            checked.dist.name,
+            self.attestations.effective(checked.attestation_requirement),
+            checked.dist.filename,
+            sha256,
+        )
+
+    def _authorize(self, identity: Identity, name: str) -> tuple[bool, str | None]:
+        """Whether the project is new, and its own attestation requirement.
+        Raises InvalidRequest (closed project) or PermissionDenied."""
         with self.sessions() as session:
             project = session.scalar(select(Project).where(Project.name == name))
             if project is not None and project.status in CLOSED_STATUSES:
                 raise closed_project(project)
-            return not check_upload(session, identity, name)
+            is_new = not check_upload(session, identity, name)
+            return is_new, project.attestation_requirement if project else None
 
     def _claim(self, identity: Identity, name: str, version: str) -> None:
         """A CI token uploads to one release (`auth.ci_replay`); raises PermissionDenied."""
@@ -378,7 +414,11 @@ class UploadService:
             # the checks below see every upload that committed before ours.
             bump_serial(session)
             project = self._project_for(session, identity, origin, checked, core, now)
-            session.add(file_row(project, dist, core, blobs, now))
+            row = file_row(project, dist, core, blobs, now)
+            if stored.verified is not None:
+                row.provenance = stored.verified.provenance
+                row.provenance_publisher = stored.verified.summary
+            session.add(row)
             session.flush()
             version = str(dist.version)
             record_release(
@@ -395,6 +435,7 @@ class UploadService:
                 sha256=blobs[0].sha256,
                 size=blobs[0].size,
                 dependency_findings=_audited(stored.findings),
+                attestations=list(stored.verified.predicate_types) if stored.verified else [],
             )
 
     def _project_for(

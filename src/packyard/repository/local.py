@@ -153,6 +153,10 @@ class LocalRepository(Repository):
         return _build_page(project, files, serial, self._store)
 
 
+PROVENANCE_STORED = "files.provenance"
+"""`DistFile.provenance` of an in-house file whose verified provenance is stored."""
+
+
 def owns_name() -> ColumnElement[bool]:
     """SQL: the project holds its name here, hiding any upstream project of it:
     it has a file, or an admin kept the name in-house (allow-list, quarantine)."""
@@ -198,6 +202,8 @@ def _dist_file(row: File) -> DistFile:
         core_metadata={"sha256": row.metadata_sha256} if row.metadata_sha256 else False,
         # PEP 592: a reason when there is one, else plain True.
         yanked=(row.yanked_reason or True) if row.yanked else False,
+        # PEP 740: served at /integrity/…; the value is this file's provenance route.
+        provenance=PROVENANCE_STORED if row.provenance_publisher else None,
         size=row.size,
         upload_time=row.upload_time,
     )

@@ -136,7 +136,7 @@ class FilesRoute:
 
     async def _serve(self, request: _Request) -> None:
         project, filename = parse_file_path(request.scope)
-        ctx = _context(request.scope)
+        ctx = request_context(request.scope)
         resource = await self._chain.get_file(project, filename, ctx)
         request.scope[SERVED] = (project, resource, ctx)
         validators = Validators.of(resource.sha256, resource.modified)
@@ -363,7 +363,7 @@ def _conditional_headers(scope: Scope) -> dict[str, str]:
     return found
 
 
-def _context(scope: Scope) -> RequestContext:
+def request_context(scope: Scope) -> RequestContext:
     client = scope.get("client")
     agent = request_header(scope, b"user-agent")
     return RequestContext(

@@ -71,7 +71,7 @@ PUBLIC_PREFIXES: Final = ("/static/",)
 # Handlers that refuse every request without credentials of their own kind.
 SELF_AUTHENTICATED: Final = frozenset({"/legacy", "/legacy/"})
 # Installers' paths: always the 401 challenge, whatever `Accept` says.
-INDEX_PREFIXES: Final = ("/simple", "/files/", "/snapshot/")
+INDEX_PREFIXES: Final = ("/simple", "/files/", "/snapshot/", "/integrity/")
 SIGN_IN: Final = "/admin/sign-in"
 
 

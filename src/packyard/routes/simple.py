@@ -25,7 +25,7 @@ from packyard.dists.filenames import MAX_NAME_LENGTH, TOO_LONG_NAME
 from packyard.errors import InvalidName, NotFound, PackyardError
 from packyard.model import RequestContext
 from packyard.repository.base import Repository
-from packyard.routes.asgi import Headers, send_response
+from packyard.routes.asgi import Headers, request_header, send_response
 from packyard.routes.errors import error_parts
 from packyard.routes.negotiation import MediaType, negotiate
 from packyard.routes.read_auth import IDENTITY
@@ -46,6 +46,10 @@ _ALLOW = [
     (b"cache-control", b"no-store"),
 ]
 
+SITE_ROOT = "packyard.site_root"
+"""Scope key: the application's `root_path`, kept by a route that extends it (snapshots)."""
+_HOST = re.compile(rb"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::[0-9]{1,5})?")
+
 DEFAULT_CACHE_CONTROL = b"public, max-age=60"
 """Short: in-house pages change on upload and yank; revalidation is a cheap 304."""
 
@@ -55,6 +59,20 @@ def local_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
+
+
+def request_site(scope: Scope) -> str | None:
+    """This site's absolute URL as the request reached it (ending in `/`): its
+    scheme, its `Host` if well-formed (else the server's address), and the
+    application's root (`SITE_ROOT` when a route moved `root_path`)."""
+    host = request_header(scope, b"host")
+    if host is None or not _HOST.fullmatch(host):
+        server = scope.get("server")
+        if not server:
+            return None
+        host = f"{server[0]}:{server[1]}".encode()
+    root = scope.get(SITE_ROOT, scope.get("root_path", ""))
+    return f"{scope.get('scheme', 'http')}://{host.decode('ascii')}{root}/"
 
 
 def normalize(name: str) -> str:
@@ -123,8 +141,12 @@ class SimpleRoute:
         *,
         cache_control: bytes = DEFAULT_CACHE_CONTROL,
         max_pages: int = 4096,
+        site_url: str | None = None,
     ) -> None:
+        """`site_url`: `Settings.public_url`, which absolute URLs in pages (PEP 740
+        provenance) start with; None: the URL each request was made to."""
         self._chain = chain
+        self._site_url = site_url.rstrip("/") + "/" if site_url else None
         self._pages = PageCache(cache_control, max_pages)
         # Requested name -> its normal form, for names already found valid.
         self._normalized: dict[str, str] = {}
@@ -165,7 +187,10 @@ class SimpleRoute:
         media_type = negotiate(accept, query)
         detail = await self._chain.get_project(normalized, ctx)
         render = json.render_project_detail if media_type.is_json else html.render_project_detail
-        page = self._pages.get(normalized, media_type, detail, lambda: render(detail))
+        site = self._site_url or request_site(scope)
+        # Without a public_url, a page's provenance URLs are the request's host's.
+        key = normalized if self._site_url else f"{site} {normalized}"
+        page = self._pages.get(key, media_type, detail, lambda: render(detail, site))
         await _send_page(send, page, if_none_match, head)
 
     def _check_name(self, name: str) -> str:

@@ -31,7 +31,7 @@ from packyard.repository.base import Repository
 from packyard.repository.snapshot import SnapshotRepository
 from packyard.routes.asgi import send_response
 from packyard.routes.errors import error_parts
-from packyard.routes.simple import SimpleRoute, local_path
+from packyard.routes.simple import SITE_ROOT, SimpleRoute, local_path
 
 PREFIX = "/snapshot/"
 DEFAULT_MAX_DATES = 16
@@ -56,9 +56,12 @@ class SnapshotRoute:
         *,
         max_dates: int = DEFAULT_MAX_DATES,
         today: Callable[[], date] = today_utc,
+        site_url: str | None = None,
     ) -> None:
-        """`chain` is the live chain; `files` the `/files/` handler, shared with it."""
+        """`chain` is the live chain; `files` the `/files/` handler, shared with it;
+        `site_url` the `Settings.public_url` (`SimpleRoute`)."""
         self._chain = chain
+        self._site_url = site_url
         self._files = files
         self._max_dates = max_dates
         self._today = today
@@ -80,6 +83,7 @@ class SnapshotRoute:
             status, headers, body = error_parts(error)
             await send_response(send, status, headers, body, head=scope["method"] == "HEAD")
             return
+        scope.setdefault(SITE_ROOT, scope.get("root_path", ""))
         scope["root_path"] = scope.get("root_path", "") + PREFIX + day_text
         await handler(scope, receive, send)
 
@@ -106,7 +110,11 @@ class SnapshotRoute:
         """The simple API of one date, kept for the most recently used dates."""
         route = self._routes.get(day)
         if route is None:
-            route = SimpleRoute(SnapshotRepository(self._chain, day), max_pages=PAGES_PER_DATE)
+            route = SimpleRoute(
+                SnapshotRepository(self._chain, day),
+                max_pages=PAGES_PER_DATE,
+                site_url=self._site_url,
+            )
             if len(self._routes) >= self._max_dates:
                 self._routes.popitem(last=False)
             self._routes[day] = route

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from packyard.model import SOURCE_LOCAL, DistFile, ProjectDetail
+from packyard.model import DistFile, ProjectDetail
 
 API_VERSION = "1.4"
 """PEP 629 repository version. PEP 833 freezes HTML at 1.4 (STANDARDS §0)."""
@@ -62,25 +62,21 @@ def has_metadata(core_metadata: bool | Mapping[str, str]) -> bool:
     return core_metadata is True or not isinstance(core_metadata, bool)
 
 
-def absolute_url(url: str | None) -> str | None:
-    """`url` if it is an absolute http(s) URL, else None (provenance, SRA 1.3)."""
-    if not url:
-        return None
-    parts = urlsplit(url)
-    return url if parts.scheme in ("http", "https") and parts.netloc else None
+def provenance_url(project: ProjectDetail, dist: DistFile, site_url: str | None) -> str | None:
+    """The PEP 740 `provenance` URL to serve for `dist`, if it has provenance.
 
-
-def provenance_url(project: ProjectDetail, dist: DistFile) -> str | None:
-    """The PEP 740 `provenance` URL to serve for `dist`, if any.
-
-    Only for files of this server's own store: an upstream's provenance URL
-    points at the upstream's host, and served pages never link clients to
-    another host (DESIGN §2). Upstream pages are read without it, and a page
-    kept from before is served without it too (docs/decisions.md).
+    PEP 740 asks for an absolute URL: `site_url` is this site's (ending in
+    `/`); without it, None. Always this server's `/integrity/` route, whatever
+    the source's URL (`DistFile.provenance`): served pages never link clients
+    to another host (DESIGN §2).
     """
-    if project.source != SOURCE_LOCAL:
+    if not dist.provenance or site_url is None:
         return None
-    return absolute_url(dist.provenance)
+    version = file_version(dist.filename)
+    if version is None:
+        return None
+    path = "/".join(quote(part, safe="!+") for part in (project.name, version, dist.filename))
+    return f"{site_url}integrity/{path}/provenance"
 
 
 def upload_time(moment: datetime) -> str:

@@ -44,8 +44,11 @@ def render_project_list(projects: ProjectList) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
-def render_project_detail(project: ProjectDetail) -> bytes:
-    """A project page: one `<a>` per file, the anchor text exactly the filename (SRA)."""
+def render_project_detail(project: ProjectDetail, site_url: str | None = None) -> bytes:
+    """A project page: one `<a>` per file, the anchor text exactly the filename (SRA).
+
+    `site_url` (absolute, ending in `/`) makes the absolute `data-provenance`
+    URLs PEP 740 asks for; without it they are left out."""
     name = escape(project.name, quote=True)
     parts = [_HEAD]
     status = project.status
@@ -58,7 +61,7 @@ def render_project_detail(project: ProjectDetail) -> bytes:
             parts.append(f'<meta name="pypi:project-status-reason" content="{reason}">\n')
     parts.append(f"<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n")
     for dist in project.files:
-        parts.append(_link(project, dist))
+        parts.append(_link(project, dist, site_url))
     parts.extend(_hidden_lines(project))
     parts.append("</body>\n</html>\n")
     return "".join(parts).encode("utf-8")
@@ -85,7 +88,7 @@ def _hidden_lines(project: ProjectDetail) -> list[str]:
     return lines
 
 
-def _link(page: ProjectDetail, dist: DistFile) -> str:
+def _link(page: ProjectDetail, dist: DistFile, site_url: str | None) -> str:
     project = page.name
     href = file_url(project, dist.filename)
     digest = fragment_hash(dist.hashes)
@@ -105,7 +108,7 @@ def _link(page: ProjectDetail, dist: DistFile) -> str:
         # PEP 592: present (empty or the reason) means yanked.
         reason = "" if dist.yanked is True else escape(str(dist.yanked), quote=True)
         attrs.append(f'data-yanked="{reason}"')
-    provenance = provenance_url(page, dist)
+    provenance = provenance_url(page, dist, site_url)
     if provenance is not None:
         attrs.append(f'data-provenance="{escape(provenance, quote=True)}"')
     if dist.size is not None:

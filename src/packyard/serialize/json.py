@@ -22,19 +22,21 @@ def render_project_list(projects: ProjectList) -> bytes:
     return _dump(page)
 
 
-def render_project_detail(project: ProjectDetail) -> bytes:
+def render_project_detail(project: ProjectDetail, site_url: str | None = None) -> bytes:
     """A project page (SRA §JSON Project Detail).
 
     `name` is normalised; `versions` holds every file's version (PEP 700);
     `project-status` appears when it is not active (PEP 792); each key of
     `project.private` appears with a `_` prefix, which the SRA reserves for
-    the server. Private values must be JSON-compatible.
+    the server. Private values must be JSON-compatible. `site_url` (this
+    site's absolute URL, ending in `/`) makes the absolute `provenance` URLs
+    PEP 740 asks for; without it they are left out.
     """
     page: dict[str, Any] = {
         "meta": _META,
         "name": project.name,
         "versions": all_versions(project),
-        "files": [_file(project, dist) for dist in project.files],
+        "files": [_file(project, dist, site_url) for dist in project.files],
     }
     if project.status.status != "active":
         page["project-status"] = {"status": project.status.status, "reason": project.status.reason}
@@ -43,7 +45,7 @@ def render_project_detail(project: ProjectDetail) -> bytes:
     return _dump(page)
 
 
-def _file(page: ProjectDetail, dist: DistFile) -> dict[str, Any]:
+def _file(page: ProjectDetail, dist: DistFile, site_url: str | None) -> dict[str, Any]:
     project = page.name
     entry: dict[str, Any] = {
         "filename": dist.filename,
@@ -72,7 +74,7 @@ def _file(page: ProjectDetail, dist: DistFile) -> dict[str, Any]:
         entry["size"] = dist.size
     if dist.upload_time is not None:
         entry["upload-time"] = upload_time(dist.upload_time)
-    provenance = provenance_url(page, dist)
+    provenance = provenance_url(page, dist, site_url)
     if provenance is not None:
         entry["provenance"] = provenance
     return entry

@@ -13,6 +13,11 @@ from tests.unit.serialize.conftest import HOSTILE, SHA_METADATA, SHA_SDIST, SHA_
 
 PAGE_URL = "https://index.test/simple/demo-pkg/"
 
+SITE = "https://index.test/"
+SERVED_PROVENANCE = (
+    "https://index.test/integrity/demo-pkg/1.1/demo_pkg-1.1-py3-none-any.whl/provenance"
+)
+
 
 class _Links(HTMLParser):
     """Collects every <a>'s attributes and text, and checks tags are balanced."""
@@ -48,25 +53,25 @@ def _links(page: bytes) -> list[tuple[dict[str, str | None], str]]:
 
 
 def test_page_declares_the_repository_version(project: ProjectDetail) -> None:
-    page = html.render_project_detail(project)
+    page = html.render_project_detail(project, SITE)
     assert page.startswith(b"<!DOCTYPE html>")
     assert b'<meta name="pypi:repository-version" content="1.4">' in page
 
 
 def test_anchor_text_is_exactly_the_filename(project: ProjectDetail) -> None:
-    links = _links(html.render_project_detail(project))
+    links = _links(html.render_project_detail(project, SITE))
     assert [text for _, text in links] == [f.filename for f in project.files]
 
 
 def test_hatch_regex_finds_every_filename(project: ProjectDetail) -> None:
     # hatch's pre-upload check (STANDARDS §1.10); it does not unescape.
-    found = re.findall(r"<a [^>]+>([^<]+)</a>", html.render_project_detail(project).decode())
+    found = re.findall(r"<a [^>]+>([^<]+)</a>", html.render_project_detail(project, SITE).decode())
     assert found[:2] == ["demo_pkg-1.0.tar.gz", "demo_pkg-1.1-py3-none-any.whl"]
     assert len(found) == len(project.files)
 
 
 def test_hostile_text_never_becomes_markup(project: ProjectDetail) -> None:
-    page = html.render_project_detail(project).decode()
+    page = html.render_project_detail(project, SITE).decode()
     assert HOSTILE not in page
     assert "<script" not in page
     assert "<b>" not in page
@@ -76,7 +81,7 @@ def test_hostile_text_never_becomes_markup(project: ProjectDetail) -> None:
 
 
 def test_href_is_relative_to_files_with_sha256_fragment(project: ProjectDetail) -> None:
-    attrs = [a for a, _ in _links(html.render_project_detail(project))]
+    attrs = [a for a, _ in _links(html.render_project_detail(project, SITE))]
     assert attrs[0]["href"] == f"../../files/demo-pkg/demo_pkg-1.0.tar.gz#sha256={SHA_SDIST}"
     assert (
         attrs[1]["href"] == f"../../files/demo-pkg/demo_pkg-1.1-py3-none-any.whl#sha256={SHA_WHEEL}"
@@ -101,7 +106,7 @@ def test_fragment_uses_only_names_installers_accept(hashes: dict[str, str], frag
 
 
 def test_core_metadata_and_its_old_name_are_equal(project: ProjectDetail) -> None:
-    attrs = [a for a, _ in _links(html.render_project_detail(project))]
+    attrs = [a for a, _ in _links(html.render_project_detail(project, SITE))]
     assert attrs[1]["data-core-metadata"] == f"sha256={SHA_METADATA}"
     assert attrs[2]["data-core-metadata"] == "true"
     for link in attrs:
@@ -110,26 +115,27 @@ def test_core_metadata_and_its_old_name_are_equal(project: ProjectDetail) -> Non
 
 
 def test_optional_attributes(project: ProjectDetail) -> None:
-    attrs = [a for a, _ in _links(html.render_project_detail(project))]
+    attrs = [a for a, _ in _links(html.render_project_detail(project, SITE))]
     assert attrs[0]["data-requires-python"] == ">=3.9,<4"
     assert attrs[0]["data-size"] == "1234"
     assert attrs[0]["data-upload-time"] == "2025-03-04T05:06:07.000891Z"
     assert "data-yanked" not in attrs[0]
     assert attrs[1]["data-yanked"] == "broken <b>build</b> & more"
     assert attrs[1]["data-gpg-sig"] == "false"
-    assert attrs[1]["data-provenance"] == "https://example.test/integrity/demo-pkg/1.1/provenance"
+    assert attrs[1]["data-provenance"] == SERVED_PROVENANCE
     assert attrs[2]["data-yanked"] == ""
 
 
-def test_relative_provenance_is_left_out() -> None:
-    dist = DistFile("p-1.tar.gz", provenance="/integrity/p")
-    page = html.render_project_detail(ProjectDetail("p", (dist,)))
-    assert b"data-provenance" not in page
+def test_provenance_links_to_this_server_never_to_the_source() -> None:
+    dist = DistFile("p-1.tar.gz", provenance="https://upstream.test/integrity/p")
+    page = html.render_project_detail(ProjectDetail("p", (dist,), source="pypi"), SITE)
+    assert b'data-provenance="https://index.test/integrity/p/1/p-1.tar.gz/provenance"' in page
+    assert b"upstream.test" not in page
 
 
 def test_naive_upload_time_is_taken_as_utc() -> None:
     dist = DistFile("p-1.tar.gz", upload_time=datetime(2024, 1, 2, 3, 4, 5))
-    page = html.render_project_detail(ProjectDetail("p", (dist,)))
+    page = html.render_project_detail(ProjectDetail("p", (dist,)), SITE)
     assert b'data-upload-time="2024-01-02T03:04:05.000000Z"' in page
 
 
@@ -145,7 +151,7 @@ def test_naive_upload_time_is_taken_as_utc() -> None:
     ],
 )
 def test_project_status_meta_tags(status: ProjectStatus, tags: list[str]) -> None:
-    page = html.render_project_detail(ProjectDetail("p", (), status=status)).decode()
+    page = html.render_project_detail(ProjectDetail("p", (), status=status), SITE).decode()
     assert ("pypi:project-status" in page) == bool(tags)
     assert ("pypi:project-status-reason" in page) == (status.reason is not None)
     for tag in tags:
@@ -157,7 +163,7 @@ def test_project_status_meta_tags(status: ProjectStatus, tags: list[str]) -> Non
 
 
 def test_pypi_simple_reads_the_page(project: ProjectDetail) -> None:
-    parsed = ProjectPage.from_html("demo-pkg", html.render_project_detail(project), PAGE_URL)
+    parsed = ProjectPage.from_html("demo-pkg", html.render_project_detail(project, SITE), PAGE_URL)
     assert parsed.repository_version == "1.4"
     wheel = parsed.packages[1]
     assert wheel.url == "https://index.test/files/demo-pkg/demo_pkg-1.1-py3-none-any.whl"
@@ -166,7 +172,7 @@ def test_pypi_simple_reads_the_page(project: ProjectDetail) -> None:
     assert wheel.metadata_digests == {"sha256": SHA_METADATA}
     assert wheel.is_yanked
     assert wheel.yanked_reason == "broken <b>build</b> & more"
-    assert wheel.provenance_url == "https://example.test/integrity/demo-pkg/1.1/provenance"
+    assert wheel.provenance_url == SERVED_PROVENANCE
 
 
 def test_project_list_links_normalized_names_with_display_text() -> None:
@@ -185,7 +191,7 @@ def test_project_list_links_normalized_names_with_display_text() -> None:
 
 def test_empty_pages_are_valid() -> None:
     assert _links(html.render_project_list(ProjectList(()))) == []
-    assert _links(html.render_project_detail(ProjectDetail("p", ()))) == []
+    assert _links(html.render_project_detail(ProjectDetail("p", ()), SITE)) == []
 
 
 def test_files_a_policy_hides_are_named_in_the_text_with_their_reason_never_as_links() -> None:
@@ -195,7 +201,7 @@ def test_files_a_policy_hides_are_named_in_the_text_with_their_reason_never_as_l
     ]
     project = ProjectDetail("demo-pkg", (), private={"hidden-files": hidden})
 
-    page = html.render_project_detail(project).decode()
+    page = html.render_project_detail(project, SITE).decode()
     parser = _Links()
     parser.feed(page)
 

@@ -12,13 +12,18 @@ from tests.unit.serialize.conftest import HOSTILE, SHA_METADATA, SHA_WHEEL, samp
 
 PAGE_URL = "https://index.test/simple/demo-pkg/"
 
+SITE = "https://index.test/"
+SERVED_PROVENANCE = (
+    "https://index.test/integrity/demo-pkg/1.1/demo_pkg-1.1-py3-none-any.whl/provenance"
+)
+
 
 def _load(page: bytes) -> Any:
     return stdjson.loads(page)
 
 
 def test_project_page_shape(project: ProjectDetail) -> None:
-    data = _load(json.render_project_detail(project))
+    data = _load(json.render_project_detail(project, SITE))
     assert data["meta"] == {"api-version": "1.4"}
     assert data["name"] == "demo-pkg"
     assert [f["filename"] for f in data["files"]] == [f.filename for f in project.files]
@@ -26,7 +31,7 @@ def test_project_page_shape(project: ProjectDetail) -> None:
 
 
 def test_versions_hold_every_file_version(project: ProjectDetail) -> None:
-    data = _load(json.render_project_detail(project))
+    data = _load(json.render_project_detail(project, SITE))
     assert data["versions"] == ["0.9", "1.0", "1.1", "3.0.0+local"]
     for dist in project.files:
         version = file_version(dist.filename)
@@ -35,11 +40,15 @@ def test_versions_hold_every_file_version(project: ProjectDetail) -> None:
 
 def test_versions_keep_unparseable_given_strings_last() -> None:
     project = ProjectDetail("p", (DistFile("p-2.0.tar.gz"),), versions=("dev-build", "10.0"))
-    assert _load(json.render_project_detail(project))["versions"] == ["2.0", "10.0", "dev-build"]
+    assert _load(json.render_project_detail(project, SITE))["versions"] == [
+        "2.0",
+        "10.0",
+        "dev-build",
+    ]
 
 
 def test_file_keys(project: ProjectDetail) -> None:
-    sdist, wheel, hostile, local = _load(json.render_project_detail(project))["files"]
+    sdist, wheel, hostile, local = _load(json.render_project_detail(project, SITE))["files"]
     assert sdist == {
         "filename": "demo_pkg-1.0.tar.gz",
         "url": "../../files/demo-pkg/demo_pkg-1.0.tar.gz",
@@ -52,7 +61,7 @@ def test_file_keys(project: ProjectDetail) -> None:
     assert wheel["core-metadata"] == {"sha256": SHA_METADATA}
     assert wheel["yanked"] == "broken <b>build</b> & more"
     assert wheel["gpg-sig"] is False
-    assert wheel["provenance"] == "https://example.test/integrity/demo-pkg/1.1/provenance"
+    assert wheel["provenance"] == SERVED_PROVENANCE
     # An empty yank reason is `true`, never "" (SRA: a non-empty reason).
     assert hostile["yanked"] is True
     assert hostile["core-metadata"] is True
@@ -63,7 +72,7 @@ def test_file_keys(project: ProjectDetail) -> None:
 
 def test_never_emits_dist_info_metadata(project: ProjectDetail) -> None:
     # PEP 714: pip 22.3+ failed on the old key in JSON.
-    assert b"dist-info-metadata" not in json.render_project_detail(project)
+    assert b"dist-info-metadata" not in json.render_project_detail(project, SITE)
 
 
 def test_unknown_size_is_left_out() -> None:
@@ -75,19 +84,19 @@ def test_unknown_size_is_left_out() -> None:
 
 @pytest.mark.parametrize("status", [ProjectStatus("archived"), ProjectStatus("deprecated", "x")])
 def test_project_status(status: ProjectStatus) -> None:
-    data = _load(json.render_project_detail(ProjectDetail("p", (), status=status)))
+    data = _load(json.render_project_detail(ProjectDetail("p", (), status=status), SITE))
     assert data["project-status"] == {"status": status.status, "reason": status.reason}
 
 
 def test_private_keys_get_an_underscore() -> None:
     project = ProjectDetail("p", (), private={"hidden": [{"filename": "x", "reason": "cool-down"}]})
-    assert _load(json.render_project_detail(project))["_hidden"] == [
+    assert _load(json.render_project_detail(project, SITE))["_hidden"] == [
         {"filename": "x", "reason": "cool-down"}
     ]
 
 
 def test_output_is_compact_ascii(project: ProjectDetail) -> None:
-    page = json.render_project_detail(project)
+    page = json.render_project_detail(project, SITE)
     page.decode("ascii")
     assert b", " not in page.replace(b"<b>build</b> & more", b"")
     assert b'": ' not in page
@@ -109,8 +118,12 @@ def test_project_list() -> None:
 def test_html_and_json_say_the_same(status: ProjectStatus) -> None:
     """STANDARDS §6: fetch in both modes and assert the same files, hashes, yanks, metadata."""
     project = sample_project(status)
-    from_json = ProjectPage.from_json_data(_load(json.render_project_detail(project)), PAGE_URL)
-    from_html = ProjectPage.from_html("demo-pkg", html.render_project_detail(project), PAGE_URL)
+    from_json = ProjectPage.from_json_data(
+        _load(json.render_project_detail(project, SITE)), PAGE_URL
+    )
+    from_html = ProjectPage.from_html(
+        "demo-pkg", html.render_project_detail(project, SITE), PAGE_URL
+    )
     assert from_json.repository_version == from_html.repository_version == "1.4"
     assert from_json.status == from_html.status
     assert from_json.status_reason == from_html.status_reason
@@ -130,3 +143,12 @@ def test_html_and_json_say_the_same(status: ProjectStatus) -> None:
     assert from_json.packages[1].digests == {"sha256": SHA_WHEEL}
     assert from_json.versions is not None
     assert {p.version for p in from_json.packages if p.version} <= set(from_json.versions)
+
+
+def test_provenance_needs_the_sites_absolute_url() -> None:
+    """PEP 740 asks for an absolute URL: without the site's, the key is left out."""
+    dist = DistFile("p-1.tar.gz", provenance="files.provenance")
+    [entry] = _load(json.render_project_detail(ProjectDetail("p", (dist,))))["files"]
+    assert "provenance" not in entry
+    [entry] = _load(json.render_project_detail(ProjectDetail("p", (dist,)), SITE))["files"]
+    assert entry["provenance"] == "https://index.test/integrity/p/1/p-1.tar.gz/provenance"
