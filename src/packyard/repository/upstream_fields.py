@@ -107,6 +107,16 @@ def locate(href: object, base: str) -> tuple[str, str] | None:
     return urlunsplit(parts._replace(fragment="")), parts.fragment
 
 
+def absolute_url(value: object) -> str | None:
+    """An absolute http(s) URL, without its fragment; None for anything else.
+
+    PEP 740: a `provenance` URL is fully qualified (a relative one is not
+    resolved against the page, unlike a file's URL).
+    """
+    located = locate(value, "")
+    return located[0] if located is not None else None
+
+
 def fragment_hashes(fragment: str) -> dict[str, str]:
     """PEP 503: `#<hashname>=<hex>` (any other fragment is ignored)."""
     algorithm, sep, digest = fragment.strip().partition("=")

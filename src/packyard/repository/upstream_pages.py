@@ -11,8 +11,13 @@ Two kinds of entries are dropped with an `upstream-file-dropped` event
 more than its own files: a file on a host other than the upstream's own and
 its file hosts (`upstream_hosts`: packyard would connect there), and a wheel
 or sdist whose filename names another project (a page may only list its own
-project's files). Provenance URLs (PEP 740) are not kept: they point at the
-upstream's host, and served pages link only to this server (DESIGN §2).
+project's files).
+
+A file's PEP 740 provenance URL is kept in `DistFile.provenance` when it is an
+absolute http(s) URL on those same hosts (packyard fetches it from there:
+`upstream_provenance`), and dropped otherwise, with one warning per page; the
+file itself stays. Served pages never show it: they link to this server's
+`/integrity/` route (DESIGN §2, `serialize.provenance_url`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from html.parser import HTMLParser
 from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
@@ -223,7 +229,34 @@ def _keep_files(
             count=len(refused),
             reason="; ".join(refused[:MAX_EXAMPLES]),
         )
-    return tuple(files.values())
+    return _provenance_on_hosts(files.values(), hosts, source, name)
+
+
+def _provenance_on_hosts(
+    files: Iterable[DistFile], hosts: UpstreamHosts | None, source: str, name: str
+) -> tuple[DistFile, ...]:
+    """`files`, each provenance URL elsewhere than `hosts` dropped (with one warning):
+    packyard would connect there to fetch it."""
+    if hosts is None:
+        return tuple(files)
+    kept: list[DistFile] = []
+    elsewhere: list[str] = []
+    for dist in files:
+        if dist.provenance is not None and not hosts.allows(dist.provenance):
+            elsewhere.append(dist.filename)
+            dist = replace(dist, provenance=None)
+        kept.append(dist)
+    if elsewhere:
+        logger.warning(
+            "upstream %s: dropped the provenance URL of %d files of %r, on a host other "
+            "than its own or file hosts (%s), e.g. of %r",
+            source,
+            len(elsewhere),
+            name,
+            hosts.described,
+            elsewhere[0],
+        )
+    return tuple(kept)
 
 
 def _foreign(dist: DistFile, name: str, hosts: UpstreamHosts | None) -> str | None:
@@ -405,7 +438,7 @@ def _html_file(attrs: Attributes, text: str, base: str) -> DistFile | str:
         yanked=fields.html_yanked(attrs),
         size=fields.size(attrs.get("data-size")),
         upload_time=fields.upload_time(attrs.get("data-upload-time")),
-        # PEP 740 provenance is not kept (the module docstring says why).
+        provenance=fields.absolute_url(attrs.get("data-provenance")),
         gpg_sig=fields.flag(attrs.get("data-gpg-sig")),
     )
 
@@ -434,6 +467,6 @@ def _json_file(entry: object, page_url: str) -> DistFile | str:
         yanked=fields.json_yanked(entry.get("yanked")),
         size=fields.size(entry.get("size")),
         upload_time=fields.upload_time(entry.get("upload-time")),
-        # PEP 740 provenance is not kept (the module docstring says why).
+        provenance=fields.absolute_url(entry.get("provenance")),
         gpg_sig=fields.flag(entry.get("gpg-sig")),
     )

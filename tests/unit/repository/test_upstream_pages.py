@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from packyard.model import ACTIVE, ProjectStatus
+from packyard.repository.upstream_hosts import UpstreamHosts
 from packyard.repository.upstream_pages import (
     InvalidPage,
     parse_html_list,
@@ -15,6 +16,7 @@ from packyard.repository.upstream_pages import (
     parse_json_list,
     parse_json_page,
 )
+from packyard.settings import UpstreamSettings
 
 PAGE_URL = "https://upstream.test/simple/demo/"
 SHA = "a" * 64
@@ -57,7 +59,7 @@ def test_json_page_keeps_every_field() -> None:
     assert file.yanked == "broken build"
     assert file.size == 1234
     assert file.upload_time == datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
-    assert file.provenance is None  # PEP 740 provenance of an upstream is not kept
+    assert file.provenance == "https://upstream.test/provenance/1"
     assert file.gpg_sig is False
     assert page.versions == ("0.9", "1.0")
     assert page.status == ProjectStatus("deprecated", "use demo2")
@@ -207,7 +209,7 @@ def test_html_page_keeps_every_field() -> None:
     assert wheel.yanked == "bad wheel"
     assert (wheel.core_metadata, wheel.gpg_sig, wheel.size) == (True, True, 99)
     assert wheel.upload_time == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    assert wheel.provenance is None  # not kept: it links to the upstream
+    assert wheel.provenance == "https://mirror.test/prov"
     assert (wheel.hashes, wheel.yanked, sdist.provenance) == ({}, "bad wheel", None)
     assert (zipped.filename, zipped.core_metadata, zipped.yanked) == ("demo-1.2.zip", True, True)
     assert page.status == ProjectStatus("archived", "no longer maintained")
@@ -331,3 +333,50 @@ def test_project_lists_in_both_formats() -> None:
 def test_unreadable_project_lists_raise(body: bytes) -> None:
     with pytest.raises(InvalidPage):
         parse_json_list(body, "pypi")
+
+
+# --- PEP 740 provenance URLs ------------------------------------------------------
+
+HOSTS = UpstreamHosts(
+    UpstreamSettings(url="https://upstream.test/simple/", file_hosts=("files.test",))
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://upstream.test/integrity/demo/1.0/f/provenance", True),
+        ("https://files.test/p#frag", True),
+        ("https://elsewhere.test/p", False),  # packyard would connect there
+        ("https://upstream.test:8443/p", False),  # another port is another host
+        ("http://169.254.169.254/latest/meta-data", False),
+        ("/integrity/demo/1.0/f/provenance", False),  # PEP 740: fully qualified
+        ("javascript:alert(1)", False),
+        ("file:///etc/passwd", False),
+        ("", False),
+        (7, False),
+    ],
+)
+def test_provenance_is_kept_only_on_the_upstreams_hosts(url: object, kept: bool) -> None:
+    body = json_page(a_file(provenance=url))
+    (json_file,) = parse_json_page(body, PAGE_URL, "demo", "pypi", HOSTS).files
+    text = f'<a href="/f/demo-1.0.tar.gz" data-provenance="{url}">demo-1.0.tar.gz</a>'
+    (html_file,) = parse_html_page(text, PAGE_URL, "demo", "pypi", HOSTS).files
+    expected = str(url).partition("#")[0] if kept else None
+    assert (json_file.provenance, html_file.provenance) == (expected, expected)
+
+
+def test_a_foreign_provenance_url_drops_the_url_not_the_file(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    body = json_page(
+        a_file("demo-1.0.tar.gz", provenance="https://evil.test/p"),
+        a_file("demo-1.1.tar.gz", provenance="https://evil.test/q"),
+    )
+    files = parse_json_page(body, PAGE_URL, "demo", "pypi", HOSTS).files
+    assert [(f.filename, f.provenance) for f in files] == [
+        ("demo-1.0.tar.gz", None),
+        ("demo-1.1.tar.gz", None),
+    ]
+    (warning,) = [r for r in caplog.records if "provenance" in r.getMessage()]
+    assert "dropped the provenance URL of 2 files" in warning.getMessage()
