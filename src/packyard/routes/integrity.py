@@ -5,7 +5,10 @@ the URL a page's `provenance` key (JSON) and `data-provenance` attribute
 (HTML) give. The file must be on the project's page as the chain serves it
 now: a file a policy hides, a quarantined project's, or one deleted since has
 no provenance here either. An in-house file's provenance is the one verified
-at upload (`attestations/`), read from its `files` row.
+at upload (`attestations/`), read from its `files` row; an upstream file's is
+the upstream's document, fetched from the URL its page gives, checked and
+kept (`repository/upstream_provenance.py`; 502 for a malformed one, 503 while
+the upstream is down and the document was never kept).
 
 404 with a message for a path of another shape, a version that is not the
 file's, a file not on the page, or a file without provenance; 405 for a
@@ -24,7 +27,7 @@ from packaging.version import InvalidVersion, Version
 from starlette.types import Receive, Scope, Send
 
 from packyard.errors import NotFound, PackyardError
-from packyard.model import SOURCE_LOCAL, ProjectDetail
+from packyard.model import SOURCE_LOCAL, DistFile, ProjectDetail
 from packyard.repository.base import Repository
 from packyard.routes.asgi import send_response
 from packyard.routes.errors import error_parts
@@ -40,14 +43,27 @@ _USAGE: Final = (
 
 LocalProvenance = Callable[[str], Awaitable[str | None]]
 """The stored provenance object of an in-house file, by filename (None: none)."""
+UpstreamProvenance = Callable[[str, str, DistFile], Awaitable[bytes | None]]
+"""The provenance document of a file on an upstream's page: (upstream label,
+project, the page's entry) -> the document (None: none)."""
+
+
+async def _no_upstream_provenance(upstream: str, project: str, dist: DistFile) -> None:
+    return None
 
 
 class IntegrityRoute:
     """ASGI handler of every path under `/integrity/`."""
 
-    def __init__(self, chain: Repository, local: LocalProvenance) -> None:
+    def __init__(
+        self,
+        chain: Repository,
+        local: LocalProvenance,
+        upstream: UpstreamProvenance = _no_upstream_provenance,
+    ) -> None:
         self._chain = chain
         self._local = local
+        self._upstream = upstream
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         head = scope["method"] == "HEAD"
@@ -67,12 +83,17 @@ class IntegrityRoute:
     async def _provenance(self, scope: Scope) -> bytes:
         project, filename = parse_integrity_path(scope)
         page = await self._chain.get_project(project, request_context(scope))
-        if not _lists(page, filename):
+        dist = _listed(page, filename)
+        if dist is None:
             raise NotFound(f"{filename} is not a file of project {project!r}.")
-        document = await self._local(filename) if page.source == SOURCE_LOCAL else None
+        document: str | bytes | None
+        if page.source == SOURCE_LOCAL:
+            document = await self._local(filename)
+        else:
+            document = await self._upstream(page.source, project, dist)
         if document is None:
             raise NotFound(f"{filename} has no provenance (PEP 740) on this server.")
-        return document.encode()
+        return document.encode() if isinstance(document, str) else document
 
 
 def parse_integrity_path(scope: Scope) -> tuple[str, str]:
@@ -99,5 +120,5 @@ def _same_version(given: str, actual: str | None) -> bool:
         return False
 
 
-def _lists(page: ProjectDetail, filename: str) -> bool:
-    return any(dist.filename == filename for dist in page.files)
+def _listed(page: ProjectDetail, filename: str) -> DistFile | None:
+    return next((dist for dist in page.files if dist.filename == filename), None)
