@@ -80,6 +80,7 @@ def _register() -> None:
     from packyard.cli import (
         accounts,
         advisories,
+        attestations,
         governance,
         importing,
         migrate,
@@ -98,7 +99,8 @@ def _register() -> None:
     for family in (accounts.user, accounts.group, accounts.token, accounts.owner):
         main.add_command(family)
     main.add_command(accounts.whoami)
-    for command in (*governance.COMMANDS, *policies.COMMANDS, *advisories.COMMANDS):
+    families = (governance, policies, advisories, attestations)
+    for command in (command for family in families for command in family.COMMANDS):
         main.add_command(command)
 
 

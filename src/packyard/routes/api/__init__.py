@@ -21,6 +21,7 @@ from packyard.routes.api import (
     accounts,
     advisories,
     advisory_rules,
+    attestation_rules,
     audit,
     deletions,
     findings,
@@ -55,6 +56,7 @@ ROUTERS: list[APIRouter] = [
     findings.router,
     advisories.router,
     advisory_rules.router,
+    attestation_rules.router,
 ]
 
 

@@ -36,7 +36,7 @@ from packyard.errors import AuthenticationFailed, PackyardError, PermissionDenie
 from packyard.publish.audit import Origin
 from packyard.publish.yanks import refusals_recorded
 from packyard.routes.errors import retry_headers, status_for
-from packyard.settings import AdvisorySettings, UpstreamSettings
+from packyard.settings import AdvisorySettings, AttestationSettings, UpstreamSettings
 from packyard.storage.base import BlobStore
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="packyard"'}
@@ -60,7 +60,8 @@ class ApiServices:
     `sessions`: the store's database; `authenticators`: every way of signing
     in; `store`: the blob store whose files deletions remove; `upstreams`: the
     configured upstreams, which curation rules name; `advisories`: the
-    configured advisory policies, shown beside the runtime ones.
+    configured advisory policies, shown beside the runtime ones;
+    `attestations`: the configured attestation requirement.
     """
 
     sessions: sessionmaker[Session]
@@ -68,6 +69,7 @@ class ApiServices:
     store: BlobStore
     upstreams: tuple[UpstreamSettings, ...] = ()
     advisories: AdvisorySettings = field(default_factory=AdvisorySettings)
+    attestations: AttestationSettings = field(default_factory=AttestationSettings)
 
 
 def get_services(request: Request) -> ApiServices:

@@ -250,3 +250,25 @@ async def test_audit_log_filters_and_escapes(admin: Admin) -> None:
         by_action = await client.get("/admin/audit", params={"action": "user-add"})
         assert "4 events," in by_action.text
         assert "yank" not in re.sub(r"<select.*?</select>", "", by_action.text, flags=re.S)
+
+
+async def test_admin_sets_a_projects_attestation_requirement_and_owners_cannot(
+    admin: Admin,
+) -> None:
+    page = "/admin/project/acme-tools/"
+    action = page + "attestations"
+    async with admin.client() as client:
+        await sign_in(client, "alice")  # the owner: no form, and a POST is refused
+        assert 'id="attestations"' not in (await client.get(page)).text
+        refused = await post_form(client, page, action, {"requirement": "all"})
+        assert refused.status_code == 403
+    async with admin.client() as client:
+        await sign_in(client, "root")
+        assert 'id="attestations"' in (await client.get(page)).text
+        done = await post_form(client, page, action, {"requirement": "ci"})
+        assert done.status_code == 303
+        shown = (await client.get(page)).text
+        assert "Attestations required: ci." in shown
+        assert '<option value="ci" selected>' in shown
+        await post_form(client, page, action, {"requirement": "default"})
+    assert [event.outcome for event in audit(admin, "attestation-requirement")] == ["ok", "ok"]

@@ -39,6 +39,7 @@ from packyard.routes.ui.admin.sessions import (
 from packyard.routes.ui.admin.site_admin import DELETIONS, NAMES, USERS, SiteAdminPages
 from packyard.routes.ui.assets import StaticAssets
 from packyard.routes.ui.templating import Templates
+from packyard.settings import AttestationRequirement
 from packyard.storage.base import BlobStore
 
 __all__ = ["SessionIdentities", "ViewerMiddleware", "admin_routes", "load_secret"]
@@ -52,6 +53,7 @@ def admin_routes(
     *,
     secure_cookies: bool = False,
     templates: Templates | None = None,
+    attestations_default: AttestationRequirement = "none",
 ) -> list[BaseRoute]:
     """The routes under `/admin/`.
 
@@ -63,6 +65,8 @@ def admin_routes(
             first use); the same in every worker and replica.
         secure_cookies: `Secure` cookies even on plain HTTP (TLS ends at a proxy).
         templates: the site's templates (`routes.ui.templating`); None: the defaults.
+        attestations_default: the configured `[attestations] require`, shown
+            beside a project's own.
     """
     site = AdminSite(
         templates or Templates(StaticAssets()),
@@ -71,7 +75,7 @@ def admin_routes(
     )
     sign_in = SignIn(site, authenticators)
     account = AccountPages(site)
-    project = ProjectAdminPages(site, store)
+    project = ProjectAdminPages(site, store, attestations_default)
     admin = SiteAdminPages(site)
     groups = GroupPages(site)
     lifecycle = LifecyclePages(site, store)
@@ -102,6 +106,10 @@ def admin_routes(
         post(project_page + "unyank", site.action(project.unyank, back=page_path)),
         post(project_page + "roles", site.action(project.add_role, back=page_path)),
         post(project_page + "roles/remove", site.action(project.remove_role, back=page_path)),
+        post(
+            project_page + "attestations",
+            site.action(project.set_attestations, back=page_path, admin=True),
+        ),
         get(project_page + "delete", site.page(project.confirm_delete, admin=True)),
         post(project_page + "delete", site.action(project.delete, back=page_path, admin=True)),
         get(

@@ -28,10 +28,11 @@ from packyard.auth.identity import Identity
 from packyard.auth.permissions import require_manage
 from packyard.db.models import File, Project
 from packyard.errors import InvalidRequest, PermissionDenied, ProjectNotFound
-from packyard.publish import deletions, ownership, yanks
+from packyard.publish import attestation_rules, deletions, ownership, yanks
 from packyard.publish.name_guard import check_name
 from packyard.routes.ui.admin.pages import AdminSite, Flash, field, origin_of
 from packyard.routes.ui.admin.sessions import Viewer
+from packyard.settings import AttestationRequirement
 from packyard.storage.base import BlobStore
 
 T = TypeVar("T")
@@ -56,6 +57,7 @@ class ProjectAdminView:
     roles: tuple[ownership.RoleEntry, ...]
     can_manage: bool
     is_admin: bool
+    attestation_requirement: str | None  # the project's own; None: the configured one
 
 
 def page_path(request: Request) -> str:
@@ -67,9 +69,16 @@ def page_path(request: Request) -> str:
 class ProjectAdminPages:
     """The project admin page and its forms."""
 
-    def __init__(self, site: AdminSite, store: BlobStore) -> None:
+    def __init__(
+        self,
+        site: AdminSite,
+        store: BlobStore,
+        attestations_default: AttestationRequirement = "none",
+    ) -> None:
+        """`attestations_default`: the configured `[attestations] require`."""
         self._site = site
         self._store = store
+        self._attestations_default = attestations_default
 
     async def show(self, request: Request, viewer: Viewer, form: FormData) -> Response:
         """GET: releases with their files and yanks, the roles, and the forms the
@@ -77,7 +86,26 @@ class ProjectAdminPages:
         is not in-house (an upstream's yanks are the command line's and API's)."""
         name = _name(request)
         view = await self._site.run(lambda session: _load(session, viewer.identity, name))
-        return self._site.render(request, "admin/project.html", viewer, {"managed": view})
+        context = {"managed": view, "attestations_default": self._attestations_default}
+        return self._site.render(request, "admin/project.html", viewer, context)
+
+    async def set_attestations(self, request: Request, viewer: Viewer, form: FormData) -> Response:
+        """POST …/attestations (admins): which uploads must carry an attestation."""
+        wanted = field(form, "requirement")
+
+        def change(session: Session) -> attestation_rules.ProjectRequirement:
+            return attestation_rules.set_requirement(
+                session,
+                viewer.identity,
+                _name(request),
+                None if wanted == "default" else wanted,
+                configured=self._attestations_default,
+                origin=origin_of(request),
+            )
+
+        found = await self._audited(request, viewer, "attestation-requirement", change)
+        origin = "" if found.own else " (the configured default)"
+        return self._done(request, f"Attestations required: {found.requirement}{origin}.")
 
     async def yank(self, request: Request, viewer: Viewer, form: FormData) -> Response:
         """POST …/yank: yank a release (no filename) or one file, with a reason."""
@@ -238,7 +266,14 @@ def _load(session: Session, identity: Identity, name: str) -> ProjectAdminView:
     roles = tuple(ownership.list_roles(session, name))
     session.expunge_all()  # the rows are read after the transaction, by the template
     return ProjectAdminView(
-        project.name, project.display_name, project.status, releases, roles, can_manage, admin
+        project.name,
+        project.display_name,
+        project.status,
+        releases,
+        roles,
+        can_manage,
+        admin,
+        project.attestation_requirement,
     )
 
 
