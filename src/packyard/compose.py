@@ -62,6 +62,7 @@ from packyard.repository.policy import apply_policy
 from packyard.repository.policy_rules import StoredRulesReader
 from packyard.repository.priority import PriorityRepository
 from packyard.repository.remote_metadata import MetadataCheck, RemoteMetadataReader
+from packyard.repository.upstream_provenance import UpstreamProvenance
 from packyard.repository.yank import YankRepository
 from packyard.routes.api import ApiServices, api_app
 from packyard.routes.domain_errors import DomainErrorResponses
@@ -301,7 +302,11 @@ def build_app(settings: Settings) -> ASGIApp:
         ],
         api=api,
         osv=OsvRoute(advisories, sessions),
-        integrity=IntegrityRoute(chain, stored_provenance(sessions)),
+        integrity=IntegrityRoute(
+            chain,
+            stored_provenance(sessions),
+            UpstreamProvenance.of(upstream_sources, store, sessions),
+        ),
         read_guard=guard,
         on_shutdown=[http_client.aclose, _closer(watcher)],
         readiness=Readiness(
