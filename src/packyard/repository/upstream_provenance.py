@@ -108,22 +108,27 @@ class UpstreamProvenance:
             NotFound: the upstream answered 404 or 410 for the document.
         """
         opener = self._openers.get(upstream)
-        if dist.provenance is None or opener is None:
-            return None
         url = dist.provenance
+        if url is None or opener is None:
+            return None
         identity = _identity(upstream, url, dist)
         return await self._flights.run(
-            identity, lambda: self._kept_or_fetched(opener, upstream, project, dist, identity)
+            identity, lambda: self._kept_or_fetched(opener, upstream, url, project, dist, identity)
         )
 
     async def _kept_or_fetched(
-        self, opener: RemoteOpener, upstream: str, project: str, dist: DistFile, identity: str
+        self,
+        opener: RemoteOpener,
+        upstream: str,
+        url: str,
+        project: str,
+        dist: DistFile,
+        identity: str,
     ) -> bytes:
         kept = await self._read_kept(identity)
         if kept is not None:
             return kept
-        assert dist.provenance is not None  # checked by the caller
-        body = await _fetch(opener, upstream, dist.provenance, dist.filename)
+        body = await _fetch(opener, upstream, url, dist.filename)
         await self._keep(project, identity, dist.filename, body)
         return body
 
