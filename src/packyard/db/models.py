@@ -172,6 +172,23 @@ class UpstreamMetadata(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class KeptProvenance(Base):
+    """The PEP 740 provenance document of one upstream file, as fetched and checked
+    (`repository/upstream_provenance.py`).
+
+    `identity` is `provenance:<hash of upstream, URL, filename, file sha256>`;
+    the bytes are the blob `blob_key` of the shared blob store.
+    """
+
+    __tablename__ = "upstream_provenance"
+
+    identity: Mapped[str] = mapped_column(String(100), primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class CachedFile(Base):
     """One upstream file in the file cache's blob store (`repository/file_cache.py`).
 

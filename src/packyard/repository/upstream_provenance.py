@@ -17,8 +17,7 @@ the upstream served them.
 
 Checked documents are kept like extracted METADATA (`remote_metadata`): the
 bytes in the blob store under their content-addressed key, and an index row,
-`identity -> (sha256, key)`, in the `upstream_metadata` table (identities
-here start with `provenance:`, so they never meet a wheel's). The identity
+`identity -> (sha256, key)`, in the `upstream_provenance` table. The identity
 is a hash of (upstream, provenance URL, filename, the file's sha256), never
 the URL itself (it may carry credentials). A provenance object is immutable
 for a given file (PEP 740 binds it to the file's digest), so a kept document
@@ -42,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from packyard.db.models import UpstreamMetadata, upsert
+from packyard.db.models import KeptProvenance, upsert
 from packyard.errors import FileNotFound, NotFound, UpstreamError
 from packyard.flights import Flights
 from packyard.model import DistFile, RemoteOpener
@@ -250,8 +249,8 @@ async def _read_blob(store: BlobStore, entry: ExtractedMetadata) -> bytes | None
 def _select(sessions: sessionmaker[Session], identity: str) -> ExtractedMetadata | None:
     with sessions() as session:
         row = session.execute(
-            select(UpstreamMetadata.sha256, UpstreamMetadata.blob_key).where(
-                UpstreamMetadata.identity == identity
+            select(KeptProvenance.sha256, KeptProvenance.blob_key).where(
+                KeptProvenance.identity == identity
             )
         ).one_or_none()
     return None if row is None else ExtractedMetadata(row.sha256, row.blob_key)
@@ -269,5 +268,5 @@ def _insert(
             "blob_key": entry.key,
             "created_at": datetime.now(UTC),
         }
-        insert = upsert(session, UpstreamMetadata).values(row)
+        insert = upsert(session, KeptProvenance).values(row)
         session.execute(insert.on_conflict_do_nothing(index_elements=["identity"]))

@@ -1,5 +1,6 @@
-"""PEP 740 attestations: each file's verified provenance and its summary, and each
-project's attestation requirement (`db/models.py`).
+"""PEP 740 attestations: each file's verified provenance and its summary, each
+project's attestation requirement, and the provenance documents of upstream
+files kept (`db/models.py`).
 
 Revision ID: 0009
 Revises: 0008
@@ -23,9 +24,19 @@ def upgrade() -> None:
     op.add_column("files", sa.Column("provenance", sa.Text(), nullable=True))
     op.add_column("files", sa.Column("provenance_publisher", sa.Text(), nullable=True))
     op.add_column("projects", sa.Column("attestation_requirement", sa.String(8), nullable=True))
+    op.create_table(
+        "upstream_provenance",
+        sa.Column("identity", sa.String(100), nullable=False),
+        sa.Column("project", sa.String(255), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("blob_key", sa.String(512), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("identity", name=op.f("pk_upstream_provenance")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("upstream_provenance")
     with op.batch_alter_table("projects") as batch:
         batch.drop_column("attestation_requirement")
     with op.batch_alter_table("files") as batch:
