@@ -267,7 +267,14 @@ def build_app(settings: Settings) -> ASGIApp:
         settings, sessions, store, upstream_sources, authenticators, readmes
     )
     api = api_app(
-        ApiServices(sessions, authenticators, store, settings.upstreams, settings.advisories)
+        ApiServices(
+            sessions,
+            authenticators,
+            store,
+            settings.upstreams,
+            settings.advisories,
+            settings.attestations,
+        )
     )
     # Signs the admin pages' cookies: the same secret in every replica (decisions.md),
     # read on first use (the database may not be migrated yet).
@@ -289,6 +296,7 @@ def build_app(settings: Settings) -> ASGIApp:
         secret,
         secure_cookies=settings.browser.secure_cookies,
         templates=templates,
+        attestations_default=settings.attestations.require,
     )
     app = create_app(
         chain,
