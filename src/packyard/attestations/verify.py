@@ -124,9 +124,10 @@ class AttestationVerifier:
             raise InvalidRequest(f"The attestation does not match the publisher: {exc}.") from exc
         except (sigstore.errors.Error, ValueError) as exc:
             raise InvalidRequest(
-                f"The attestation does not verify against the Sigstore trust root "
-                f"configured here ({self.root_name}): {exc}. A bundle made on another "
-                "Sigstore instance is refused."
+                f"The attestation's Sigstore bundle does not verify: {exc}. It was checked "
+                f"against the trust root configured here ({self.root_name}): a bundle of "
+                "another Sigstore instance, an expired certificate or an altered signature "
+                "is refused."
             ) from exc
         if kind != IN_TOTO:
             raise InvalidRequest(

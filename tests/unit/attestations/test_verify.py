@@ -224,3 +224,15 @@ def test_only_a_ci_job_with_repository_claims_is_a_publisher() -> None:
         publisher_of(gitlab_job(ci_config_ref_uri=None), ())
     with pytest.raises(InvalidRequest, match="job_workflow_ref"):
         publisher_of(github_job(job_workflow_ref="x"), ())
+
+
+def test_a_signing_time_outside_the_certificates_life_is_refused(
+    verifier: AttestationVerifier,
+) -> None:
+    """Fulcio certificates live ten minutes: a log entry claiming a signing time a day
+    later (an expired certificate) is refused, whatever else is right."""
+    raw = json.loads(attestation(GITLAB_SDIST))
+    entry = raw["verification_material"]["transparency_entries"][0]
+    entry["integratedTime"] = str(int(entry["integratedTime"]) + 86_400)
+    with pytest.raises(InvalidRequest, match="cert is not valid at validation time"):
+        check(verifier, GITLAB_SDIST, field(json.dumps(raw)), gitlab_job())
