@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 
 from packyard.advisories.index import AdvisoryIndexReader
 from packyard.browser.catalog import LocalCatalog
+from packyard.browser.provenance import ProvenanceRecords
 from packyard.browser.readmes import Readmes
 from packyard.browser.service import Browser
 from packyard.browser.vulnerabilities import Vulnerabilities
@@ -47,7 +48,8 @@ def build_browser(
     catalog = LocalCatalog(sessions)
     sync = InHouseSync(index, catalog, chain, index_names=settings.browser.index_names)
     vulnerabilities = Vulnerabilities(advisories, sessions) if advisories is not None else None
-    return Browser(chain, index, catalog, sync, readmes, vulnerabilities)
+    provenance = ProvenanceRecords(sessions, settings.attestations.require)
+    return Browser(chain, index, catalog, sync, readmes, vulnerabilities, provenance)
 
 
 def standalone_browser(chain: Repository) -> Browser:

@@ -7,7 +7,7 @@ project whose METADATA is still being fetched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -15,6 +15,7 @@ from urllib.parse import quote
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from packyard.browser.provenance import Publisher
 from packyard.model import DistFile, ProjectDetail
 
 
@@ -36,6 +37,9 @@ class FileRow:
     yank_reason: str | None
     provenance: str | None  # this server's /integrity/ route (PEP 740), if it has one
     has_metadata: bool  # PEP 658: the index serves `<file>.metadata`
+    # Who the provenance says published it: in-house files whose verified
+    # summary parses (`browser.provenance`); None for upstream files.
+    publisher: Publisher | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +67,23 @@ class Release:
         return candidates[0] if candidates else None
 
 
-def build_releases(detail: ProjectDetail) -> tuple[Release, ...]:
+def build_releases(
+    detail: ProjectDetail, publishers: Mapping[str, Publisher] | None = None
+) -> tuple[Release, ...]:
     """Every version of the page, newest first, with its files.
 
     Versions listed without files (PEP 700 `versions`) appear with none;
-    files whose names do not parse are left out.
+    files whose names do not parse are left out. `publishers`: the verified
+    publisher of each file with provenance, by filename (in-house files).
     """
+    publishers = publishers or {}
     by_version: dict[Version, list[FileRow]] = {}
     for text in detail.versions:
         parsed = _version(text)
         if parsed is not None:
             by_version.setdefault(parsed, [])
     for dist in detail.files:
-        row = _file_row(detail.name, dist)
+        row = _file_row(detail.name, dist, publishers.get(dist.filename))
         if row is not None:
             by_version.setdefault(row[0], []).append(row[1])
     return tuple(
@@ -121,7 +129,9 @@ def _release(version: Version, rows: list[FileRow]) -> Release:
     )
 
 
-def _file_row(project: str, dist: DistFile) -> tuple[Version, FileRow] | None:
+def _file_row(
+    project: str, dist: DistFile, publisher: Publisher | None
+) -> tuple[Version, FileRow] | None:
     try:
         if dist.filename.endswith(".whl"):
             _, version, _, tags = parse_wheel_filename(dist.filename)
@@ -153,6 +163,7 @@ def _file_row(project: str, dist: DistFile) -> tuple[Version, FileRow] | None:
             else None
         ),
         has_metadata=bool(dist.core_metadata),
+        publisher=publisher if dist.provenance else None,
     )
 
 

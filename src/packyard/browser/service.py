@@ -24,6 +24,7 @@ from packyard.browser.advisory_page import AdvisoryPage
 from packyard.browser.catalog import LocalCatalog, RecentRelease
 from packyard.browser.loading import load_metadata
 from packyard.browser.metadata import ProjectMetadata
+from packyard.browser.provenance import NO_PROVENANCE, ProjectProvenance, ProvenanceRecords
 from packyard.browser.readmes import Readmes
 from packyard.browser.releases import FileRow, Release, build_releases, find_release, latest_release
 from packyard.browser.vulnerabilities import FindingRow, Vulnerabilities
@@ -88,6 +89,9 @@ class ProjectView:
     details: DetailsView | None = None  # None: load it from the details URL
     advisories: ProjectAdvisories = NO_PROJECT_ADVISORIES
     findings: tuple[FindingRow, ...] = ()  # in-house: requirements on affected versions
+    # In-house: the attestation requirement in force is "ci" or "all", so a
+    # file without provenance is marked.
+    provenance_required: bool = False
 
 
 class Browser:
@@ -101,13 +105,16 @@ class Browser:
         sync: InHouseSync | None = None,
         readmes: Readmes | None = None,
         vulnerabilities: Vulnerabilities | None = None,
+        provenance: ProvenanceRecords | None = None,
     ) -> None:
+        """`provenance` None: in-house files show a provenance without its publisher."""
         self.chain = chain
         self.index = index
         self.catalog = catalog
         self.sync = sync
         self.readmes = readmes or Readmes()
         self.vulnerabilities = vulnerabilities
+        self.provenance = provenance
         # Parsed metadata and rendered README by (project, filename): a file's
         # bytes never change, so an entry is never stale.
         self._parsed: OrderedDict[tuple[str, str], DetailsView] = OrderedDict()
@@ -176,14 +183,15 @@ class Browser:
         """
         _check_length(name)
         detail = await self.chain.get_project(name, ANONYMOUS)
-        releases = build_releases(detail)
+        in_house = detail.source == SOURCE_LOCAL
+        provenance = await self._provenance(name) if in_house else NO_PROVENANCE
+        releases = build_releases(detail, provenance.publishers)
         latest = latest_release(releases)
         release = latest if version is None else find_release(releases, version)
         if latest is None or release is None:
             raise NotFound(f"Project {name!r} has no release {version or ''}".rstrip() + ".")
         await self._refresh()
         document = await anyio.to_thread.run_sync(self.index.get, name)
-        in_house = detail.source == SOURCE_LOCAL
         row = release.metadata_file()
         details = None
         if in_house or (row is not None and (name, row.filename) in self._parsed):
@@ -212,7 +220,14 @@ class Browser:
             details=details,
             advisories=advisories,
             findings=findings,
+            provenance_required=provenance.required,
         )
+
+    async def _provenance(self, name: str) -> ProjectProvenance:
+        """The publishers of in-house project `name`'s files and its requirement."""
+        if self.provenance is None:
+            return NO_PROVENANCE
+        return await anyio.to_thread.run_sync(self.provenance.project, name)
 
     async def details(
         self, name: str, version: str, *, detail: ProjectDetail | None = None

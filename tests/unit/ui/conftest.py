@@ -15,6 +15,7 @@ from typing_extensions import override
 
 from packyard.app import create_app
 from packyard.browser.catalog import LocalCatalog
+from packyard.browser.provenance import ProvenanceRecords
 from packyard.browser.service import Browser
 from packyard.db.models import File
 from packyard.db.serial import bump_serial
@@ -152,7 +153,8 @@ async def site(store: LocalStore) -> AsyncIterator[Site]:
     index = open_index("sqlite://")
     chain = SearchRecorder(PriorityRepository([local, upstream]), index)
     catalog = LocalCatalog(store.sessions)
-    browser = Browser(chain, index, catalog, InHouseSync(index, catalog, chain, interval=0))
+    sync = InHouseSync(index, catalog, chain, interval=0)
+    browser = Browser(chain, index, catalog, sync, provenance=ProvenanceRecords(store.sessions))
     transport = httpx.ASGITransport(app=create_app(chain, browser=browser))
     async with httpx.AsyncClient(transport=transport, base_url="http://index.test") as client:
         yield Site(client, store, upstream, index, browser, chain)
