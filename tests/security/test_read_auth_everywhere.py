@@ -51,7 +51,6 @@ PAGES = [
     "/api/v1/docs",
     "/advisories/PYSEC-2024-1",
     "/osv/v1/query",
-    f"/integrity/{SECRET}/1.0/{WHEEL}/provenance",
     "/anything-added-later",
 ]
 INDEX = [
@@ -60,6 +59,8 @@ INDEX = [
     f"/simple/{PROJECT}/",
     f"/files/{SECRET}/{WHEEL}",
     "/snapshot/2030-01-01/simple/",
+    # PEP 740 provenance is fetched by tools beside the files: the challenge, as for them.
+    f"/integrity/{SECRET}/1.0/{WHEEL}/provenance",
 ]
 # What a signed-in reader gets with 200.
 READABLE = ["/", "/search?q=acme", f"/project/{SECRET}/", f"/project/{SECRET}/1.0/details"]
