@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -185,4 +186,8 @@ def test_once_space_is_freed_the_same_server_stores_again(site: Site) -> None:
     assert code == 0, output
     assert len(stored(site, "files", "acme_after")) == 1
     assert download.status_code == 200
+    # The cache commits its copy once the whole body went out: it may land just after.
+    deadline = time.monotonic() + 30
+    while not stored(site, "cache/files", "big_plain") and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert len(stored(site, "cache/files", "big_plain")) == 1
