@@ -115,6 +115,155 @@ class OidcIssuerSettings(BaseModel):
     sigstore_issuer: str | None = None
 
 
+class SsoProviderSettings(BaseModel):
+    """An OpenID Connect provider people sign in with (`[[auth.sso]]`): Keycloak,
+    Entra ID, ADFS, a laboratory SSO. docs/auth.md has the exact set-ups."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Shown on the button ("Sign in with <name>") and in the callback's path:
+    # letters, digits, `-` and `_`.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+    # The provider's issuer URL, exactly as its discovery document and ID tokens
+    # say it; discovery is read from `<issuer>/.well-known/openid-configuration`
+    # on first use, so a provider that is down does not stop packyard starting.
+    issuer: str
+    client_id: str
+    # The client secret, or a file holding it (kept out of the TOML file).
+    client_secret: str | None = None
+    client_secret_file: Path | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    # The claim that names the packyard user, lower-cased: it must be a valid
+    # user name (letters, digits, `.`, `_`, `-`) once `strip_domain` is removed.
+    user_claim: str = "preferred_username"
+    # `@<domain>` removed from the end of the user claim (Entra ID's
+    # `preferred_username` is the user principal name `alice@lab.example`).
+    strip_domain: str | None = None
+    # The claim listing the person's directory groups; None: groups come only from LDAP.
+    groups_claim: str | None = "groups"
+    email_claim: str = "email"
+    full_name_claim: str = "name"
+    # The claim naming the person's manager (a user name): their successor as the
+    # owner of projects they leave behind. None: only LDAP's `manager_attribute`.
+    manager_claim: str | None = None
+    # A first sign-in whose user name belongs to a local account (made with
+    # `packyard user add`) takes that account over, with its projects and
+    # tokens. Off by default: it trusts the provider to assert that name.
+    adopt_local_users: bool = False
+    # Seconds to wait for the provider (discovery, keys, token, userinfo).
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"issuer must be an http:// or https:// URL, got {url!r}")
+        return url
+
+    def secret(self) -> str:
+        """The client secret, read from `client_secret_file` when that is set.
+
+        Raises:
+            ConfigurationError: neither is set, or the file cannot be read.
+        """
+        return _secret_value(
+            self.client_secret, self.client_secret_file, f"[[auth.sso]] {self.name}: client_secret"
+        )
+
+
+class LdapSettings(BaseModel):
+    """A directory read for people's groups, e-mail and manager (`[auth.ldap]`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # `ldap://host:389` or `ldaps://host:636`.
+    url: str = Field(pattern=r"^ldaps?://")
+    # The account packyard binds as, and its password (or a file holding it);
+    # no bind_dn: an anonymous bind.
+    bind_dn: str | None = None
+    bind_secret: str | None = None
+    bind_secret_file: Path | None = None
+    # Where people are, and the filter that finds one: `{username}` is replaced
+    # by the user name, escaped (RFC 4515), never pasted in raw.
+    base_dn: str
+    user_filter: str = "(&(objectClass=inetOrgPerson)(uid={username}))"
+    # Where groups are, and the filter that finds a person's: `{user_dn}` and
+    # `{username}` are replaced, escaped. The group's name is `group_name_attribute`.
+    group_base_dn: str | None = None
+    group_filter: str = "(&(objectClass=groupOfNames)(member={user_dn}))"
+    group_name_attribute: str = "cn"
+    email_attribute: str = "mail"
+    full_name_attribute: str = "cn"
+    # The attribute holding the person's manager (a DN, whose `username_attribute`
+    # is the manager's user name); None: not read.
+    manager_attribute: str | None = "manager"
+    username_attribute: str = "uid"
+    # `ldap://` upgraded with StartTLS; the CA file that signs the server's
+    # certificate (None: the system's); `tls_verify = false` only for tests.
+    start_tls: bool = False
+    ca_file: Path | None = None
+    tls_verify: bool = True
+    # Seconds for connecting and for each operation: a slow directory costs a
+    # sign-in at most about twice this, then the groups kept from before are used.
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+    def secret(self) -> str | None:
+        """The bind password, read from `bind_secret_file` when that is set.
+
+        Raises:
+            ConfigurationError: the file cannot be read.
+        """
+        if self.bind_secret is None and self.bind_secret_file is None:
+            return None
+        return _secret_value(self.bind_secret, self.bind_secret_file, "[auth.ldap] bind_secret")
+
+
+class DirectoryGroupSettings(BaseModel):
+    """Which directory groups (from the ID token or LDAP) become packyard groups
+    (`[auth.directory_groups]`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Directory group -> packyard group, e.g. {"CN=Accelerator Controls,OU=Groups" = "acc-controls"}.
+    map: dict[str, str] = Field(default_factory=dict)
+    # Globs: a directory group matching one becomes the packyard group of its own
+    # name, lower-cased (a name that is not a valid group name is skipped).
+    include: tuple[str, ...] = ()
+    # Members of this directory group are packyard admins, for as long as they are.
+    admins: str | None = None
+
+
+class SuccessionSettings(BaseModel):
+    """Who takes over the projects of a person who leaves (`[auth.succession]`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # The group given a departing person's projects when their manager is unknown
+    # or cannot take them (not a user here, or disabled). None: they stay orphaned.
+    fallback_group: str | None = None
+    # Days since a directory user's last sign-in after which their projects are
+    # handed over (they keep their account). None: never.
+    max_inactive_days: int | None = Field(default=None, gt=0)
+    # How often directory users are read again from LDAP (groups, removals) and
+    # inactive ones looked for: one replica does it per period.
+    refresh_minutes: float = Field(default=60.0, gt=0)
+
+
+def _secret_value(value: str | None, file: Path | None, label: str) -> str:
+    if file is not None:
+        try:
+            text = file.read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(f"{label}_file {file}: {exc.strerror or exc}") from exc
+        if not text:
+            raise ConfigurationError(f"{label}_file {file} is empty")
+        return text
+    if value:
+        return value
+    raise ConfigurationError(f"{label} (or {label}_file) must be set")
+
+
 class AuthSettings(BaseModel):
     """Who may read and who may write."""
 
@@ -144,6 +293,14 @@ class AuthSettings(BaseModel):
     # hashing, no database), per worker; keyed by a keyed hash of the value. 0: off.
     failed_credential_cache_seconds: float = Field(default=30.0, ge=0)
     oidc: tuple[OidcIssuerSettings, ...] = ()
+    # People sign in with these OpenID Connect providers (docs/auth.md).
+    sso: tuple[SsoProviderSettings, ...] = ()
+    # false: no password sign-in at all (the admin form, Basic on every path):
+    # people come in through `sso`, tools with API tokens.
+    local_passwords: bool = True
+    ldap: LdapSettings | None = None
+    directory_groups: DirectoryGroupSettings = DirectoryGroupSettings()
+    succession: SuccessionSettings = SuccessionSettings()
 
 
 class UploadSettings(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, false
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from packyard.db.models import Base, UTCDateTime
@@ -20,6 +20,7 @@ class User(Base):
     (stored lower-case)."""
 
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("directory", "subject", name="uq_users_directory_subject"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -28,6 +29,22 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    email: Mapped[str | None] = mapped_column(Text)
+    full_name: Mapped[str | None] = mapped_column(Text)
+    # The `[[auth.sso]]` provider this person signs in with and their `sub` there
+    # (None: a local account). The pair is unique: one person, one account.
+    directory: Mapped[str | None] = mapped_column(String(40))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    # The user name of this person's manager, from the directory: their successor
+    # for the projects they leave without an owner (`publish/succession.py`).
+    manager: Mapped[str | None] = mapped_column(String(100))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the directory last told us this person's groups; `groups_stale`: the
+    # last attempt failed (the directory was down), the groups are older.
+    directory_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    groups_stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set when LDAP no longer knows this person: the account is disabled with it.
+    directory_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     groups: Mapped[list[Group]] = relationship(secondary="group_members", back_populates="members")
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
@@ -41,6 +58,9 @@ class Group(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # "local": made by an admin; "directory": made for a directory group
+    # (`[auth.directory_groups]`), whose members the directory keeps.
+    source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
 
     members: Mapped[list[User]] = relationship(secondary="group_members", back_populates="groups")
 
@@ -54,6 +74,9 @@ class GroupMember(Base):
     user_id: Mapped[int] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
+    # "local": added by an admin, kept until an admin removes it; "directory":
+    # the directory says so, removed when it no longer does.
+    source: Mapped[str] = mapped_column(String(20), default="local", server_default="local")
 
 
 class ApiToken(Base):

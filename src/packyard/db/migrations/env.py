@@ -10,7 +10,16 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
-from packyard.db import accounts, advisories, audit, governance, policies, readmes, sign_ins  # noqa: F401 - registers their tables
+from packyard.db import (  # noqa: F401 - registers their tables
+    accounts,
+    advisories,
+    audit,
+    governance,
+    handovers,
+    policies,
+    readmes,
+    sign_ins,
+)
 from packyard.db.engine import MIGRATION_LOCK
 from packyard.db.models import Base
 
