@@ -225,7 +225,7 @@ class DirectoryGroupSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Directory group -> packyard group, e.g. {"CN=Accelerator Controls,OU=Groups" = "acc-controls"}.
+    # Directory group -> packyard group, e.g. {"Accelerator Controls" = "acc-controls"}.
     map: dict[str, str] = Field(default_factory=dict)
     # Globs: a directory group matching one becomes the packyard group of its own
     # name, lower-cased (a name that is not a valid group name is skipped).
