@@ -21,41 +21,28 @@ The identity it yields (`ci`) is limited to the mapped projects, for reading
 as for uploading (`auth.permissions.may_read`); each token uploads one release
 (`auth.ci_replay`).
 
-The JWKS comes from `jwks_url`, or from the issuer's OpenID discovery document.
-It is cached for `jwks_ttl` seconds and fetched again at once when a token
-names an unknown `kid` (key rotation), at most every `min_refresh` seconds so
-that tokens with made-up `kid`s cannot make us hammer the issuer.
+The JWKS comes from `jwks_url`, or from the issuer's OpenID discovery document,
+and is cached by `auth.jwks.KeySets` (refetched on an unknown `kid`, rate-limited).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import httpx
 import jwt
 from packaging.utils import canonicalize_name
 
 from packyard.auth.identity import Identity
-from packyard.errors import AuthenticationFailed, UpstreamError, UpstreamUnavailable
+from packyard.auth.jwks import KeySets
+from packyard.errors import AuthenticationFailed, UpstreamError
 from packyard.settings import OidcIssuerSettings
 
-# Public-key algorithms only (RFC 7518 §3.1 without `none` and HS*).
-PUBLIC_KEY_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud")
-
-
-@dataclass(frozen=True, slots=True)
-class _KeySet:
-    fetched_at: float
-    keys: Mapping[str | None, jwt.PyJWK]
 
 
 class OidcVerifier:
@@ -72,13 +59,8 @@ class OidcVerifier:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._issuers = {issuer.issuer: issuer for issuer in issuers}
-        self._http = http_client
-        self._jwks_ttl = jwks_ttl
-        self._min_refresh = min_refresh
+        self._key_sets = KeySets(http_client, ttl=jwks_ttl, min_refresh=min_refresh, clock=clock)
         self._leeway = leeway
-        self._clock = clock
-        self._key_sets: dict[str, _KeySet] = {}
-        self._locks: dict[str, anyio.Lock] = {}
 
     async def authenticate(self, token: str) -> Identity:
         """The `ci` identity of a valid ID token.
@@ -109,28 +91,10 @@ class OidcVerifier:
         return settings
 
     async def _signing_key(self, settings: OidcIssuerSettings, token: str) -> jwt.PyJWK:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError as exc:
-            raise AuthenticationFailed(f"Malformed CI token: {exc}.") from exc
-        algorithm, kid = header.get("alg"), header.get("kid")
-        if algorithm not in PUBLIC_KEY_ALGORITHMS:
-            raise AuthenticationFailed(
-                f"The CI token is signed with {algorithm!r}; only public-key signatures "
-                "(RS256, ES256 and their kin) are accepted."
-            )
-        keys = await self._keys(settings, refresh=False)
-        if kid not in keys:
-            keys = await self._keys(settings, refresh=True)
-        if kid is None and len(keys) == 1:
-            # An issuer with a single key may leave `kid` out (RFC 7515 §4.1.4).
-            return next(iter(keys.values()))
-        if kid not in keys:
-            raise AuthenticationFailed(
-                f"The CI token is signed with key {kid!r}, which is not among the keys "
-                f"of {settings.issuer}."
-            )
-        return keys[kid]
+        async def keys_url() -> str:
+            return settings.jwks_url or await self._discovered_keys_url(settings)
+
+        return await self._key_sets.signing_key(settings.issuer, keys_url, token, "The CI token")
 
     def _verified_claims(
         self, settings: OidcIssuerSettings, key: jwt.PyJWK, token: str
@@ -157,71 +121,14 @@ class OidcVerifier:
         except jwt.InvalidTokenError as exc:
             raise AuthenticationFailed(f"Invalid CI token: {exc}.") from exc
 
-    async def _keys(
-        self, settings: OidcIssuerSettings, *, refresh: bool
-    ) -> Mapping[str | None, jwt.PyJWK]:
-        cached = self._key_sets.get(settings.issuer)
-        if cached is not None and self._fresh(cached, refresh):
-            return cached.keys
-        lock = self._locks.setdefault(settings.issuer, anyio.Lock())
-        async with lock:
-            # Another task may have fetched the keys while this one waited.
-            latest = self._key_sets.get(settings.issuer)
-            if latest is not None and latest is not cached and self._fresh(latest, False):
-                return latest.keys
-            key_set = _KeySet(self._clock(), await self._fetch_keys(settings))
-            self._key_sets[settings.issuer] = key_set
-            return key_set.keys
-
-    def _fresh(self, key_set: _KeySet, refresh: bool) -> bool:
-        age = self._clock() - key_set.fetched_at
-        return age < (self._min_refresh if refresh else self._jwks_ttl)
-
-    async def _fetch_keys(self, settings: OidcIssuerSettings) -> dict[str | None, jwt.PyJWK]:
-        jwks_url = settings.jwks_url
-        if jwks_url is None:
-            discovery = settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            document = await self._get_json(settings.issuer, discovery)
-            # OpenID Connect Discovery §4.3: the document must name the same issuer.
-            if document.get("issuer") != settings.issuer or not isinstance(
-                document.get("jwks_uri"), str
-            ):
-                raise UpstreamError(
-                    settings.issuer, f"{discovery} names another issuer or no jwks_uri"
-                )
-            jwks_url = document["jwks_uri"]
-        return _public_keys(await self._get_json(settings.issuer, jwks_url))
-
-    async def _get_json(self, issuer: str, url: str) -> dict[str, Any]:
-        try:
-            response = await self._http.get(url)
-        except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(issuer, f"cannot fetch {url}: {exc!r}") from exc
-        if response.status_code != 200:
-            raise UpstreamUnavailable(issuer, f"{url} answered {response.status_code}")
-        try:
-            document = response.json()
-        except ValueError as exc:
-            raise UpstreamError(issuer, f"{url} is not JSON") from exc
-        if not isinstance(document, dict):
-            raise UpstreamError(issuer, f"{url} is not a JSON object")
-        return document
-
-
-def _public_keys(jwks: Mapping[str, Any]) -> dict[str | None, jwt.PyJWK]:
-    """The signing keys of a JWKS by `kid`; symmetric and unusable keys are left out."""
-    keys: dict[str | None, jwt.PyJWK] = {}
-    entries = jwks.get("keys")
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
-            continue
-        try:
-            key = jwt.PyJWK(entry)
-        except (jwt.PyJWKError, jwt.InvalidKeyError):
-            continue
-        if key.algorithm_name in PUBLIC_KEY_ALGORITHMS:
-            keys[entry.get("kid")] = key
-    return keys
+    async def _discovered_keys_url(self, settings: OidcIssuerSettings) -> str:
+        discovery = settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        document = await self._key_sets.get_json(settings.issuer, discovery)
+        # OpenID Connect Discovery §4.3: the document must name the same issuer.
+        keys_url = document.get("jwks_uri")
+        if document.get("issuer") != settings.issuer or not isinstance(keys_url, str):
+            raise UpstreamError(settings.issuer, f"{discovery} names another issuer or no jwks_uri")
+        return keys_url
 
 
 def _check_lifetime(settings: OidcIssuerSettings, claims: dict[str, Any]) -> None:
