@@ -43,15 +43,14 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import anyio.to_thread
 import httpx
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from packyard.advisories.events import emit
 from packyard.advisories.importing import ImportReport, import_into
 from packyard.advisories.sources import RECORD_SUFFIXES, Entry, read_source
 from packyard.db.advisories import AdvisoryImport
-from packyard.db.serial import bump_serial
+from packyard.db.claims import claim
 from packyard.publish.audit import Origin
 from packyard.settings import AdvisorySettings
 
@@ -176,7 +175,7 @@ class AdvisoryRefresh:
         """The import in one transaction, if this process wins the claim."""
         try:
             with self._sessions.begin() as session:
-                if not _claim(session) or self._wait(session) > timedelta(0):
+                if not claim(session, REFRESH_LOCK) or self._wait(session) > timedelta(0):
                     raise _NotOurs
                 return import_into(
                     session,
@@ -237,26 +236,6 @@ class AdvisoryRefresh:
                             f"{self._label} is larger than {MAX_DOWNLOAD_BYTES} bytes"
                         )
                     await out.write(chunk)
-
-
-def _claim(session: Session) -> bool:
-    """Whether this transaction may import: first to claim it this period.
-
-    PostgreSQL: a transaction-scoped advisory lock, refused at once to a second
-    replica. Others (SQLite): the write lock, which the serial's bump takes and
-    a second writer waits for, up to the busy timeout (then another worker is
-    still importing: not ours either); the import bumps the serial again at its end.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        return bool(session.scalar(select(func.pg_try_advisory_xact_lock(REFRESH_LOCK))))
-    try:
-        bump_serial(session)
-    except SQLAlchemyError as exc:
-        # The driver's words, under SQLAlchemy's error or the domain's DatabaseUnavailable.
-        if "database is locked" not in str(getattr(exc, "orig", None) or exc.__cause__):
-            raise
-        return False
-    return True
 
 
 def _temporary_file(folder: Path, suffix: str) -> Path:
