@@ -136,10 +136,13 @@ def require_manage(session: Session, identity: Identity, project: Project) -> bo
 
 
 def active_owner_exists(
-    project_id: SQLColumnExpression[int] | int, excluding_role: int | None = None
+    project_id: SQLColumnExpression[int] | int,
+    excluding_role: int | None = None,
+    excluding_user: int | None = None,
 ) -> ColumnElement[bool]:
     """SQL: the project has an owner role held by an enabled user, or by a group
-    with at least one enabled member (optionally leaving one role row out)."""
+    with at least one enabled member (optionally leaving one role row out, or one
+    user: their own role and their membership of owning groups)."""
     user_owner = (
         select(ProjectRole.id)
         .join(User, User.id == ProjectRole.user_id)
@@ -156,4 +159,7 @@ def active_owner_exists(
     if excluding_role is not None:
         user_owner = user_owner.where(ProjectRole.id != excluding_role)
         group_owner = group_owner.where(ProjectRole.id != excluding_role)
+    if excluding_user is not None:
+        user_owner = user_owner.where(User.id != excluding_user)
+        group_owner = group_owner.where(User.id != excluding_user)
     return or_(user_owner.exists(), group_owner.exists())
