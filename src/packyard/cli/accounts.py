@@ -25,8 +25,9 @@ from packyard.db.accounts import User
 from packyard.db.engine import session_factory_for
 from packyard.db.governance import ROLES
 from packyard.db.models import File, Project
-from packyard.publish import accounts, ownership
+from packyard.publish import accounts, ownership, succession
 from packyard.publish.audit import COMMAND_LINE
+from packyard.settings import Settings
 
 
 def operator() -> Identity:
@@ -42,7 +43,14 @@ def operator() -> Identity:
 @contextmanager
 def state_session(config_file: Path | None, data_dir: Path | None) -> Iterator[Session]:
     """A session on the migrated database of these settings, committed if the block succeeds."""
-    engine = open_store(settings_from(config_file, data_dir=data_dir))
+    with settings_session(settings_from(config_file, data_dir=data_dir)) as session:
+        yield session
+
+
+@contextmanager
+def settings_session(settings: Settings) -> Iterator[Session]:
+    """A session on the migrated database of `settings`, committed if the block succeeds."""
+    engine = open_store(settings)
     try:
         with session_factory_for(engine)() as session:
             yield session
@@ -67,7 +75,7 @@ def _when(moment: datetime | None) -> str:
 
 @click.group()
 def user() -> None:
-    """Add, disable, enable and list users; reset passwords."""
+    """Add, disable, enable, retire and list users; reset passwords."""
 
 
 @user.command("add")
@@ -103,10 +111,63 @@ def user_add(
 @click.argument("name")
 @reports_errors
 def user_disable(config_file: Path | None, data_dir: Path | None, name: str) -> None:
-    """Disable the user NAME: no more sign-in, tokens or rights."""
-    with state_session(config_file, data_dir) as session:
-        accounts.disable_user(session, name, actor=operator(), origin=COMMAND_LINE)
+    """Disable the user NAME: no more sign-in, tokens or rights. The projects
+    only they owned go to their manager, else `[auth.succession] fallback_group`."""
+    settings = settings_from(config_file, data_dir=data_dir)
+    with settings_session(settings) as session:
+        results = succession.disable(
+            session,
+            name,
+            fallback_group=settings.auth.succession.fallback_group,
+            actor=operator(),
+            origin=COMMAND_LINE,
+        )
     click.echo(f"Disabled user '{name.lower()}'.")
+    _report_handovers(results)
+
+
+@user.command("retire")
+@state_options
+@click.argument("name")
+@click.option(
+    "--to",
+    "successor",
+    metavar="SUCCESSOR",
+    help="Who takes over: USER or group:GROUP. Default: their manager, else "
+    "[auth.succession] fallback_group.",
+)
+@reports_errors
+def user_retire(
+    config_file: Path | None, data_dir: Path | None, name: str, successor: str | None
+) -> None:
+    """Disable the user NAME (if not already) and hand the projects only they
+    owned to SUCCESSOR, who becomes an owner of each."""
+    settings = settings_from(config_file, data_dir=data_dir)
+    with settings_session(settings) as session:
+        results = succession.retire(
+            session,
+            name,
+            to=successor,
+            fallback_group=settings.auth.succession.fallback_group,
+            actor=operator(),
+            origin=COMMAND_LINE,
+        )
+    click.echo(f"Retired user '{name.lower()}'.")
+    _report_handovers(results)
+
+
+def _report_handovers(results: Sequence[succession.HandoverResult]) -> None:
+    """One line per project the user left without another owner."""
+    if not results:
+        click.echo("No project was left without an owner.")
+    for result in results:
+        if result.successor is not None:
+            click.echo(f"{result.project}: handed over to {result.successor}")
+        else:
+            click.echo(
+                f"{result.project}: no owner now ({result.why}); name one with "
+                f"`packyard owner add {result.project} --user NAME`"
+            )
 
 
 @user.command("enable")
