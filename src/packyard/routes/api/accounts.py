@@ -1,4 +1,6 @@
-"""`/users`: list, create, disable and enable users, reset passwords (administrators only)."""
+"""`/users`: list, create, disable, retire and enable users, reset passwords
+(administrators only). Disabling or retiring a user hands the projects only they
+owned to a successor (`publish/succession.py`); the answer says to whom."""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, SecretStr
 from sqlalchemy.orm import Session
 
-from packyard.publish import accounts
-from packyard.routes.api.deps import Caller, RequestOrigin, audited, require_admin
+from packyard.publish import accounts, succession
+from packyard.routes.api.deps import Caller, RequestOrigin, Services, audited, require_admin
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -74,17 +76,84 @@ def create_user(
     )
 
 
-@router.post("/{name}/disable", status_code=204, summary="Disable a user")
+class Handover(BaseModel):
+    project: str
+    to_user: str | None = Field(description="The user who owns the project now.")
+    to_group: str | None = Field(description="The group that owns the project now.")
+    orphaned: str | None = Field(
+        description="Neither: nobody could take the project over, and why (it has no "
+        "owner now; `GET /projects/orphaned` lists it)."
+    )
+
+
+class LeftUser(BaseModel):
+    name: str
+    handovers: list[Handover] = Field(
+        description="The projects only this user owned, and who owns each now."
+    )
+
+
+def _left(name: str, results: list[succession.HandoverResult]) -> LeftUser:
+    return LeftUser(
+        name=name.lower(),
+        handovers=[
+            Handover(project=r.project, to_user=r.to_user, to_group=r.to_group, orphaned=r.why)
+            for r in results
+        ],
+    )
+
+
+@router.post("/{name}/disable", summary="Disable a user")
 def disable_user(
     name: str,
     identity: Caller,
+    services: Services,
     session: Annotated[Session, audited("user-disable")],
     origin: RequestOrigin,
-) -> Response:
-    """No sign-in, no token, no right any more; the roles stay for the record."""
+) -> LeftUser:
+    """No sign-in, no token, no right any more; the roles stay for the record. The
+    projects only this user owned go to their manager, else the configured
+    `[auth.succession] fallback_group`."""
     require_admin(session, identity)
-    accounts.disable_user(session, name, actor=identity, origin=origin)
-    return Response(status_code=204)
+    results = succession.disable(
+        session,
+        name,
+        fallback_group=services.succession.fallback_group,
+        actor=identity,
+        origin=origin,
+    )
+    return _left(name, results)
+
+
+class Successor(BaseModel):
+    to: str | None = Field(
+        default=None,
+        description="USER or group:GROUP; none: the user's manager, else the configured "
+        "`[auth.succession] fallback_group`.",
+    )
+
+
+@router.post("/{name}/retire", summary="Retire a user, handing over their projects")
+def retire_user(
+    name: str,
+    identity: Caller,
+    services: Services,
+    session: Annotated[Session, audited("user-retire")],
+    origin: RequestOrigin,
+    body: Successor | None = None,
+) -> LeftUser:
+    """Disable the user (unless they are already) and make the successor an owner of
+    every project only they owned."""
+    require_admin(session, identity)
+    results = succession.retire(
+        session,
+        name,
+        to=body.to if body is not None else None,
+        fallback_group=services.succession.fallback_group,
+        actor=identity,
+        origin=origin,
+    )
+    return _left(name, results)
 
 
 @router.post("/{name}/enable", status_code=204, summary="Enable a disabled user")

@@ -36,7 +36,12 @@ from packyard.errors import AuthenticationFailed, PackyardError, PermissionDenie
 from packyard.publish.audit import Origin
 from packyard.publish.yanks import refusals_recorded
 from packyard.routes.errors import retry_headers, status_for
-from packyard.settings import AdvisorySettings, AttestationSettings, UpstreamSettings
+from packyard.settings import (
+    AdvisorySettings,
+    AttestationSettings,
+    SuccessionSettings,
+    UpstreamSettings,
+)
 from packyard.storage.base import BlobStore
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="packyard"'}
@@ -61,7 +66,8 @@ class ApiServices:
     in; `store`: the blob store whose files deletions remove; `upstreams`: the
     configured upstreams, which curation rules name; `advisories`: the
     configured advisory policies, shown beside the runtime ones;
-    `attestations`: the configured attestation requirement.
+    `attestations`: the configured attestation requirement; `succession`: who
+    takes over the projects of a user who is disabled or retired.
     """
 
     sessions: sessionmaker[Session]
@@ -70,6 +76,7 @@ class ApiServices:
     upstreams: tuple[UpstreamSettings, ...] = ()
     advisories: AdvisorySettings = field(default_factory=AdvisorySettings)
     attestations: AttestationSettings = field(default_factory=AttestationSettings)
+    succession: SuccessionSettings = field(default_factory=SuccessionSettings)
 
 
 def get_services(request: Request) -> ApiServices:

@@ -16,7 +16,7 @@ async def test_an_admin_creates_lists_and_disables_users(site: Site) -> None:
     assert created.json()["has_password"] is True
     assert "correct horse" not in created.text
     disabled = await site.client.post("/users/carol/disable", headers=site.auth("root"))
-    assert disabled.status_code == 204
+    assert (disabled.status_code, disabled.json()) == (200, {"name": "carol", "handovers": []})
     listed = await site.client.get("/users", headers=site.auth("root"))
     users = {user["name"]: user for user in listed.json()}
     assert sorted(users) == ["alice", "bob", "carol", "root"]
