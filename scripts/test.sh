@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 # postgresql: the tests start their own throwaway server from its binaries (tests/postgres.py).
 # nginx: in front of packyard under a URL prefix (tests/e2e/test_proxy_prefix.py).
 # chromium: the browser tests drive Debian's Chromium through Playwright (never `playwright install`).
-APT_PACKAGES=(git postgresql chromium nginx)
+# slapd: an OpenLDAP directory of the tests' own, run from its binary (tests/slapd.py); a system
+# slapd the package may start is not used.
+APT_PACKAGES=(git postgresql chromium nginx slapd)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
