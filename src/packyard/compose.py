@@ -37,6 +37,9 @@ from packyard.attestations.requirement import UploadAttestations
 from packyard.attestations.stored import stored_provenance
 from packyard.attestations.verify import AttestationVerifier
 from packyard.auth.authenticate import Authenticators
+from packyard.auth.directory.ldap import LdapDirectory
+from packyard.auth.jwks import KeySets
+from packyard.auth.sso.provider import SsoProvider
 from packyard.browser.build import build_browser, open_search_index
 from packyard.browser.readmes import Readmes
 from packyard.db.engine import (
@@ -50,6 +53,7 @@ from packyard.db.freshness import SerialWatcher, open_serial_watcher
 from packyard.db.serial import follow_commits
 from packyard.errors import ConfigurationError, PackyardError, StoreUnavailable
 from packyard.model import StoredFile
+from packyard.publish.directory_refresh import DirectoryRefresh
 from packyard.publish.name_guard import NameGuard
 from packyard.publish.upload import UploadService
 from packyard.repository.advisories import AdvisoryRepository, ConfiguredPolicies
@@ -74,6 +78,7 @@ from packyard.routes.read_auth import read_guard
 from packyard.routes.roles import RoleGate
 from packyard.routes.ui.admin import (
     SessionIdentities,
+    SignInSettings,
     ViewerMiddleware,
     admin_routes,
     load_secret,
@@ -297,6 +302,7 @@ def build_app(settings: Settings) -> ASGIApp:
         secure_cookies=settings.browser.secure_cookies,
         templates=templates,
         attestations_default=settings.attestations.require,
+        sign_in=sign_in_settings(settings, http_client),
     )
     app = create_app(
         chain,
@@ -326,6 +332,7 @@ def build_app(settings: Settings) -> ASGIApp:
             advisories.preloaded,
             *_advisory_refresh(settings, sessions, http_client),
             temp_sweeper(settings, storage).running,
+            *_directory_refresh(settings, sessions),
         ],
     )
     if settings.role != "all":
@@ -380,6 +387,31 @@ def _advisory_refresh(
         return []
     spool = settings.data_dir / "spool"
     return [AdvisoryRefresh(sessions, settings.advisories, spool=spool, client=client).running]
+
+
+def sign_in_settings(settings: Settings, http_client: httpx.AsyncClient) -> SignInSettings:
+    """How people sign in to the pages: the `[[auth.sso]]` providers (discovered on
+    first use), `local_passwords`, and the directory their groups come from
+    (their secrets are checked by `preflight.py`)."""
+    auth = settings.auth
+    key_sets = KeySets(http_client)
+    return SignInSettings(
+        providers=[SsoProvider(provider, http_client, key_sets) for provider in auth.sso],
+        local_passwords=auth.local_passwords,
+        groups=auth.directory_groups,
+        directory=LdapDirectory(auth.ldap) if auth.ldap is not None else None,
+        directory_timeout=auth.ldap.timeout_seconds if auth.ldap is not None else 5.0,
+    )
+
+
+def _directory_refresh(
+    settings: Settings, sessions: sessionmaker[Session]
+) -> list[Callable[[], AbstractAsyncContextManager[None]]]:
+    """With `[auth.ldap]` or `[auth.succession] max_inactive_days`: the scheduled
+    look at the directory, by every worker of every replica, one of them per period."""
+    directory = LdapDirectory(settings.auth.ldap) if settings.auth.ldap is not None else None
+    refresh = DirectoryRefresh(sessions, directory, settings.auth)
+    return [refresh.running] if refresh.needed else []
 
 
 def temp_sweeper(settings: Settings, storage: BlobStorage) -> TempSweeper:

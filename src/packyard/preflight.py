@@ -5,7 +5,8 @@ cannot build the application (a component that cannot be imported, a
 metrics token file that cannot be read) would die and be started again,
 forever, a traceback each time. So the parent process first builds and
 checks, once, every part that can fail on the configuration: the blob
-storage answers, the attestations' trust root reads, every component loads
+storage answers, the attestations' trust root and the sign-in secrets read,
+every component loads
 and accepts the chain, the search index opens, the metrics token and the
 event log's folder can be used. The first failure stops `serve` with its
 message (`packyard.cli.reports_errors`).
@@ -45,6 +46,7 @@ async def check_before_serving(settings: Settings) -> None:
     _check_telemetry(settings)
     open_search_index(settings).close()
     upload_attestations(settings)  # the trust root file is read and parsed
+    _check_sign_in(settings)
     engine = create_database_engine(settings.resolved_database_url)
     try:
         # Imports and calls every configured component, as each worker will.
@@ -53,6 +55,16 @@ async def check_before_serving(settings: Settings) -> None:
         await temp_sweeper(settings, storage).sweep_once()
     finally:
         engine.dispose()
+
+
+def _check_sign_in(settings: Settings) -> None:
+    """The providers' client secrets and the LDAP bind secret can be read; the
+    providers and the directory themselves are asked only when someone signs in,
+    so that one that is down does not stop packyard starting."""
+    for provider in settings.auth.sso:
+        provider.secret()
+    if settings.auth.ldap is not None:
+        settings.auth.ldap.secret()
 
 
 def _check_telemetry(settings: Settings) -> None:

@@ -302,6 +302,17 @@ class AuthSettings(BaseModel):
     directory_groups: DirectoryGroupSettings = DirectoryGroupSettings()
     succession: SuccessionSettings = SuccessionSettings()
 
+    @field_validator("sso")
+    @classmethod
+    def _unique_providers(
+        cls, providers: tuple[SsoProviderSettings, ...]
+    ) -> tuple[SsoProviderSettings, ...]:
+        names = [provider.name for provider in providers]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"[[auth.sso]] names must differ: {', '.join(repeated)} repeated")
+        return providers
+
 
 class UploadSettings(BaseModel):
     """The legacy upload API (`/legacy/`)."""

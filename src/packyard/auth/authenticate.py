@@ -50,6 +50,10 @@ NO_CREDENTIALS = (
     f"Invalid or non-existent authentication information. See {AUTH_HELP} for more information."
 )
 WRONG_PASSWORD = "Invalid username or password."  # noqa: S105 (a message)
+PASSWORDS_OFF = (
+    "Passwords are turned off here (local_passwords = false): use an API token, made "
+    "on your account page after signing in with your organisation's account."
+)
 
 PasswordCheckObserver = Callable[[str], None]
 """Told the outcome of each password sign-in: `ok` and `wrong` (argon2 ran),
@@ -80,11 +84,12 @@ class Authenticators:
             auth_settings.password_check_threads, auth_settings.password_check_queue
         )
         self._observe = observe or _ignore
+        self._local_passwords = auth_settings.local_passwords
 
     async def authenticate(self, authorization: str | None, client: str | None = None) -> Identity:
         """The identity behind an `Authorization` header value.
 
-        - user name and password → `user` identity;
+        - user name and password → `user` identity (unless `local_passwords` is off);
         - API token (Basic `__token__`, Bearer or token) → `token` identity,
           limited to the token's projects if it has any;
         - CI ID token (a JWT) → `ci` identity (see `auth.oidc`).
@@ -127,6 +132,8 @@ class Authenticators:
     ) -> Identity:
         """A password sign-in, cheapest refusals first: a block this process knows,
         a value that just failed, the shared counters; then argon2 in the pool."""
+        if not self._local_passwords:
+            raise AuthenticationFailed(PASSWORDS_OFF)
         keys = self._throttle.keys(credentials.username, client)
         remembered = self._failed.get(authorization)
         try:

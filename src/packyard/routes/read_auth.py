@@ -67,7 +67,8 @@ IDENTITY = "packyard.identity"
 CHALLENGE = (b"www-authenticate", b'Basic realm="packyard"')
 # What anyone may read with the setting on: nothing that reveals the repository.
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/readyz", "/admin/sign-in"})
-PUBLIC_PREFIXES: Final = ("/static/",)
+# `/admin/sso/`: signing in with a provider (`routes/ui/admin/sso.py`).
+PUBLIC_PREFIXES: Final = ("/static/", "/admin/sso/")
 # Handlers that refuse every request without credentials of their own kind.
 SELF_AUTHENTICATED: Final = frozenset({"/legacy", "/legacy/"})
 # Installers' paths: always the 401 challenge, whatever `Accept` says.

@@ -12,7 +12,8 @@ database on every request (`sessions.py`); every POST is CSRF-checked
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
@@ -22,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from packyard.auth.identity import Identity
+from packyard.auth.sso.provider import SsoProvider
 from packyard.routes.ui.admin.account import PAGE as ACCOUNT
 from packyard.routes.ui.admin.account import AccountPages
 from packyard.routes.ui.admin.auth import Authenticate, SignIn
@@ -37,12 +39,25 @@ from packyard.routes.ui.admin.sessions import (
     load_secret,
 )
 from packyard.routes.ui.admin.site_admin import DELETIONS, NAMES, USERS, SiteAdminPages
+from packyard.routes.ui.admin.sso import Directory, SsoPages
 from packyard.routes.ui.assets import StaticAssets
 from packyard.routes.ui.templating import Templates
-from packyard.settings import AttestationRequirement
+from packyard.settings import AttestationRequirement, DirectoryGroupSettings
 from packyard.storage.base import BlobStore
 
-__all__ = ["SessionIdentities", "ViewerMiddleware", "admin_routes", "load_secret"]
+__all__ = ["SessionIdentities", "SignInSettings", "ViewerMiddleware", "admin_routes", "load_secret"]
+
+
+@dataclass(frozen=True, slots=True)
+class SignInSettings:
+    """How people sign in to the pages: `[[auth.sso]]` providers, `local_passwords`,
+    and the directory (`[auth.directory_groups]`, `[auth.ldap]`) their groups come from."""
+
+    providers: Sequence[SsoProvider] = ()
+    local_passwords: bool = True
+    groups: DirectoryGroupSettings = field(default_factory=DirectoryGroupSettings)
+    directory: Directory | None = None
+    directory_timeout: float = 5.0
 
 
 def admin_routes(
@@ -54,6 +69,8 @@ def admin_routes(
     secure_cookies: bool = False,
     templates: Templates | None = None,
     attestations_default: AttestationRequirement = "none",
+    sign_in: SignInSettings | None = None,
+    fallback_group: str | None = None,
 ) -> list[BaseRoute]:
     """The routes under `/admin/`.
 
@@ -67,16 +84,31 @@ def admin_routes(
         templates: the site's templates (`routes.ui.templating`); None: the defaults.
         attestations_default: the configured `[attestations] require`, shown
             beside a project's own.
+        sign_in: the providers people sign in with, and whether passwords may
+            (`SignInSettings`); None: passwords only.
+        fallback_group: `[auth.succession] fallback_group`, who takes over the
+            projects of a user disabled or retired on the users page.
     """
+    ways = sign_in or SignInSettings()
     site = AdminSite(
         templates or Templates(StaticAssets()),
         sessions,
         SessionResolver(sessions, secret, secure_cookies),
     )
-    sign_in = SignIn(site, authenticators)
+    password_sign_in = SignIn(
+        site, authenticators, [p.name for p in ways.providers], ways.local_passwords
+    )
+    sso = SsoPages(
+        site,
+        password_sign_in,
+        ways.providers,
+        ways.groups,
+        ways.directory,
+        ways.directory_timeout,
+    )
     account = AccountPages(site)
     project = ProjectAdminPages(site, store, attestations_default)
-    admin = SiteAdminPages(site)
+    admin = SiteAdminPages(site, fallback_group)
     groups = GroupPages(site)
     lifecycle = LifecyclePages(site, store)
 
@@ -91,15 +123,21 @@ def admin_routes(
 
     project_page = "/admin/project/{name}/"
     return [
-        get("/admin/sign-in", sign_in.form),
-        post("/admin/sign-in", sign_in.submit),
-        post("/admin/sign-out", sign_in.sign_out),
+        get("/admin/sign-in", password_sign_in.form),
+        post("/admin/sign-in", password_sign_in.submit),
+        post("/admin/sign-out", password_sign_in.sign_out),
+        get("/admin/sso/{provider}/start", sso.start),
+        get("/admin/sso/{provider}/callback", sso.callback),
         get("/admin/", site.page(_home(site))),
         get(ACCOUNT, site.page(account.show)),
         post(ACCOUNT + "/tokens", site.action(account.create_token, back=back(ACCOUNT))),
         post(
             ACCOUNT + "/tokens/{id:int}/revoke",
             site.action(account.revoke_token, back=back(ACCOUNT)),
+        ),
+        post(
+            ACCOUNT + "/handovers/{id:int}/dismiss",
+            site.action(account.dismiss_handover, back=back(ACCOUNT)),
         ),
         get(project_page, site.page(project.show)),
         post(project_page + "yank", site.action(project.yank, back=page_path)),
@@ -124,6 +162,9 @@ def admin_routes(
         post(USERS, site.action(admin.add_user, back=back(USERS), admin=True)),
         post(
             USERS + "/{name}/disable", site.action(admin.disable_user, back=back(USERS), admin=True)
+        ),
+        post(
+            USERS + "/{name}/retire", site.action(admin.retire_user, back=back(USERS), admin=True)
         ),
         post(
             USERS + "/{name}/enable", site.action(admin.enable_user, back=back(USERS), admin=True)

@@ -10,6 +10,7 @@ here: a browser session is a person's.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Protocol
 
 import anyio.to_thread
@@ -24,6 +25,9 @@ from packyard.routes.ui.admin.pages import AdminSite, Flash, field
 from packyard.routes.ui.admin.sessions import SessionData
 
 WRONG = "Invalid username or password."
+PASSWORDS_OFF = (
+    "Signing in with a password is turned off here: use your organisation's sign-in above."
+)
 HOME = "/admin/"
 
 
@@ -49,16 +53,26 @@ def safe_next(value: str | None) -> str:
 class SignIn:
     """The sign-in and sign-out endpoints."""
 
-    def __init__(self, site: AdminSite, authenticators: Authenticate) -> None:
+    def __init__(
+        self,
+        site: AdminSite,
+        authenticators: Authenticate,
+        providers: Sequence[str] = (),
+        local_passwords: bool = True,
+    ) -> None:
+        """`providers`: the `[[auth.sso]]` names offered as buttons; `local_passwords`
+        False: no password form, and a posted one is refused."""
         self._site = site
         self._authenticators = authenticators
+        self._providers = tuple(providers)
+        self._local_passwords = local_passwords
 
     async def form(self, request: Request) -> Response:
         """GET /admin/sign-in: the form (already signed in: straight on to `next`)."""
         target = safe_next(request.query_params.get("next"))
         if await self._site.resolver.viewer(request) is not None:
             return self._site.redirect(request, target)
-        return self._form_page(request, target, None, 200)
+        return self.page(request, target, None, 200)
 
     async def submit(self, request: Request) -> Response:
         """POST /admin/sign-in: a new session and 303 to `next`; else the form again
@@ -69,13 +83,15 @@ class SignIn:
             self._site.csrf.check(request, form, self._site.resolver.read(request))
         except PermissionDenied as exc:
             return self._site.error_page(request, None, exc)
+        if not self._local_passwords:
+            return self.page(request, target, PASSWORDS_OFF, 403)
         try:
             identity = await self._check_password(request, form)
         except AuthenticationFailed as exc:
-            return self._form_page(request, target, exc.message, 401, field(form, "username"))
+            return self.page(request, target, exc.message, 401, field(form, "username"))
         except (TooManyFailures, Overloaded) as exc:
             status = 429 if isinstance(exc, TooManyFailures) else 503
-            page = self._form_page(request, target, exc.message, status, field(form, "username"))
+            page = self.page(request, target, exc.message, status, field(form, "username"))
             page.headers["Retry-After"] = str(exc.retry_after)
             return page
         assert identity.user_id is not None
@@ -119,9 +135,11 @@ class SignIn:
             raise AuthenticationFailed(WRONG)
         return identity
 
-    def _form_page(
+    def page(
         self, request: Request, target: str, error: str | None, status: int, username: str = ""
     ) -> Response:
+        """The sign-in page: the providers' buttons, the password form (when local
+        passwords are on), and `error` if there is one."""
         resolver = self._site.resolver
         session: SessionData | None = resolver.read(request)
         fresh = session is None or session.uid is not None
@@ -132,6 +150,8 @@ class SignIn:
             "error": error,
             "username": username,
             "sign_in_token": self._site.csrf.token(session),
+            "providers": self._providers,
+            "passwords": self._local_passwords,
         }
         response = self._site.render(request, "admin/sign_in.html", None, context, status)
         if fresh:
