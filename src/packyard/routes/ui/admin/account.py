@@ -1,4 +1,5 @@
-"""`/admin/account`: who I am, and my API tokens (create, list, revoke).
+"""`/admin/account`: who I am, my API tokens (create, list, revoke), and the
+projects handed to me (or to my groups) when their last owner left.
 
 The token services (`publish/accounts.py`) trust their caller, as the command
 line is trusted; here the caller is the signed-in user, so every call names
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from packyard.errors import InvalidRequest, NotFound
-from packyard.publish import accounts
+from packyard.publish import accounts, succession
 from packyard.routes.ui.admin.pages import AdminSite, Flash, field, origin_of
 from packyard.routes.ui.admin.sessions import Viewer
 
@@ -22,7 +23,7 @@ PAGE = "/admin/account"
 
 
 class AccountPages:
-    """The "My account" page and its two forms."""
+    """The "My account" page and its forms."""
 
     def __init__(self, site: AdminSite) -> None:
         self._site = site
@@ -79,8 +80,25 @@ class AccountPages:
         prefix = await self._site.run(revoke)
         return self._site.redirect(request, PAGE, Flash("ok", f"The token {prefix}… is revoked."))
 
+    async def dismiss_handover(self, request: Request, viewer: Viewer, form: FormData) -> Response:
+        """POST /admin/account/handovers/{id}/dismiss: I have seen that a project was
+        handed to me (for a group's, seen for all its members).
+
+        Raises:
+            NotFound: no hand-over of that number was addressed to me or my groups.
+        """
+        number = int(request.path_params["id"])
+        await self._site.run(lambda session: succession.dismiss(session, viewer.name, number))
+        return self._site.redirect(request, PAGE, Flash("ok", "The notice is dismissed."))
+
     async def _page(self, request: Request, viewer: Viewer, new_token: str | None) -> Response:
         tokens = await self._site.run(lambda session: accounts.list_tokens(session, viewer.name))
         groups = await self._site.run(lambda session: accounts.groups_of(session, viewer.name))
-        context = {"tokens": list(reversed(tokens)), "new_token": new_token, "groups": groups}
+        handovers = await self._site.run(lambda session: succession.notices(session, viewer.name))
+        context = {
+            "tokens": list(reversed(tokens)),
+            "new_token": new_token,
+            "groups": groups,
+            "handovers": handovers,
+        }
         return self._site.render(request, "admin/account.html", viewer, context)

@@ -19,8 +19,9 @@ from starlette.responses import Response
 
 from packyard.db.governance import DeletedFile
 from packyard.errors import InvalidRequest
-from packyard.publish import accounts
+from packyard.publish import accounts, succession
 from packyard.publish.name_guard import allow_name, allowed_names, check_name, disallow_name
+from packyard.publish.succession import HandoverResult
 from packyard.routes.ui.admin.audit_log import AuditFilter, read_audit
 from packyard.routes.ui.admin.pages import AdminSite, Flash, field, origin_of
 from packyard.routes.ui.admin.sessions import Viewer
@@ -32,8 +33,11 @@ RECENT_DELETIONS = 200
 class SiteAdminPages:
     """Users, allowed names, deletions and the audit log."""
 
-    def __init__(self, site: AdminSite) -> None:
+    def __init__(self, site: AdminSite, fallback_group: str | None = None) -> None:
+        """`fallback_group`: `[auth.succession] fallback_group`, who takes over the
+        projects of a user disabled or retired here when their manager cannot."""
         self._site = site
+        self._fallback_group = fallback_group
 
     async def users(self, request: Request, viewer: Viewer, form: FormData) -> Response:
         """GET /admin/users: every user, with a form to add one."""
@@ -57,16 +61,46 @@ class SiteAdminPages:
         return self._site.redirect(request, USERS, Flash("ok", f"Added the user '{created}'."))
 
     async def disable_user(self, request: Request, viewer: Viewer, form: FormData) -> Response:
-        """POST /admin/users/{name}/disable: the user's sessions and tokens stop at once."""
+        """POST /admin/users/{name}/disable: the user's sessions and tokens stop at once;
+        the projects only they owned go to their manager, else the fallback group."""
         name = str(request.path_params["name"])
         if name.lower() == viewer.name:
             raise InvalidRequest("You cannot disable yourself: ask another admin.")
 
-        def disable(session: Session) -> None:
-            accounts.disable_user(session, name, actor=viewer.identity, origin=origin_of(request))
+        def disable(session: Session) -> list[HandoverResult]:
+            return succession.disable(
+                session,
+                name,
+                fallback_group=self._fallback_group,
+                actor=viewer.identity,
+                origin=origin_of(request),
+            )
 
-        await self._site.run(disable)
-        return self._site.redirect(request, USERS, Flash("ok", f"Disabled the user '{name}'."))
+        results = await self._site.run(disable)
+        message = f"Disabled the user '{name}'. {_handed_over(results)}"
+        return self._site.redirect(request, USERS, Flash("ok", message))
+
+    async def retire_user(self, request: Request, viewer: Viewer, form: FormData) -> Response:
+        """POST /admin/users/{name}/retire: disable the user (unless they are already)
+        and hand the projects only they owned to the successor in the form (a user
+        or group:NAME), else to their manager, else to the fallback group."""
+        name, to = str(request.path_params["name"]), field(form, "to") or None
+        if name.lower() == viewer.name:
+            raise InvalidRequest("You cannot retire yourself: ask another admin.")
+
+        def retire(session: Session) -> list[HandoverResult]:
+            return succession.retire(
+                session,
+                name,
+                to=to,
+                fallback_group=self._fallback_group,
+                actor=viewer.identity,
+                origin=origin_of(request),
+            )
+
+        results = await self._site.run(retire)
+        message = f"Retired the user '{name}'. {_handed_over(results)}"
+        return self._site.redirect(request, USERS, Flash("ok", message))
 
     async def enable_user(self, request: Request, viewer: Viewer, form: FormData) -> Response:
         """POST /admin/users/{name}/enable: sign-in, tokens and roles work again."""
@@ -163,3 +197,17 @@ class SiteAdminPages:
         result = await self._site.run(lambda session: read_audit(session, wanted, page))
         context = {"audit": result, "filter": wanted, "filter_query": wanted.as_query()}
         return self._site.render(request, "admin/audit.html", viewer, context)
+
+
+def _handed_over(results: list[HandoverResult]) -> str:
+    """What became of the projects only the user owned, in a sentence or two."""
+    if not results:
+        return "No project was left without an owner."
+    handed = [f"{r.project} to {r.successor}" for r in results if r.successor is not None]
+    orphaned = [f"{r.project} ({r.why})" for r in results if r.successor is None]
+    sentences = []
+    if handed:
+        sentences.append(f"Handed over: {', '.join(handed)}.")
+    if orphaned:
+        sentences.append(f"Left without an owner: {'; '.join(orphaned)}.")
+    return " ".join(sentences)
