@@ -279,6 +279,7 @@ def build_app(settings: Settings) -> ASGIApp:
             settings.upstreams,
             settings.advisories,
             settings.attestations,
+            settings.auth.succession,
         )
     )
     # Signs the admin pages' cookies: the same secret in every replica (decisions.md),
@@ -303,6 +304,7 @@ def build_app(settings: Settings) -> ASGIApp:
         templates=templates,
         attestations_default=settings.attestations.require,
         sign_in=sign_in_settings(settings, http_client),
+        fallback_group=settings.auth.succession.fallback_group,
     )
     app = create_app(
         chain,

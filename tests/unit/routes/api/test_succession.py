@@ -3,7 +3,9 @@ handed over, and the answer says to whom."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -13,10 +15,13 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from packyard.auth.authenticate import Authenticators
+from packyard.compose import build_app, prepare_state
 from packyard.db.accounts import User
+from packyard.db.engine import session_factory_for
+from packyard.db.models import Project
 from packyard.publish import accounts, ownership
 from packyard.routes.api import ApiServices, api_app
-from packyard.settings import AuthSettings, SuccessionSettings
+from packyard.settings import AuthSettings, Settings, SuccessionSettings
 from tests.unit.routes.api.conftest import OPERATOR, Site, _seed
 
 pytestmark = pytest.mark.anyio
@@ -137,3 +142,34 @@ async def test_the_openapi_document_lists_retire(site: Site) -> None:
     document = (await site.client.get("/openapi.json")).json()
     operation = document["paths"]["/users/{name}/retire"]["post"]
     assert {"200", "400", "403", "404", "409"} <= set(operation["responses"])
+
+
+async def test_the_built_app_hands_over_to_the_configured_fallback_group(tmp_path: Path) -> None:
+    """compose.py passes `[auth.succession]` to the API (and the admin pages)."""
+    settings = Settings.model_validate(
+        {
+            "data_dir": str(tmp_path),
+            "upstreams": [],
+            "auth": {"succession": {"fallback_group": "ops"}},
+            "telemetry": {"events": False, "metrics": False},
+        }
+    )
+    engine = prepare_state(settings)
+    with session_factory_for(engine).begin() as session:
+        for name in ("root", "alice", "bob"):
+            accounts.add_user(session, name, None, admin=name == "root", actor=OPERATOR)
+        accounts.create_group(session, "ops", actor=OPERATOR)
+        accounts.add_member(session, "ops", "bob", actor=OPERATOR)
+        session.add(Project(name="solo", display_name="solo", created_at=datetime.now(UTC)))
+        session.flush()
+        ownership.add_role(session, OPERATOR, "solo", "owner", user="alice")
+        token, _ = accounts.create_token(session, "root", actor=OPERATOR)
+    engine.dispose()
+    basic = base64.b64encode(f"__token__:{token}".encode()).decode()
+    transport = httpx.ASGITransport(app=build_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://index.test") as client:
+        disabled = await client.post(
+            "/api/v1/users/alice/disable", headers={"Authorization": "Basic " + basic}
+        )
+    assert disabled.status_code == 200, disabled.text
+    assert disabled.json()["handovers"][0]["to_group"] == "ops"
