@@ -48,6 +48,23 @@ class DirectoryFacts:
     groups: frozenset[str] | None
 
 
+@dataclass(frozen=True, slots=True)
+class DirectoryStatus:
+    """How a directory account's groups stand, for its account page."""
+
+    provider: str
+    checked_at: datetime | None
+    stale: bool
+
+
+def directory_status(session: Session, name: str) -> DirectoryStatus | None:
+    """None for a local account."""
+    user = session.scalars(select(User).where(User.name == name)).one_or_none()
+    if user is None or user.directory is None:
+        return None
+    return DirectoryStatus(user.directory, user.directory_checked_at, user.groups_stale)
+
+
 def packyard_groups(names: Iterable[str], settings: DirectoryGroupSettings) -> frozenset[str]:
     """The packyard groups that directory groups `names` map to: by `map`, else
     by a glob of `include` (under their own name, lower-cased, if valid)."""

@@ -235,7 +235,12 @@ class DirectoryRefresh:
                 ),
             )
         ).all()
+        fallback = self._settings.succession.fallback_group
         for user in stale:
+            # Nobody to take over: the inactive person stays the owner (they are
+            # still enabled), rather than an orphan reported every period.
+            if succession.default_successor(session, user, fallback)[0] is None:
+                continue
             if self._hand_over(session, user, "inactive", report):
                 report.inactive.append(user.name)
 

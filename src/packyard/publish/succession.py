@@ -112,7 +112,7 @@ def hand_over(
     chosen: User | Group | None = successor
     note = "named"
     if chosen is None:
-        chosen, note = _default_successor(session, user, fallback_group)
+        chosen, note = default_successor(session, user, fallback_group)
     return [
         _hand(session, project, user, chosen, note, reason=reason, actor=actor, origin=origin)
         for project in projects
@@ -219,7 +219,7 @@ def _left_alone(user: User) -> Select[Project]:
     )
 
 
-def _default_successor(
+def default_successor(
     session: Session, user: User, fallback_group: str | None
 ) -> tuple[User | Group | None, str]:
     """The manager, else the fallback group, with how it was chosen; or None and why

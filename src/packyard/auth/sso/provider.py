@@ -4,9 +4,10 @@
     url = await provider.authorization_url(attempt, redirect_uri)   # send the browser there
     claims = await provider.claims(code, attempt, redirect_uri)     # when it comes back
 
-The discovery document is read on first use and kept for an hour: a provider
-that is down when packyard starts does not stop it, and one that comes back is
-used at once. An ID token is accepted only if it is signed by one of the
+The discovery document is read on first use, not at start: a provider that
+is down when packyard starts does not stop it. It is read again at the start
+of every sign-in (so a provider that is down gets a page saying so), and kept
+for the answers. An ID token is accepted only if it is signed by one of the
 provider's keys with that key's algorithm (`auth/jwks.py`), names this
 provider as `iss` and this client in `aud` (and as `azp` when there are
 several audiences), is within `exp`/`iat` (a minute of leeway), and carries
@@ -77,7 +78,10 @@ class SsoProvider:
             UpstreamUnavailable, UpstreamError: the provider's discovery document
                 cannot be read or is not usable.
         """
-        endpoints = await self._discovered()
+        # Read again at every start, not from the cache: the browser is sent there
+        # next, and a provider that is down must get our page saying so, not the
+        # browser's "cannot be reached" (sign-ins are rare: one request each).
+        endpoints = await self._discovered(fresh=True)
         query = urlencode(
             {
                 "response_type": "code",
@@ -118,9 +122,13 @@ class SsoProvider:
     def _label(self) -> str:
         return f"{self.name} ({self.settings.issuer})"
 
-    async def _discovered(self) -> _Endpoints:
+    async def _discovered(self, *, fresh: bool = False) -> _Endpoints:
         cached = self._endpoints
-        if cached is not None and self._clock() - cached.fetched_at < DISCOVERY_SECONDS:
+        if (
+            not fresh
+            and cached is not None
+            and self._clock() - cached.fetched_at < DISCOVERY_SECONDS
+        ):
             return cached
         issuer = self.settings.issuer
         url = issuer.rstrip("/") + "/.well-known/openid-configuration"

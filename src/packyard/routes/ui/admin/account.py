@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from packyard.errors import InvalidRequest, NotFound
-from packyard.publish import accounts, succession
+from packyard.publish import accounts, directory_accounts, succession
 from packyard.routes.ui.admin.pages import AdminSite, Flash, field, origin_of
 from packyard.routes.ui.admin.sessions import Viewer
 
@@ -95,7 +95,11 @@ class AccountPages:
         tokens = await self._site.run(lambda session: accounts.list_tokens(session, viewer.name))
         groups = await self._site.run(lambda session: accounts.groups_of(session, viewer.name))
         handovers = await self._site.run(lambda session: succession.notices(session, viewer.name))
+        directory = await self._site.run(
+            lambda session: directory_accounts.directory_status(session, viewer.name)
+        )
         context = {
+            "directory": directory,
             "tokens": list(reversed(tokens)),
             "new_token": new_token,
             "groups": groups,
