@@ -150,6 +150,9 @@ class SsoProviderSettings(BaseModel):
     # `packyard user add`) takes that account over, with its projects and
     # tokens. Off by default: it trusts the provider to assert that name.
     adopt_local_users: bool = False
+    # Ask the provider's userinfo endpoint for claims the ID token lacks; false
+    # for providers whose userinfo says little or refuses (ADFS).
+    userinfo: bool = True
     # Seconds to wait for the provider (discovery, keys, token, userinfo).
     timeout_seconds: float = Field(default=10.0, gt=0)
 

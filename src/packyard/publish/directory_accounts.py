@@ -40,12 +40,17 @@ DIRECTORY = "directory"
 
 @dataclass(frozen=True, slots=True)
 class DirectoryFacts:
-    """What the directory says of a person now; None fields: not known, kept as stored."""
+    """What the directory says of a person now; None fields: not known, kept as stored.
+
+    `unreachable`: the directory could not be asked, so the groups kept are stale
+    (groups None without it: nothing here keeps groups, e.g. no groups claim).
+    """
 
     email: str | None
     full_name: str | None
     manager: str | None
     groups: frozenset[str] | None
+    unreachable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +72,13 @@ def directory_status(session: Session, name: str) -> DirectoryStatus | None:
 
 def packyard_groups(names: Iterable[str], settings: DirectoryGroupSettings) -> frozenset[str]:
     """The packyard groups that directory groups `names` map to: by `map`, else
-    by a glob of `include` (under their own name, lower-cased, if valid)."""
+    by a glob of `include`, compared case-insensitively (under their own name,
+    lower-cased, if valid)."""
     mapped: set[str] = set()
     for name in names:
         target = settings.map.get(name)
-        if target is None and any(fnmatchcase(name, glob) for glob in settings.include):
+        # Case-insensitive, as directories compare group names.
+        if target is None and any(fnmatchcase(name.lower(), g.lower()) for g in settings.include):
             target = name
         if target is not None and ACCOUNT_NAME.fullmatch(target.strip().lower()):
             mapped.add(target.strip().lower())
@@ -99,7 +106,9 @@ def sign_in(
         raise AuthenticationFailed(
             f"Your account '{user.name}' is disabled here: ask an admin to enable it."
         )
-    facts = DirectoryFacts(person.email, person.full_name, person.manager, person.groups)
+    facts = DirectoryFacts(
+        person.email, person.full_name, person.manager, person.groups, person.directory_down
+    )
     update(session, user, facts, settings, actor=actor, origin=origin)
     user.last_sign_in_at = datetime.now(UTC)
     session.flush()
@@ -129,7 +138,7 @@ def update(
     user.full_name = facts.full_name or user.full_name
     user.manager = facts.manager or user.manager
     if facts.groups is None:
-        user.groups_stale = True
+        user.groups_stale = facts.unreachable
         return
     user.groups_stale = False
     user.directory_checked_at = now

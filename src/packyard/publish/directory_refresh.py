@@ -10,7 +10,9 @@ Each period, for every enabled directory account (`users.directory` set):
   e-mail follow the directory (`directory_accounts.update`); a person the
   directory no longer has is disabled (their tokens die with it) and their
   projects are handed over (`succession.hand_over`, reason `directory-removed`).
-  A directory that cannot be reached changes nothing but marks the groups stale;
+  A directory that cannot be reached changes nothing but marks the groups stale,
+  and so does one that suddenly lacks most people (`MAX_REMOVED_SHARE`: a wrong
+  `base_dn` must not disable everyone);
 - with `[auth.succession] max_inactive_days`: a person whose last sign-in is
   older hands over the projects only they own (reason `inactive`); they keep
   their account.
@@ -52,6 +54,11 @@ ACTION = "directory-refresh"
 # The PostgreSQL advisory lock of the refresh's transaction ("pkyl").
 REFRESH_LOCK = 0x706B796C
 MAX_SLACK = timedelta(minutes=1)
+# More people gone at once than this share (and more than a few) is taken for a
+# broken configuration (a wrong base_dn, a filter that finds nobody), not a
+# wave of departures: nobody is disabled, and the refresh says why.
+MAX_REMOVED_SHARE = 0.5
+MAX_REMOVED_ALWAYS = 3
 LOGGER = logging.getLogger("packyard.directory")
 
 
@@ -131,6 +138,7 @@ class DirectoryRefresh:
                 report.directory = "read"
             except DirectoryUnavailable as exc:
                 report.directory = f"unavailable: {exc.message}"
+            profiles = _unless_implausible(profiles, report)
         done = await anyio.to_thread.run_sync(self._apply, profiles, report, force)
         if done is not None:
             LOGGER.info(
@@ -255,3 +263,21 @@ class DirectoryRefresh:
         )
         report.handed_over += [result.project for result in results]
         return bool(results)
+
+
+def _unless_implausible(
+    profiles: Mapping[str, DirectoryProfile | None] | None, report: RefreshReport
+) -> Mapping[str, DirectoryProfile | None] | None:
+    """The profiles, or None (like a directory that is down: nothing changes) when
+    too many people are missing at once to be true."""
+    if profiles is None:
+        return None
+    missing = sum(1 for profile in profiles.values() if profile is None)
+    if missing > MAX_REMOVED_ALWAYS and missing > MAX_REMOVED_SHARE * len(profiles):
+        report.directory = (
+            f"implausible: {missing} of {len(profiles)} people not found; nobody disabled "
+            "(check [auth.ldap] base_dn and user_filter)"
+        )
+        LOGGER.warning("directory-refresh-refused: %s", report.directory)
+        return None
+    return profiles

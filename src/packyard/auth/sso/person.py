@@ -31,6 +31,8 @@ class Person:
     # Directory group names; None: not known (no groups claim, directory down).
     groups: frozenset[str] | None = None
     manager: str | None = None
+    # The directory (LDAP) could not be asked: `groups` is None for that reason.
+    directory_down: bool = False
 
     def with_groups(self, groups: frozenset[str], manager: str | None) -> Person:
         """This person with the groups (added to the token's) and manager LDAP knows."""

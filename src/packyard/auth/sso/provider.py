@@ -12,7 +12,8 @@ provider's keys with that key's algorithm (`auth/jwks.py`), names this
 provider as `iss` and this client in `aud` (and as `azp` when there are
 several audiences), is within `exp`/`iat` (a minute of leeway), and carries
 the attempt's nonce. The userinfo endpoint's claims are added when the
-provider has one, after checking that they are of the same `sub` (Core §5.3.2).
+provider has one (and `userinfo` is not turned off), after checking that they
+are of the same `sub` (Core §5.3.2).
 """
 
 from __future__ import annotations
@@ -114,7 +115,11 @@ class SsoProvider:
             raise UpstreamError(self._label, "the token endpoint returned no id_token")
         claims = await self._verified(endpoints, id_token, attempt)
         access_token = tokens.get("access_token")
-        if endpoints.userinfo is not None and isinstance(access_token, str):
+        if (
+            self.settings.userinfo
+            and endpoints.userinfo is not None
+            and isinstance(access_token, str)
+        ):
             claims = {**await self._userinfo(endpoints.userinfo, access_token, claims), **claims}
         return claims
 

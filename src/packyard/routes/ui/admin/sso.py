@@ -169,7 +169,7 @@ class SsoPages:
         except (DirectoryUnavailable, TimeoutError) as exc:
             reason = exc.message if isinstance(exc, DirectoryUnavailable) else "it timed out"
             LOGGER.warning("directory unavailable at sign-in of %s: %s", person.username, reason)
-            return replace(person, groups=None), (
+            return replace(person, groups=None, directory_down=True), (
                 f"The directory could not be asked ({reason}): your groups are the ones "
                 "known from before."
             )
