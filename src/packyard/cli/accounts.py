@@ -25,7 +25,7 @@ from packyard.db.accounts import User
 from packyard.db.engine import session_factory_for
 from packyard.db.governance import ROLES
 from packyard.db.models import File, Project
-from packyard.publish import accounts, ownership, succession
+from packyard.publish import accounts, directory_accounts, ownership, succession
 from packyard.publish.audit import COMMAND_LINE
 from packyard.settings import Settings
 
@@ -206,6 +206,28 @@ def user_password(
     with state_session(config_file, data_dir) as session:
         accounts.set_password(session, name, password, actor=operator(), origin=COMMAND_LINE)
     click.echo(f"Set a new password for user '{name.lower()}'.")
+
+
+@user.command("unbind")
+@state_options
+@click.argument("name")
+@click.option(
+    "--provider",
+    metavar="NAME",
+    help="Bind to this [[auth.sso]] provider instead (after renaming the provider's entry).",
+)
+@reports_errors
+def user_unbind(
+    config_file: Path | None, data_dir: Path | None, name: str, provider: str | None
+) -> None:
+    """Forget which person of the provider the account NAME belongs to: the next
+    sign-in under this name binds it again (after the provider's client, or how it
+    makes `sub`, changed)."""
+    with state_session(config_file, data_dir) as session:
+        bound = directory_accounts.unbind(
+            session, name, provider, actor=operator(), origin=COMMAND_LINE
+        )
+    click.echo(f"The user '{name.lower()}' is bound again at their next sign-in with {bound}.")
 
 
 @user.command("list")

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from packyard.auth.identity import Identity
 from packyard.auth.sso.person import Person
 from packyard.db.accounts import Group, GroupMember, User
-from packyard.errors import AuthenticationFailed
+from packyard.errors import AuthenticationFailed, InvalidRequest, NotFound
 from packyard.publish.accounts import ACCOUNT_NAME
 from packyard.publish.audit import Origin, record
 from packyard.settings import DirectoryGroupSettings
@@ -155,6 +155,35 @@ def update(
         )
 
 
+def unbind(
+    session: Session, name: str, provider: str | None, *, actor: Identity, origin: Origin
+) -> str:
+    """Forget the `sub` a directory account is bound to (and move it to `provider`):
+    the next sign-in with that provider under this name binds it again. Returns
+    the provider.
+
+    Raises:
+        NotFound: no such user.  InvalidRequest: a local account.
+    """
+    user = session.scalars(select(User).where(User.name == name.lower())).one_or_none()
+    if user is None:
+        raise NotFound(f"There is no user named '{name}'.")
+    if user.directory is None:
+        raise InvalidRequest(f"'{user.name}' is a local account: it is bound to no provider.")
+    before = user.directory
+    user.directory, user.subject = provider or user.directory, None
+    record(
+        session,
+        actor=actor.actor,
+        action="user-unbind",
+        origin=origin,
+        user=user.name,
+        provider=before,
+        to_provider=user.directory,
+    )
+    return user.directory
+
+
 def _account(
     session: Session, person: Person, adopt_local_users: bool, actor: str, origin: Origin
 ) -> User:
@@ -164,6 +193,10 @@ def _account(
     if bound is not None:
         return bound
     named = session.scalars(select(User).where(User.name == person.username)).one_or_none()
+    if named is not None and named.directory == person.provider and named.subject is None:
+        named.subject = person.subject  # unbound by an admin (`unbind`): bound again
+        record(session, actor=actor, action="user-bind", origin=origin, user=named.name)
+        return named
     if named is None:
         user = User(
             name=person.username,
