@@ -167,8 +167,17 @@ def test_a_person_signs_in_with_the_provider_and_manages_their_groups_project(
     page.goto(site.server.url + "/admin/project/acc-tools/")
     expect(page.get_by_role("heading", name=re.compile("acc-tools"))).to_be_visible()
     expect(page.get_by_role("button", name=re.compile("Yank", re.IGNORECASE)).first).to_be_visible()
-    users = site.cli("user", "list")
-    assert re.search(r"alice\b", users)
+    # A token for twine and pip, made on the account page by the signed-in person.
+    page.goto(site.server.url + "/admin/account")
+    page.fill("#description", "laptop")
+    page.fill("#expires_days", "30")
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-token").inner_text().strip()
+    answer = httpx.get(
+        site.server.url + "/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert answer.status_code == 200
+    assert answer.json()["name"] == "alice"
 
 
 def test_the_directory_admins_group_makes_admins(page: Page, site: Site) -> None:
@@ -193,6 +202,29 @@ def test_groups_follow_the_directory_at_the_next_sign_in(page: Page, site: Site)
     finally:
         site.slapd.set_groups("alice", ["Accelerator Controls"])
         site.provider.set_groups("alice", ["team-beam"])
+
+
+def test_the_scheduled_refresh_follows_a_group_change_without_a_sign_in(site: Site) -> None:
+    site.slapd.set_groups("alice", ["Accelerator Controls", "team-cryo"])
+    try:
+        deadline = time.monotonic() + 30
+        while "alice" not in group_members(site, "team-cryo"):
+            assert time.monotonic() < deadline, "the refresh did not add alice to team-cryo"
+            time.sleep(0.5)
+    finally:
+        site.slapd.set_groups("alice", ["Accelerator Controls"])
+    deadline = time.monotonic() + 30
+    while "alice" in group_members(site, "team-cryo"):
+        assert time.monotonic() < deadline, "the refresh did not take alice out of team-cryo"
+        time.sleep(0.5)
+
+
+def group_members(site: Site, group: str) -> str:
+    """The members `packyard group list` shows for `group` ("" if it has none)."""
+    for line in site.cli("group", "list").splitlines():
+        if line.split() and line.split()[0] == group:
+            return line
+    return ""
 
 
 def test_a_person_the_directory_drops_is_disabled_and_their_project_handed_over(
