@@ -13,8 +13,6 @@ hostile or broken provider does.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,10 +20,11 @@ from types import TracebackType
 from typing import Any, Self
 from urllib.parse import parse_qs
 
-from tests.unit.auth.jwks_server import SigningKey
+from tests.unit.auth.jwks_server import SigningKey, send_json, serve
 
 CLIENT_ID = "packyard"
 CLIENT_SECRET = "s3cret-for-tests"
+REALM = "/realm"  # the issuer has a path, as Keycloak's has
 
 
 @dataclass
@@ -43,7 +42,7 @@ class ScriptedProvider:
     @property
     def issuer(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/realm"
+        return f"http://127.0.0.1:{self._server.server_address[1]}{REALM}"
 
     def publish(self, *keys: SigningKey) -> None:
         self.keys.extend(key.jwk() for key in keys)
@@ -71,7 +70,7 @@ class ScriptedProvider:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 base = provider.issuer
-                path = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+                path = base.removesuffix(REALM) + self.path
                 if path == base + "/.well-known/openid-configuration":
                     self._json(
                         200,
@@ -109,18 +108,12 @@ class ScriptedProvider:
                     self._json(provider.token_status, body)
 
             def _json(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
+        self._server = serve(Handler)
         return self
 
     def __exit__(

@@ -128,7 +128,7 @@ async def test_a_forged_token_is_refused(
     with pytest.raises(AuthenticationFailed, match="invalid"):
         await provider.claims("code-1", attempt, CALLBACK)
     # No signature, and HMAC keyed with something public.
-    scripted.id_token = jwt.encode(claims, None, algorithm="none")
+    scripted.id_token = jwt.encode(claims, "", algorithm="none")
     with pytest.raises(AuthenticationFailed, match="only public-key signatures"):
         await provider.claims("code-1", attempt, CALLBACK)
     scripted.id_token = jwt.encode(claims, "x" * 32, algorithm="HS256")
