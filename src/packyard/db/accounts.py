@@ -45,6 +45,10 @@ class User(Base):
     groups_stale: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Set when LDAP no longer knows this person: the account is disabled with it.
     directory_removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The directory groups the provider's ID token named at the last sign-in (a
+    # JSON list): the scheduled refresh adds them to LDAP's, so that memberships
+    # from the token do not come and go between sign-ins.
+    claimed_groups: Mapped[str | None] = mapped_column(Text)
 
     groups: Mapped[list[Group]] = relationship(secondary="group_members", back_populates="members")
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")

@@ -19,6 +19,7 @@ is audited, with the provider (or the refresh) as the actor.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,6 +71,19 @@ def directory_status(session: Session, name: str) -> DirectoryStatus | None:
     return DirectoryStatus(user.directory, user.directory_checked_at, user.groups_stale)
 
 
+def claimed_groups(user: User) -> frozenset[str]:
+    """The directory groups the ID token named at the user's last sign-in."""
+    try:
+        names = json.loads(user.claimed_groups or "[]")
+    except ValueError:
+        return frozenset()
+    return (
+        frozenset(n for n in names if isinstance(n, str))
+        if isinstance(names, list)
+        else frozenset()
+    )
+
+
 def packyard_groups(names: Iterable[str], settings: DirectoryGroupSettings) -> frozenset[str]:
     """The packyard groups that directory groups `names` map to: by `map`, else
     by a glob of `include`, compared case-insensitively (under their own name,
@@ -111,6 +125,8 @@ def sign_in(
     )
     update(session, user, facts, settings, actor=actor, origin=origin)
     user.last_sign_in_at = datetime.now(UTC)
+    if person.claimed_groups is not None:
+        user.claimed_groups = json.dumps(sorted(person.claimed_groups))
     session.flush()
     session.refresh(user, ["groups"])
     return Identity(

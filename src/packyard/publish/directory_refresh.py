@@ -132,6 +132,8 @@ class DirectoryRefresh:
         names = await anyio.to_thread.run_sync(self._directory_users)
         profiles: Mapping[str, DirectoryProfile | None] | None = None
         report = RefreshReport(checked=len(names))
+        if self._directory is not None:
+            report.directory = "nobody to read"
         if self._directory is not None and names:
             try:
                 profiles = await anyio.to_thread.run_sync(self._directory.lookup_many, names)
@@ -216,8 +218,10 @@ class DirectoryRefresh:
             report.removed.append(user.name)
             self._hand_over(session, user, "directory-removed", report)
             return
+        # LDAP's groups, and the token's from the last sign-in: both are the directory's.
+        groups = profile.groups | directory_accounts.claimed_groups(user)
         facts = directory_accounts.DirectoryFacts(
-            profile.email, profile.full_name, profile.manager, profile.groups
+            profile.email, profile.full_name, profile.manager, groups
         )
         directory_accounts.update(
             session,

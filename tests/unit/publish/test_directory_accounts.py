@@ -435,6 +435,7 @@ def test_a_person_from_good_claims() -> None:
         full_name="Alice Liddell",
         groups=frozenset({"Accelerator Controls", "everyone"}),
         manager=None,
+        claimed_groups=frozenset({"Accelerator Controls", "everyone"}),
     )
 
 

@@ -255,6 +255,24 @@ async def test_a_refresh_brings_groups_names_managers_and_admins_in_line(
         assert (root.is_admin, root.email, root.disabled) == (True, None, False)
 
 
+async def test_groups_the_id_token_named_stay_between_sign_ins(
+    local: LocalStore, ldap: Directory
+) -> None:
+    ldap.add("erin", ["Beam Physics"])
+    token_groups = frozenset({"Accelerator Controls"})
+    person = Person("lab", "sub-erin", "erin", groups=token_groups, claimed_groups=token_groups)
+    with local.sessions.begin() as session:
+        directory_accounts.sign_in(session, person, GROUPS, adopt_local_users=False, origin=BROWSER)
+
+    await refresher(local, ldap).refresh(force=True)
+
+    # LDAP's group joins; the token's stays until a sign-in says otherwise.
+    assert memberships(local, "erin") == {
+        "acc-controls": "directory",
+        "beam-physics": "directory",
+    }
+
+
 async def test_a_person_the_directory_no_longer_has_is_disabled_and_hands_over(
     local: LocalStore, ldap: Directory
 ) -> None:

@@ -33,6 +33,9 @@ class Person:
     manager: str | None = None
     # The directory (LDAP) could not be asked: `groups` is None for that reason.
     directory_down: bool = False
+    # The groups the provider's own claim named (None: it has no groups claim),
+    # before LDAP's were added.
+    claimed_groups: frozenset[str] | None = None
 
     def with_groups(self, groups: frozenset[str], manager: str | None) -> Person:
         """This person with the groups (added to the token's) and manager LDAP knows."""
@@ -63,13 +66,15 @@ def person_from_claims(settings: SsoProviderSettings, claims: Mapping[str, Any])
             "accepts (letters, digits, '.', '_', '-'; at most 100). An admin must set "
             "user_claim (or strip_domain) to fit."
         )
+    groups = _groups(claims, settings.groups_claim)
     return Person(
         provider=settings.name,
         subject=str(claims["sub"]),
         username=username,
         email=_text(claims.get(settings.email_claim)),
         full_name=_text(claims.get(settings.full_name_claim)),
-        groups=_groups(claims, settings.groups_claim),
+        groups=groups,
+        claimed_groups=groups,
         manager=_manager(claims, settings.manager_claim),
     )
 

@@ -36,6 +36,7 @@ def upgrade() -> None:
             sa.Column("groups_stale", sa.Boolean(), nullable=False, server_default=sa.false())
         )
         batch.add_column(sa.Column("directory_removed_at", UTC_TIME, nullable=True))
+        batch.add_column(sa.Column("claimed_groups", sa.Text(), nullable=True))
         batch.create_unique_constraint("uq_users_directory_subject", ["directory", "subject"])
     with op.batch_alter_table("groups") as batch:
         batch.add_column(sa.Column("source", sa.String(20), nullable=False, server_default=LOCAL))
@@ -69,6 +70,7 @@ def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.drop_constraint("uq_users_directory_subject", type_="unique")
         for column in (
+            "claimed_groups",
             "directory_removed_at",
             "groups_stale",
             "directory_checked_at",
