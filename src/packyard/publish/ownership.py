@@ -271,6 +271,41 @@ def list_roles(session: Session, project_name: str) -> list[RoleEntry]:
     return sorted(entries, key=lambda e: (ROLES.index(e.role), e.kind, e.name))
 
 
+@dataclass(frozen=True, slots=True)
+class MyProject:
+    """A project a user has a role on, directly (`group` None) or through a group."""
+
+    name: str
+    role: str
+    group: str | None
+
+
+def projects_of(session: Session, user_name: str) -> list[MyProject]:
+    """The projects `user_name` owns or maintains, directly or through their groups,
+    by name, owner roles first for each project.
+
+    Raises:
+        NotFound: no such user.
+    """
+    user = _find_user(session, user_name)
+    if user is None:
+        raise NotFound(f"There is no user named '{user_name}'.")
+    direct = session.execute(
+        select(Project.name, ProjectRole.role)
+        .join(ProjectRole, ProjectRole.project_id == Project.id)
+        .where(ProjectRole.user_id == user.id)
+    )
+    through_groups = session.execute(
+        select(Project.name, ProjectRole.role, Group.name)
+        .join(ProjectRole, ProjectRole.project_id == Project.id)
+        .join(Group, Group.id == ProjectRole.group_id)
+        .where(Group.id.in_([group.id for group in user.groups]))
+    )
+    found = [MyProject(name, role, None) for name, role in direct]
+    found += [MyProject(name, role, group) for name, role, group in through_groups]
+    return sorted(found, key=lambda p: (p.name, ROLES.index(p.role), p.group or ""))
+
+
 def orphaned_projects(session: Session) -> list[str]:
     """Names of the projects with no owner who could act: none at all, only
     disabled users, or only groups without an enabled member."""

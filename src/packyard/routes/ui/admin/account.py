@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from packyard.errors import InvalidRequest, NotFound
-from packyard.publish import accounts, directory_accounts, succession
+from packyard.publish import accounts, directory_accounts, ownership, succession
 from packyard.routes.ui.admin.pages import AdminSite, Flash, field, origin_of
 from packyard.routes.ui.admin.sessions import Viewer
 
@@ -98,7 +98,11 @@ class AccountPages:
         directory = await self._site.run(
             lambda session: directory_accounts.directory_status(session, viewer.name)
         )
+        projects = await self._site.run(
+            lambda session: ownership.projects_of(session, viewer.name)
+        )
         context = {
+            "projects": projects,
             "directory": directory,
             "tokens": list(reversed(tokens)),
             "new_token": new_token,
