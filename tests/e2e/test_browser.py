@@ -98,7 +98,11 @@ def test_search_open_a_project_and_follow_a_dependency(page: Page, sites: Sites)
     page.evaluate("window.sameDocument = true")
     dependencies.get_by_role("link", name="public-lib").click()
     page.wait_for_url("**/project/public-lib/")
-    expect(page.locator(".banner")).to_contain_text("public: " + sites.upstream.index_url)
+    # An upstream without a configured name is labelled by its host, not its URL.
+    expect(page.locator(".banner")).to_contain_text(
+        "public: " + sites.upstream.url.removeprefix("http://")
+    )
+    expect(page.locator(".banner")).not_to_contain_text(sites.upstream.index_url)
     expect(page.locator(".readme em")).to_have_text("later")
     expect(page.locator("[data-details-url]")).to_have_count(0)
     expect(page.locator("#used-by")).to_contain_text("acme-tools")

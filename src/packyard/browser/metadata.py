@@ -12,7 +12,8 @@ import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from email.utils import getaddresses
+from urllib.parse import quote, urlsplit
 
 from packaging.metadata import RawMetadata, parse_email
 from packaging.requirements import InvalidRequirement, Requirement
@@ -36,6 +37,9 @@ WELL_KNOWN_LABELS: dict[str, tuple[str, str]] = {
 }
 _LABEL_NOISE = str.maketrans("", "", string.punctuation + string.whitespace)
 _EXTRA_MARKER = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
+# An address worth a mailto link: one "@" between non-empty parts, nothing that
+# could end an attribute or a header (spaces, controls, angle brackets, quotes).
+_ADDRESS = re.compile(r"[^\s<>\"'@,;:()\\]+@[^\s<>\"'@,;:()\\]+")
 
 
 def normalize_label(label: str) -> str:
@@ -68,6 +72,52 @@ class ProjectLink:
     @property
     def linkable(self) -> bool:
         return http_url(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """An author or maintainer: a name, an e-mail address, or both."""
+
+    name: str | None
+    email: str | None  # an address that passed `_ADDRESS`, safe in a mailto link
+
+    @property
+    def mailto(self) -> str | None:
+        return f"mailto:{quote(self.email, safe='@+')}" if self.email else None
+
+    @property
+    def label(self) -> str:
+        """What the page shows: the name, else the address."""
+        return self.name or self.email or ""
+
+
+def parse_people(name: str | None, emails: str | None) -> tuple[Person, ...]:
+    """The people of an Author / Author-email (or Maintainer) pair, as PyPI shows them.
+
+    `emails` is an RFC 5322 address list (`"Jane Doe" <jane@example.org>, bob@x.org`),
+    read by the standard library's `getaddresses`; a part that is no address is kept
+    as a name. `name` (the Author field) names the only address when that has no
+    name of its own, and is shown as text when no address does. Never raises.
+    """
+    people: list[Person] = []
+    if emails:
+        try:
+            pairs = getaddresses([emails])
+        except Exception:  # the parser's contract does not promise never to raise
+            pairs = [("", emails)]
+        for display, address in pairs:
+            display, address = display.strip(), address.strip()
+            if address and not _ADDRESS.fullmatch(address):
+                display, address = display or address, ""
+            if display or address:
+                people.append(Person(display or None, address or None))
+        if not people and emails.strip():
+            people.append(Person(emails.strip(), None))
+    if name and not any(person.name for person in people):
+        if len(people) == 1:
+            return (Person(name, people[0].email),)
+        people.insert(0, Person(name, None))
+    return tuple(people)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +158,14 @@ class ProjectMetadata:
     platforms: tuple[str, ...] = ()
     requires_external: tuple[str, ...] = ()
     dynamic: tuple[str, ...] = ()
+
+    @property
+    def authors(self) -> tuple[Person, ...]:
+        return parse_people(self.author, self.author_email)
+
+    @property
+    def maintainers(self) -> tuple[Person, ...]:
+        return parse_people(self.maintainer, self.maintainer_email)
 
     @property
     def license_text(self) -> str | None:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from packaging.utils import parse_sdist_filename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from packyard.browser.people import Upload
 from packyard.browser.provenance import Publisher
 from packyard.model import DistFile, ProjectDetail
 
@@ -40,6 +41,12 @@ class FileRow:
     # Who the provenance says published it: in-house files whose verified
     # summary parses (`browser.provenance`); None for upstream files.
     publisher: Publisher | None = None
+    # In-house files: the other hashes PyPI shows and who uploaded the file with
+    # what (`browser.people`); None for upstream files.
+    md5: str | None = None
+    blake2_256: str | None = None
+    uploaded_by: str | None = None
+    uploaded_via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,22 +75,28 @@ class Release:
 
 
 def build_releases(
-    detail: ProjectDetail, publishers: Mapping[str, Publisher] | None = None
+    detail: ProjectDetail,
+    publishers: Mapping[str, Publisher] | None = None,
+    uploads: Mapping[str, Upload] | None = None,
 ) -> tuple[Release, ...]:
     """Every version of the page, newest first, with its files.
 
     Versions listed without files (PEP 700 `versions`) appear with none;
     files whose names do not parse are left out. `publishers`: the verified
-    publisher of each file with provenance, by filename (in-house files).
+    publisher of each file with provenance, by filename (in-house files);
+    `uploads`: the hashes and uploader of each in-house file, by filename.
     """
     publishers = publishers or {}
+    uploads = uploads or {}
     by_version: dict[Version, list[FileRow]] = {}
     for text in detail.versions:
         parsed = _version(text)
         if parsed is not None:
             by_version.setdefault(parsed, [])
     for dist in detail.files:
-        row = _file_row(detail.name, dist, publishers.get(dist.filename))
+        row = _file_row(
+            detail.name, dist, publishers.get(dist.filename), uploads.get(dist.filename)
+        )
         if row is not None:
             by_version.setdefault(row[0], []).append(row[1])
     return tuple(
@@ -130,7 +143,7 @@ def _release(version: Version, rows: list[FileRow]) -> Release:
 
 
 def _file_row(
-    project: str, dist: DistFile, publisher: Publisher | None
+    project: str, dist: DistFile, publisher: Publisher | None, upload: Upload | None
 ) -> tuple[Version, FileRow] | None:
     try:
         if dist.filename.endswith(".whl"):
@@ -164,6 +177,10 @@ def _file_row(
         ),
         has_metadata=bool(dist.core_metadata),
         publisher=publisher if dist.provenance else None,
+        md5=upload.md5 if upload else None,
+        blake2_256=upload.blake2_256 if upload else None,
+        uploaded_by=upload.uploaded_by if upload else None,
+        uploaded_via=upload.uploaded_via if upload else None,
     )
 
 
