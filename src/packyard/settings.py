@@ -409,6 +409,10 @@ class TelemetrySettings(BaseModel):
     # the load balancer does not expose), and the main port answers it like any
     # unknown path. None: on the main port.
     metrics_listen: str | None = None
+    # Usage counts kept in the database per day (project pages' download charts,
+    # the admin dashboard); each worker adds what it counted every this many seconds.
+    usage: bool = True
+    usage_flush_seconds: float = Field(default=5.0, gt=0, le=300)
 
     @field_validator("metrics_listen")
     @classmethod

@@ -9,6 +9,7 @@ from packyard.browser.catalog import LocalCatalog
 from packyard.browser.provenance import ProvenanceRecords
 from packyard.browser.readmes import Readmes
 from packyard.browser.service import Browser
+from packyard.browser.usage import ProjectDownloads
 from packyard.browser.vulnerabilities import Vulnerabilities
 from packyard.db.engine import session_factory_for
 from packyard.repository.base import Repository
@@ -49,7 +50,8 @@ def build_browser(
     sync = InHouseSync(index, catalog, chain, index_names=settings.browser.index_names)
     vulnerabilities = Vulnerabilities(advisories, sessions) if advisories is not None else None
     provenance = ProvenanceRecords(sessions, settings.attestations.require)
-    return Browser(chain, index, catalog, sync, readmes, vulnerabilities, provenance)
+    downloads = ProjectDownloads(sessions) if settings.telemetry.usage else None
+    return Browser(chain, index, catalog, sync, readmes, vulnerabilities, provenance, downloads)
 
 
 def standalone_browser(chain: Repository) -> Browser:

@@ -27,6 +27,7 @@ from packyard.browser.metadata import ProjectMetadata
 from packyard.browser.provenance import NO_PROVENANCE, ProjectProvenance, ProvenanceRecords
 from packyard.browser.readmes import Readmes
 from packyard.browser.releases import FileRow, Release, build_releases, find_release, latest_release
+from packyard.browser.usage import ProjectDownloads
 from packyard.browser.vulnerabilities import FindingRow, Vulnerabilities
 from packyard.dists.filenames import MAX_NAME_LENGTH, TOO_LONG_NAME
 from packyard.errors import NotFound
@@ -106,8 +107,10 @@ class Browser:
         readmes: Readmes | None = None,
         vulnerabilities: Vulnerabilities | None = None,
         provenance: ProvenanceRecords | None = None,
+        downloads: ProjectDownloads | None = None,
     ) -> None:
-        """`provenance` None: in-house files show a provenance without its publisher."""
+        """`provenance` None: in-house files show a provenance without its publisher;
+        `downloads` None: project pages show no download chart."""
         self.chain = chain
         self.index = index
         self.catalog = catalog
@@ -115,6 +118,7 @@ class Browser:
         self.readmes = readmes or Readmes()
         self.vulnerabilities = vulnerabilities
         self.provenance = provenance
+        self.downloads = downloads
         # Parsed metadata and rendered README by (project, filename): a file's
         # bytes never change, so an entry is never stale.
         self._parsed: OrderedDict[tuple[str, str], DetailsView] = OrderedDict()

@@ -10,7 +10,9 @@ wraps each upstream (`observe_upstream`) and the whole app (`instrument`).
 - `exposition.py`: who may read `/metrics` (open, or a bearer token);
 - `listener.py`: `/metrics` on an address of its own;
 - `upstream.py`: the upstream client's request observer and the upstream
-  error observer.
+  error observer;
+- `usage.py`: counts for the daily roll-ups (`db/usage.py`), flushed every
+  few seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from packyard.telemetry.exposition import MetricsExposition, read_token
 from packyard.telemetry.listener import MetricsListener
 from packyard.telemetry.metrics import Metrics, prepare_multiprocess
 from packyard.telemetry.upstream import ObservedUpstream, find_client, instrument_client
+from packyard.telemetry.usage import UsageCounts
 
 __all__ = ["EventLog", "Metrics", "Telemetry", "prepare_multiprocess"]
 
@@ -37,13 +40,15 @@ class Telemetry:
     """The metrics and the event log of one application; either may be off (None).
 
     `metrics_token`: the bearer token `/metrics` requires (None: open);
-    `metrics_listen`: the `host:port` that alone serves `/metrics` (None: the app's).
+    `metrics_listen`: the `host:port` that alone serves `/metrics` (None: the app's);
+    `usage`: this worker's counts for the daily roll-ups (None: none kept).
     """
 
     metrics: Metrics | None = None
     events: EventLog | None = None
     metrics_token: bytes | None = None
     metrics_listen: str | None = None
+    usage: UsageCounts | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Telemetry:
@@ -64,30 +69,36 @@ class Telemetry:
                 per_process=settings.workers > 1,
             )
         metrics = Metrics() if config.metrics else None
-        return cls(metrics, events, token, config.metrics_listen)
+        usage = UsageCounts() if config.usage else None
+        return cls(metrics, events, token, config.metrics_listen, usage)
 
     def observe_upstream(self, upstream: Repository, label: str) -> Repository:
         """`upstream` with its HTTP client timed and its failures recorded."""
         client = find_client(upstream)
-        if client is not None and self.metrics is not None:
-            instrument_client(client, label, self.metrics)
-        if self.metrics is None and self.events is None:
+        if client is not None and (self.metrics is not None or self.usage is not None):
+            instrument_client(client, label, self.metrics, self.usage)
+        if self.metrics is None and self.events is None and self.usage is None:
             return upstream
-        return ObservedUpstream(upstream, label, self.metrics, self.events)
+        return ObservedUpstream(upstream, label, self.metrics, self.events, self.usage)
 
     def instrument(self, app: ASGIApp) -> ASGIApp:
         """`app` measured per request, with `/metrics` (here or on its own address);
         closes both on lifespan shutdown."""
-        if self.metrics is None and self.events is None:
+        if self.metrics is None and self.events is None and self.usage is None:
             return app
         if self.metrics is None:
-            return Instrumented(app, None, self.events)
+            return Instrumented(app, None, self.events, usage=self.usage)
         exposition = MetricsExposition(self.metrics, self.metrics_token)
         listener = None
         if self.metrics_listen is not None:
             listener = MetricsListener(exposition, self.metrics_listen)
         return Instrumented(
-            app, self.metrics, self.events, exposition=exposition, listener=listener
+            app,
+            self.metrics,
+            self.events,
+            exposition=exposition,
+            listener=listener,
+            usage=self.usage,
         )
 
     def close(self) -> None:

@@ -15,7 +15,9 @@ see `metrics.py`). Everything else happens only on the rare paths:
   counted by source and policy, and its event carries the advisory ids;
 - a download refused by the advisory policy (a 403, `routes/files.py:REFUSED`)
   is counted likewise and emits `download-refused` with the ids;
-- an upstream failing in the middle of a file emits `upstream-error`.
+- an upstream failing in the middle of a file emits `upstream-error`;
+- with `usage`, downloads (by project, cache hit or miss), accepted uploads
+  and those upstream failures are counted for the daily roll-ups (`usage.py`).
 
 On lifespan shutdown it closes the metrics flusher and the event log.
 """
@@ -37,6 +39,7 @@ from packyard.telemetry.events import EventLog
 from packyard.telemetry.exposition import MetricsExposition
 from packyard.telemetry.listener import MetricsListener
 from packyard.telemetry.metrics import Metrics
+from packyard.telemetry.usage import UsageCounts
 
 METADATA_SUFFIX = ".metadata"
 
@@ -79,8 +82,10 @@ class Instrumented:
         *,
         exposition: MetricsExposition | None = None,
         listener: MetricsListener | None = None,
+        usage: UsageCounts | None = None,
     ) -> None:
         self._app = app
+        self._usage = usage
         self._metrics = metrics
         self._events = events
         if exposition is None and metrics is not None:
@@ -120,6 +125,8 @@ class Instrumented:
                 self._observe(family, status, perf_counter() - start)
         if status == 404 and self._events is not None and family in ("simple", "snapshot"):
             self._page_miss(scope, path)
+        elif self._usage is not None and family == "upload" and status == 200:
+            self._usage.upload()  # a POST: the upload API has no other 200
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Websockets and lifespan; the lifespan starts and stops the metrics'
@@ -198,6 +205,9 @@ class Instrumented:
         cache = "miss" if isinstance(resource, RemoteFile) else "hit"
         note = resource.advisories
         filename = resource.filename
+        # A `.metadata` file is read to resolve, not installed: not a download here.
+        if self._usage is not None and not filename.endswith(METADATA_SUFFIX):
+            self._usage.download(project, cache == "hit")
         if self._metrics is not None:
             self._metrics.downloads.labels(cache).inc()
             self._metrics.download_bytes.labels(cache).inc(sent)
@@ -253,6 +263,8 @@ class Instrumented:
 
     def _upstream_error(self, scope: Scope, error: UpstreamError) -> None:
         kind = "unavailable" if isinstance(error, UpstreamUnavailable) else "error"
+        if self._usage is not None:
+            self._usage.upstream_error()
         if self._metrics is not None:
             self._metrics.upstream_errors.labels(error.upstream, kind).inc()
         if self._events is not None:

@@ -23,20 +23,29 @@ from packyard.repository.base import DelegatingRepository, Repository
 from packyard.repository.upstream_http import UpstreamClient
 from packyard.telemetry.events import EventLog
 from packyard.telemetry.metrics import Metrics
+from packyard.telemetry.usage import UsageCounts
 
 
-def instrument_client(client: UpstreamClient, label: str, metrics: Metrics) -> None:
-    """Time each request to `label` and count the status of each of its responses."""
-    seconds = metrics.upstream_seconds.labels(label)
+def instrument_client(
+    client: UpstreamClient, label: str, metrics: Metrics | None, usage: UsageCounts | None = None
+) -> None:
+    """Time each request to `label` and count the status of each of its responses
+    (in `metrics`); add its latency to the day's `usage`."""
+    seconds = metrics.upstream_seconds.labels(label) if metrics is not None else None
     counters: dict[int, Counter] = {}  # per status: `labels` takes a lock and a lookup
 
     def count(status: int) -> None:
+        assert metrics is not None
         counter = counters.get(status)
         if counter is None:
             counter = counters[status] = metrics.upstream_responses.labels(label, str(status))
         counter.inc()
 
     def observe(response: aiohttp.ClientResponse, elapsed: float) -> None:
+        if usage is not None:
+            usage.upstream_latency(elapsed)
+        if seconds is None:
+            return
         seconds.observe(elapsed)
         for hop in response.history:  # the redirects followed on the way
             count(hop.status)
@@ -62,12 +71,18 @@ class ObservedUpstream(DelegatingRepository):
     """Passes everything through; an `UpstreamError` is counted and logged first."""
 
     def __init__(
-        self, source: Repository, label: str, metrics: Metrics | None, events: EventLog | None
+        self,
+        source: Repository,
+        label: str,
+        metrics: Metrics | None,
+        events: EventLog | None,
+        usage: UsageCounts | None = None,
     ) -> None:
         super().__init__(source)
         self.label = label
         self._metrics = metrics
         self._events = events
+        self._usage = usage
 
     @override
     async def list_projects(self, ctx: RequestContext) -> ProjectList:
@@ -97,6 +112,8 @@ class ObservedUpstream(DelegatingRepository):
         self, error: UpstreamError, project: str | None, filename: str | None = None
     ) -> None:
         kind = "unavailable" if isinstance(error, UpstreamUnavailable) else "error"
+        if self._usage is not None:
+            self._usage.upstream_error()
         if self._metrics is not None:
             self._metrics.upstream_errors.labels(self.label, kind).inc()
         if self._events is not None:

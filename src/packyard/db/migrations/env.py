@@ -19,6 +19,7 @@ from packyard.db import (  # noqa: F401 - registers their tables
     policies,
     readmes,
     sign_ins,
+    usage,
 )
 from packyard.db.engine import MIGRATION_LOCK
 from packyard.db.models import Base

@@ -44,7 +44,10 @@ def project_endpoint(browser: Browser, templates: Templates) -> Endpoint:
         if redirect is not None:
             return redirect
         view = await browser.project(name, request.path_params.get("version"))
-        return templates.render(request, "project.html", {"project": view})
+        context: dict[str, object] = {"project": view}
+        if browser.downloads is not None:
+            context["downloads"] = await browser.downloads.chart(view.name)
+        return templates.render(request, "project.html", context)
 
     return project
 

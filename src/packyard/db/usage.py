@@ -1,0 +1,204 @@
+"""Usage counts rolled up per day (UTC), kept for every replica and every restart.
+
+Two tables: downloads per project and day, and the site's counts per day
+(downloads, uploads, cache hits and misses, upstream errors, upstream latency
+as a sum and a count, so that any period's mean is their quotient). Each
+worker adds what it counted since its last flush (`telemetry/usage.py`) with
+one `INSERT … ON CONFLICT DO UPDATE SET n = n + excluded.n` per row: replicas
+writing the same day at once add up, never overwrite each other.
+
+The readers below answer the project page's chart, the admin dashboard and
+the search ranking (`downloads_by_project`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import ColumnElement, Date, Float, Index, Integer, String, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from packyard.db.models import Base, upsert
+
+SITE_FIELDS = (
+    "downloads",
+    "uploads",
+    "cache_hits",
+    "cache_misses",
+    "upstream_errors",
+    "upstream_seconds",
+    "upstream_requests",
+)
+
+
+class ProjectDay(Base):
+    """Downloads of one project's files on one UTC day (`.metadata` files excluded)."""
+
+    __tablename__ = "usage_project_days"
+    # The project page reads one project's days: by name, then day.
+    __table_args__ = (Index("ix_usage_project_days_project_day", "project_name", "day"),)
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    project_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SiteDay(Base):
+    """The whole site's counts on one UTC day."""
+
+    __tablename__ = "usage_site_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    downloads: Mapped[int] = mapped_column(Integer, default=0)
+    uploads: Mapped[int] = mapped_column(Integer, default=0)
+    cache_hits: Mapped[int] = mapped_column(Integer, default=0)
+    cache_misses: Mapped[int] = mapped_column(Integer, default=0)
+    upstream_errors: Mapped[int] = mapped_column(Integer, default=0)
+    # Seconds until the upstream's response headers, summed over `upstream_requests`.
+    upstream_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    upstream_requests: Mapped[int] = mapped_column(Integer, default=0)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteTotals:
+    """One day's (or a period's) site counts; `day` None for a period."""
+
+    day: date | None
+    downloads: int = 0
+    uploads: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    upstream_errors: int = 0
+    upstream_seconds: float = 0.0
+    upstream_requests: int = 0
+
+    @property
+    def hit_rate(self) -> float | None:
+        """Cache hits over files sent, or None when none were sent."""
+        sent = self.cache_hits + self.cache_misses
+        return self.cache_hits / sent if sent else None
+
+    @property
+    def mean_upstream_seconds(self) -> float | None:
+        return self.upstream_seconds / self.upstream_requests if self.upstream_requests else None
+
+
+def add_project_days(session: Session, counts: Mapping[tuple[date, str], int]) -> None:
+    """Add `counts` (downloads by (day, project)) to the stored days.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the rows could not be written.
+    """
+    if not counts:
+        return
+    rows = [{"day": d, "project_name": p, "downloads": n} for (d, p), n in sorted(counts.items())]
+    insert = upsert(session, ProjectDay)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["day", "project_name"],
+            set_={"downloads": ProjectDay.downloads + insert.excluded.downloads},
+        ),
+        rows,
+    )
+
+
+def add_site_days(session: Session, days: Mapping[date, Mapping[str, float]]) -> None:
+    """Add `days` (for each day, counts by `SITE_FIELDS` name; missing ones are 0).
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: the rows could not be written.
+    """
+    if not days:
+        return
+    rows = [
+        {"day": day, **{name: values.get(name, 0) for name in SITE_FIELDS}}
+        for day, values in sorted(days.items())
+    ]
+    insert = upsert(session, SiteDay)
+    update = {name: getattr(SiteDay, name) + getattr(insert.excluded, name) for name in SITE_FIELDS}
+    session.execute(insert.on_conflict_do_update(index_elements=["day"], set_=update), rows)
+
+
+def today() -> date:
+    """The current UTC day: the roll-ups' calendar."""
+    return datetime.now(UTC).date()
+
+
+def first_day(days: int, until: date | None = None) -> date:
+    """The first of the `days` days ending with `until` (today by default)."""
+    return (until or today()) - timedelta(days=days - 1)
+
+
+def _within(column: Mapped[date], days: int, until: date | None) -> ColumnElement[bool]:
+    """`column` is one of the `days` days ending with `until` (today by default)."""
+    last = until or today()
+    return column.between(first_day(days, last), last)
+
+
+def project_downloads(
+    session: Session, project: str, days: int, until: date | None = None
+) -> dict[date, int]:
+    """Downloads of `project` (normalised name) on each of the last `days` days that had any."""
+    rows = session.execute(
+        select(ProjectDay.day, ProjectDay.downloads).where(
+            ProjectDay.project_name == project, _within(ProjectDay.day, days, until)
+        )
+    )
+    return {day: n for day, n in rows}
+
+
+def downloads_by_project(session: Session, days: int, until: date | None = None) -> dict[str, int]:
+    """Downloads of every project downloaded in the last `days` days: its popularity
+    here, for ranking (projects never downloaded are absent, i.e. 0)."""
+    rows = session.execute(
+        select(ProjectDay.project_name, func.sum(ProjectDay.downloads))
+        .where(_within(ProjectDay.day, days, until))
+        .group_by(ProjectDay.project_name)
+    )
+    return {name: int(n) for name, n in rows}
+
+
+def top_projects(
+    session: Session, days: int, limit: int, until: date | None = None
+) -> list[tuple[str, int]]:
+    """The `limit` most downloaded projects of the last `days` days, most first
+    (ties by name)."""
+    total = func.sum(ProjectDay.downloads).label("total")
+    rows = session.execute(
+        select(ProjectDay.project_name, total)
+        .where(_within(ProjectDay.day, days, until))
+        .group_by(ProjectDay.project_name)
+        .order_by(total.desc(), ProjectDay.project_name)
+        .limit(limit)
+    )
+    return [(name, int(n)) for name, n in rows]
+
+
+def site_days(session: Session, days: int, until: date | None = None) -> list[SiteTotals]:
+    """The site's counts on each of the last `days` days that had any, oldest first."""
+    rows = session.scalars(
+        select(SiteDay).where(_within(SiteDay.day, days, until)).order_by(SiteDay.day)
+    )
+    return [
+        SiteTotals(row.day, **{name: getattr(row, name) for name in SITE_FIELDS}) for row in rows
+    ]
+
+
+def period_totals(rows: list[SiteTotals]) -> SiteTotals:
+    """The sum of `rows` (`day` None)."""
+    sums: dict[str, float] = dict.fromkeys(SITE_FIELDS, 0)
+    for row in rows:
+        for name in SITE_FIELDS:
+            sums[name] += getattr(row, name)
+    return SiteTotals(
+        None,
+        downloads=int(sums["downloads"]),
+        uploads=int(sums["uploads"]),
+        cache_hits=int(sums["cache_hits"]),
+        cache_misses=int(sums["cache_misses"]),
+        upstream_errors=int(sums["upstream_errors"]),
+        upstream_seconds=sums["upstream_seconds"],
+        upstream_requests=int(sums["upstream_requests"]),
+    )
