@@ -17,6 +17,7 @@ is safe to insert into a page as it is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from email.message import Message
 
@@ -79,4 +80,23 @@ def render_readme(description: str | None, content_type: str | None = None) -> s
     rendered = renderer(description)
     if rendered is None:
         rendered = _plain(description)
-    return rendered or ""
+    return accessible(rendered or "")
+
+
+# comrak's heading permalinks are empty links, and its code blocks carry the code's
+# language in `lang`, which is for human languages: screen readers announce the
+# first as a nameless link and read the second in a made-up language (axe-core's
+# link-name and valid-lang). The HTML is nh3's output, so the shapes are exact.
+_EMPTY_PERMALINK = re.compile(r'<a href="#(user-content-[^"]*)" rel="nofollow"></a>')
+_CODE_LANGUAGE = re.compile(r'<pre lang="([^"]*)">')
+
+
+def accessible(html: str) -> str:
+    """The rendered README with its permalinks named and code languages moved to
+    `data-lang`."""
+    html = _EMPTY_PERMALINK.sub(
+        r'<a href="#\1" rel="nofollow" class="permalink" aria-label="Link to this section">'
+        r'<span aria-hidden="true">#</span></a>',
+        html,
+    )
+    return _CODE_LANGUAGE.sub(r'<pre data-lang="\1">', html)

@@ -97,3 +97,13 @@ def test_no_description_renders_nothing(empty: str | None) -> None:
 )
 def test_media_type(header: str | None, expected: str) -> None:
     assert media_type(header) == expected
+
+
+def test_permalinks_are_named_and_code_languages_are_not_human_languages() -> None:
+    html = render_readme("# Title\n\n```python\nimport acme\n```\n", "text/markdown")
+    # axe-core's link-name and valid-lang: no empty link, no lang="python".
+    assert 'aria-label="Link to this section"' in html
+    assert 'href="#user-content-title"' in html
+    assert '"nofollow"></a>' not in html  # no empty link
+    assert "<pre lang=" not in html
+    assert '<pre data-lang="python">' in html
