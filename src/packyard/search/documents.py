@@ -16,7 +16,10 @@ class SearchDocument:
     else the label of the upstream that served it ("" when not yet known, for
     names indexed from the configuration). `fingerprint` says what an
     in-house document was built from (its newest file), so that a sync only
-    rebuilds the documents whose project changed.
+    rebuilds the documents whose project changed. `yanked`: every release
+    of the project is yanked (hidden from results unless asked for).
+    `downloads` is what the index last heard from its `Popularity` source
+    (ignored when writing a document).
     """
 
     name: str
@@ -28,6 +31,8 @@ class SearchDocument:
     classifiers: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
     fingerprint: str = ""
+    yanked: bool = False
+    downloads: int = 0
 
     @property
     def in_house(self) -> bool:
@@ -57,6 +62,7 @@ def describe(
     *,
     display_name: str | None = None,
     fingerprint: str = "",
+    yanked: bool = False,
 ) -> SearchDocument:
     """The document of a project from its newest release's metadata."""
     people = (meta.author, meta.author_email, meta.maintainer, meta.maintainer_email)
@@ -70,4 +76,5 @@ def describe(
         classifiers=meta.classifiers,
         dependencies=meta.dependency_names,
         fingerprint=fingerprint,
+        yanked=yanked,
     )

@@ -8,9 +8,15 @@ So it lives apart from the store's schema, in tables the index creates itself
 so every replica shares one index. Losing it loses only the list of public
 names seen so far.
 
-Ranking: an exact match of the normalised name first, then by relevance
-(SQLite: bm25 with the name weighted 10 to the summary's 1; PostgreSQL:
-ts_rank_cd with the name as weight A and the summary as weight B), then by name.
+Ranking, in tiers (`_TIER`): the exact normalised name first, then names that
+start with it, then projects whose name holds every word, then the rest (words
+found in the summary only). Within the first three tiers a project downloaded
+more on this server comes first, then the more relevant; within the last, the
+more relevant first, then the more downloaded. Relevance is SQLite's bm25 with
+the name weighted 10 to the summary's 1, or PostgreSQL's ts_rank_cd with the
+name as weight A and the summary as weight B. The name breaks the last ties.
+Downloads are the `downloads` column, written by `set_downloads` from a
+`search.popularity.Popularity` source (0 when there is none).
 
 Every method is synchronous (SQLAlchemy Core): call it from a worker thread.
 """
@@ -18,7 +24,7 @@ Every method is synchronous (SQLAlchemy Core): call it from a worker thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping, text
@@ -34,7 +40,8 @@ _SQLITE_SCHEMA = (
         id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, display_name TEXT NOT NULL,
         source TEXT NOT NULL, in_house INTEGER NOT NULL, summary TEXT NOT NULL,
         version TEXT NOT NULL, author TEXT NOT NULL, classifiers TEXT NOT NULL,
-        fingerprint TEXT NOT NULL, name_terms TEXT NOT NULL)""",
+        fingerprint TEXT NOT NULL, name_terms TEXT NOT NULL,
+        yanked INTEGER NOT NULL DEFAULT 0, downloads BIGINT NOT NULL DEFAULT 0)""",
     # A separate full-text table (not an external-content one): its rows are
     # written next to the project's, in the same transaction.
     """CREATE VIRTUAL TABLE IF NOT EXISTS search_fts
@@ -47,6 +54,7 @@ _POSTGRES_SCHEMA = (
         source TEXT NOT NULL, in_house INTEGER NOT NULL, summary TEXT NOT NULL,
         version TEXT NOT NULL, author TEXT NOT NULL, classifiers TEXT NOT NULL,
         fingerprint TEXT NOT NULL, name_terms TEXT NOT NULL,
+        yanked INTEGER NOT NULL DEFAULT 0, downloads BIGINT NOT NULL DEFAULT 0,
         -- 'simple': names and summaries are not English prose to be stemmed.
         document tsvector GENERATED ALWAYS AS (
             setweight(to_tsvector('simple', name_terms), 'A')
@@ -62,18 +70,28 @@ _COMMON_SCHEMA = (
     # Rewriting a document deletes its dependency rows by project.
     "CREATE INDEX IF NOT EXISTS ix_search_dependencies_project ON search_dependencies (project_id)",
 )
+# Columns added after the first release: an index created before gets them at start.
+_ADDED_COLUMNS = {
+    "yanked": "INTEGER NOT NULL DEFAULT 0",
+    "downloads": "BIGINT NOT NULL DEFAULT 0",
+}
+# The ranking tiers (see the module docstring); `:prefix` is the exact name and `%`.
+_TIER = (
+    "CASE WHEN p.name = :exact THEN 0 WHEN p.name LIKE :prefix ESCAPE '\\' THEN 1 "
+    "WHEN {in_name} THEN 2 ELSE 3 END"
+)
 # An in-house document always wins; a public one never replaces an in-house one.
 _UPSERT = """
     INSERT INTO search_projects (name, display_name, source, in_house, summary, version,
-        author, classifiers, fingerprint, name_terms)
+        author, classifiers, fingerprint, name_terms, yanked)
     VALUES (:name, :display_name, :source, :in_house, :summary, :version, :author,
-            :classifiers, :fingerprint, :name_terms)
+            :classifiers, :fingerprint, :name_terms, :yanked)
     ON CONFLICT (name) DO UPDATE SET
         display_name = excluded.display_name, source = excluded.source,
         in_house = excluded.in_house, summary = excluded.summary,
         version = excluded.version, author = excluded.author,
         classifiers = excluded.classifiers, fingerprint = excluded.fingerprint,
-        name_terms = excluded.name_terms
+        name_terms = excluded.name_terms, yanked = excluded.yanked
     WHERE excluded.in_house = 1 OR search_projects.in_house = 0
     RETURNING id"""
 # The write path's statements, built once: `text()` parses its bind parameters
@@ -87,6 +105,8 @@ _INSERT_FTS = text("INSERT INTO search_fts (rowid, name_terms, summary) VALUES (
 _INSERT_DEPENDENCY = text("INSERT INTO search_dependencies VALUES (:id, :dependency)")
 _DELETE_FTS = text("DELETE FROM search_fts WHERE rowid = :id")
 _DELETE_DEPENDENCIES = text("DELETE FROM search_dependencies WHERE project_id = :id")
+_CLEAR_DOWNLOADS = text("UPDATE search_projects SET downloads = 0 WHERE downloads <> 0")
+_SET_DOWNLOADS = text("UPDATE search_projects SET downloads = :downloads WHERE name = :name")
 
 
 def open_index(url: str) -> SearchIndex:
@@ -128,6 +148,28 @@ class SearchIndex:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
             for statement in (*schema, *_COMMON_SCHEMA):
                 connection.execute(text(statement))
+            self._add_columns(connection)
+
+    def _add_columns(self, connection: Connection) -> None:
+        """Add `_ADDED_COLUMNS` to a table created by an earlier release."""
+        if self.postgres:
+            present = set(
+                connection.execute(
+                    text(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = 'search_projects' AND table_schema = current_schema()"
+                    )
+                ).scalars()
+            )
+        else:
+            rows = connection.execute(text("PRAGMA table_info(search_projects)"))
+            present = {row.name for row in rows}
+        for column, definition in _ADDED_COLUMNS.items():
+            if column not in present:
+                # Constant SQL: both parts come from `_ADDED_COLUMNS`.
+                connection.execute(
+                    text(f"ALTER TABLE search_projects ADD COLUMN {column} {definition}")
+                )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -164,6 +206,18 @@ class SearchIndex:
         if not known.in_house and source and known.source != source:
             connection.execute(_UPDATE_SOURCE, {"name": name, "source": source})
         return False
+
+    def set_downloads(self, downloads: Mapping[str, int]) -> None:
+        """Replace every project's download count by `downloads` (normalised name
+        to count; a name not given counts 0, an unknown name is ignored), in
+        one transaction."""
+        with self.engine.begin() as connection:
+            connection.execute(_CLEAR_DOWNLOADS)
+            rows = [
+                {"name": name, "downloads": count} for name, count in downloads.items() if count
+            ]
+            if rows:
+                connection.execute(_SET_DOWNLOADS, rows)
 
     def remove(self, names: Iterable[str]) -> None:
         """Drop the documents of `names` (unknown names are ignored)."""
@@ -221,11 +275,12 @@ class SearchIndex:
             source, rank, match = self._full_text(query.terms)
             where.insert(0, match)
             parameters["terms"] = self._match_expression(query.terms)
+            order = _order(query.exact_name or "", query.terms, rank, parameters)
         else:
-            source, rank = "search_projects p", "p.in_house DESC"
-        parameters["exact"] = query.exact_name or ""
+            # Filters only: in-house first, then the most downloaded.
+            source = "search_projects p"
+            order = "p.in_house DESC, p.downloads DESC, p.name"
         condition = " AND ".join(where) or "1 = 1"
-        order = f"CASE WHEN p.name = :exact THEN 0 ELSE 1 END, {rank}, p.name"
         with self.engine.connect() as connection:
             total = connection.execute(
                 text(f"SELECT count(*) FROM {source} WHERE {condition}"),  # noqa: S608
@@ -331,10 +386,27 @@ class SearchIndex:
         return tuple(_document(row, tuple(dependencies.get(row["id"], ()))) for row in rows)
 
 
+def _order(exact: str, terms: Sequence[str], rank: str, parameters: dict[str, Any]) -> str:
+    """The ORDER BY of a query with words (see the module docstring), adding its
+    parameters to `parameters`."""
+    parameters["exact"] = exact
+    parameters["prefix"] = _like_escape(exact) + "%"
+    in_name = []
+    for i, term in enumerate(terms):
+        # A word of the name starts with the term (the words are separated by spaces).
+        in_name.append(f"(' ' || p.name_terms) LIKE :word{i}")
+        parameters[f"word{i}"] = f"% {_like_escape(term)}%"
+    tier = _TIER.format(in_name=" AND ".join(in_name))
+    downloads_first = f"CASE WHEN {tier} < 3 THEN p.downloads ELSE 0 END DESC"
+    return f"{tier}, {downloads_first}, {rank}, p.downloads DESC, p.name"
+
+
 def _filters(query: SearchQuery) -> tuple[list[str], dict[str, Any]]:
     """SQL conditions on `p` for the query's filters, and their parameters."""
     where: list[str] = []
     parameters: dict[str, Any] = {}
+    if not query.include_yanked:
+        where.append("p.yanked = 0")
     if query.source is not None:
         where.append("p.in_house = :in_house")
         parameters["in_house"] = 1 if query.source == "in-house" else 0
@@ -368,6 +440,7 @@ def _parameters(document: SearchDocument) -> dict[str, Any]:
         "classifiers": "\n".join(document.classifiers),
         "fingerprint": document.fingerprint,
         "name_terms": document.name_terms,
+        "yanked": 1 if document.yanked else 0,
     }
 
 
@@ -383,4 +456,6 @@ def _document(row: RowMapping, dependencies: tuple[str, ...]) -> SearchDocument:
         classifiers=tuple(classifiers.split("\n")) if classifiers else (),
         dependencies=dependencies,
         fingerprint=row["fingerprint"],
+        yanked=bool(row["yanked"]),
+        downloads=int(row["downloads"]),
     )

@@ -7,6 +7,7 @@
     author:TEXT           author or maintainer contains TEXT
     classifier:TEXT       a classifier contains TEXT, e.g. classifier:"Framework :: Django"
     has:advisories        projects that known vulnerabilities (OSV records in force) name
+    yanked:show           also projects whose every release is yanked (hidden by default)
 
 A value with spaces is written in double quotes. Filters of different kinds
 combine with AND; repeating `depends:`, `author:` or `classifier:` requires
@@ -24,7 +25,8 @@ from packaging.utils import canonicalize_name
 MAX_QUERY_LENGTH = 500
 SOURCES = ("in-house", "public")
 HAS = ("advisories",)
-FILTERS = ("source", "depends", "author", "classifier", "has")
+YANKED = ("show", "hide")
+FILTERS = ("source", "depends", "author", "classifier", "has", "yanked")
 # A token: `key:"quoted value"`, `key:value`, `"quoted words"` or a bare word.
 _TOKEN = re.compile(r'\s*(?:(?P<key>[A-Za-z_-]+):(?!:))?(?:"(?P<quoted>[^"]*)"|(?P<bare>[^\s"]+))?')
 # What FTS engines index as one term: letters and digits (the name's `-_.` split it).
@@ -48,6 +50,7 @@ class SearchQuery:
     authors: tuple[str, ...] = ()
     classifiers: tuple[str, ...] = ()
     has_advisories: bool = False
+    include_yanked: bool = False
 
     @property
     def empty(self) -> bool:
@@ -105,6 +108,10 @@ def _add_filter(filters: dict[str, list[str]], key: str, value: str) -> None:
         value = value.lower()
         if value not in HAS:
             raise QuerySyntaxError(f"has: is one of {', '.join(HAS)}, not {value!r}.")
+    if key == "yanked":
+        value = value.lower()
+        if value not in YANKED:
+            raise QuerySyntaxError(f"yanked: is one of {' or '.join(YANKED)}, not {value!r}.")
     if key == "depends":
         value = canonicalize_name(value)
     filters[key].append(value)
@@ -122,4 +129,6 @@ def _build(text: str, words: list[str], filters: dict[str, list[str]]) -> Search
         authors=tuple(dict.fromkeys(filters["author"])),
         classifiers=tuple(dict.fromkeys(filters["classifier"])),
         has_advisories="advisories" in filters["has"],
+        # The last one given wins, as a form's repeated field would.
+        include_yanked=filters["yanked"][-1:] == ["show"],
     )

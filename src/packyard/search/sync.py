@@ -4,7 +4,9 @@ The store's serial (`db.serial`) says when anything changed; then the
 projects whose fingerprint moved are rebuilt from the chain (their newest
 release's METADATA: summary, author, classifiers, dependencies) and the
 projects that are gone are dropped. A change is seen by the first search or
-page view at most `interval` seconds after it was committed.
+page view at most `interval` seconds after it was committed. Download counts
+from a `Popularity` source, when there is one, are copied into the index every
+`popularity_interval` seconds (`search.popularity`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 import anyio
 import anyio.to_thread
 from packaging.utils import canonicalize_name
+from sqlalchemy.exc import SQLAlchemyError
 
 from packyard.browser.catalog import LocalCatalog, ProjectState
 from packyard.browser.loading import load_metadata
@@ -25,6 +28,7 @@ from packyard.model import ANONYMOUS, SOURCE_LOCAL
 from packyard.repository.base import Repository
 from packyard.search.documents import SearchDocument, describe
 from packyard.search.index import SearchIndex
+from packyard.search.popularity import POPULARITY_INTERVAL, Popularity
 
 logger = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 1.0
@@ -35,6 +39,8 @@ class InHouseSync:
 
     `index_names` (configuration) are recorded as public projects on the first
     refresh, so that they can be found before anyone has requested them.
+    `popularity` (None: every project counts 0) is read on the first refresh
+    and then at most once per `popularity_interval`.
     """
 
     def __init__(
@@ -45,6 +51,8 @@ class InHouseSync:
         *,
         index_names: tuple[str, ...] = (),
         interval: float = DEFAULT_INTERVAL,
+        popularity: Popularity | None = None,
+        popularity_interval: float = POPULARITY_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._index = index
@@ -55,6 +63,9 @@ class InHouseSync:
         self._clock = clock
         self._serial: int | None = None
         self._checked_at = float("-inf")
+        self._popularity = popularity
+        self._popularity_interval = popularity_interval
+        self._counted_at = float("-inf")
         self._lock = anyio.Lock()
 
     async def refresh(self) -> None:
@@ -78,7 +89,23 @@ class InHouseSync:
             if serial != self._serial:
                 await self._update()
                 self._serial = serial
+            await self._count_downloads()
             self._checked_at = self._clock()
+
+    async def _count_downloads(self) -> None:
+        """Copy the popularity source's counts into the index, when they are due."""
+        if self._popularity is None:
+            return
+        if self._clock() - self._counted_at < self._popularity_interval:
+            return
+        try:
+            counts = await anyio.to_thread.run_sync(self._popularity.downloads)
+        except SQLAlchemyError:
+            # Searches go on with the previous counts; the next interval tries again.
+            logger.warning("could not read download counts for the search", exc_info=True)
+        else:
+            await anyio.to_thread.run_sync(self._index.set_downloads, counts)
+        self._counted_at = self._clock()
 
     def _record_names(self, names: tuple[str, ...]) -> None:
         for name in names:
@@ -120,4 +147,5 @@ class InHouseSync:
             meta,
             display_name=state.display_name,
             fingerprint=state.fingerprint,
+            yanked=release.yanked,
         )

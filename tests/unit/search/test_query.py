@@ -67,3 +67,12 @@ def test_nothing_to_search(text: str) -> None:
 def test_mistakes_are_explained(text: str, message: str) -> None:
     with pytest.raises(QuerySyntaxError, match=message):
         parse_query(text)
+
+
+def test_yanked_shown_only_when_asked_the_last_value_winning() -> None:
+    assert not parse_query("req").include_yanked
+    assert parse_query("req yanked:show").include_yanked
+    assert not parse_query("req yanked:show yanked:HIDE").include_yanked
+    assert parse_query("yanked:show").empty  # it widens a search, it is not one
+    with pytest.raises(QuerySyntaxError, match="yanked: is one of show or hide"):
+        parse_query("yanked:all")
