@@ -272,14 +272,18 @@ class SearchIndex:
             where.append(self._within())
             parameters["within"] = json.dumps(list(within))
         if query.terms:
-            source, rank, match = self._full_text(query.terms)
+            source, score, match = self._full_text(query.terms)
             where.insert(0, match)
             parameters["terms"] = self._match_expression(query.terms)
-            order = _order(query.exact_name or "", query.terms, rank, parameters)
+            tier = _tier(query.exact_name or "", query.terms, parameters)
+            # Tier and score are computed once per row, in the inner SELECT.
+            ranked = f"p.*, {tier} AS tier, {score} AS score"
+            order = "tier, CASE WHEN tier < 3 THEN downloads ELSE 0 END DESC, score, "
+            order += "downloads DESC, name"
         else:
             # Filters only: in-house first, then the most downloaded.
-            source = "search_projects p"
-            order = "p.in_house DESC, p.downloads DESC, p.name"
+            source, ranked = "search_projects p", "p.*"
+            order = "in_house DESC, downloads DESC, name"
         condition = " AND ".join(where) or "1 = 1"
         with self.engine.connect() as connection:
             total = connection.execute(
@@ -289,8 +293,8 @@ class SearchIndex:
             rows = connection.execute(
                 text(
                     # Only constant fragments are formatted in; values are bound.
-                    f"SELECT p.* FROM {source} WHERE {condition} ORDER BY {order} "  # noqa: S608
-                    "LIMIT :limit OFFSET :offset"
+                    f"SELECT * FROM (SELECT {ranked} FROM {source} WHERE {condition}) AS ranked "  # noqa: S608
+                    f"ORDER BY {order} LIMIT :limit OFFSET :offset"
                 ),
                 {**parameters, "limit": limit, "offset": offset},
             ).mappings()
@@ -343,11 +347,11 @@ class SearchIndex:
             return {name for (name,) in rows}
 
     def _full_text(self, terms: Sequence[str]) -> tuple[str, str, str]:
-        """FROM clause, ORDER BY rank expression and the match condition."""
+        """FROM clause, relevance score (lower is more relevant) and the match condition."""
         if self.postgres:
             tsquery = "to_tsquery('simple', :terms)"
-            rank = f"ts_rank_cd(p.document, {tsquery}) DESC"
-            return "search_projects p", rank, f"p.document @@ {tsquery}"
+            score = f"-ts_rank_cd(p.document, {tsquery})"
+            return "search_projects p", score, f"p.document @@ {tsquery}"
         # CROSS JOIN makes SQLite run the full-text match first: the other
         # order runs the match once per project row (seconds, not milliseconds).
         source = "search_fts CROSS JOIN search_projects p ON p.id = search_fts.rowid"
@@ -386,8 +390,8 @@ class SearchIndex:
         return tuple(_document(row, tuple(dependencies.get(row["id"], ()))) for row in rows)
 
 
-def _order(exact: str, terms: Sequence[str], rank: str, parameters: dict[str, Any]) -> str:
-    """The ORDER BY of a query with words (see the module docstring), adding its
+def _tier(exact: str, terms: Sequence[str], parameters: dict[str, Any]) -> str:
+    """The ranking tier of a row of `p` (see the module docstring), adding its
     parameters to `parameters`."""
     parameters["exact"] = exact
     parameters["prefix"] = _like_escape(exact) + "%"
@@ -396,9 +400,7 @@ def _order(exact: str, terms: Sequence[str], rank: str, parameters: dict[str, An
         # A word of the name starts with the term (the words are separated by spaces).
         in_name.append(f"(' ' || p.name_terms) LIKE :word{i}")
         parameters[f"word{i}"] = f"% {_like_escape(term)}%"
-    tier = _TIER.format(in_name=" AND ".join(in_name))
-    downloads_first = f"CASE WHEN {tier} < 3 THEN p.downloads ELSE 0 END DESC"
-    return f"{tier}, {downloads_first}, {rank}, p.downloads DESC, p.name"
+    return _TIER.format(in_name=" AND ".join(in_name))
 
 
 def _filters(query: SearchQuery) -> tuple[list[str], dict[str, Any]]:
