@@ -6,6 +6,7 @@ from sqlalchemy import Engine
 
 from packyard.advisories.index import AdvisoryIndexReader
 from packyard.browser.catalog import LocalCatalog
+from packyard.browser.people import PeopleRecords
 from packyard.browser.provenance import ProvenanceRecords
 from packyard.browser.readmes import Readmes
 from packyard.browser.service import Browser
@@ -51,7 +52,17 @@ def build_browser(
     vulnerabilities = Vulnerabilities(advisories, sessions) if advisories is not None else None
     provenance = ProvenanceRecords(sessions, settings.attestations.require)
     downloads = ProjectDownloads(sessions) if settings.telemetry.usage else None
-    return Browser(chain, index, catalog, sync, readmes, vulnerabilities, provenance, downloads)
+    return Browser(
+        chain,
+        index,
+        catalog,
+        sync,
+        readmes,
+        vulnerabilities,
+        provenance,
+        downloads,
+        people=PeopleRecords(sessions),
+    )
 
 
 def standalone_browser(chain: Repository) -> Browser:

@@ -24,6 +24,7 @@ from packyard.browser.advisory_page import AdvisoryPage
 from packyard.browser.catalog import LocalCatalog, RecentRelease
 from packyard.browser.loading import load_metadata
 from packyard.browser.metadata import ProjectMetadata
+from packyard.browser.people import NO_PEOPLE, PeopleRecords, ProjectPeople, Role
 from packyard.browser.provenance import NO_PROVENANCE, ProjectProvenance, ProvenanceRecords
 from packyard.browser.readmes import Readmes
 from packyard.browser.releases import FileRow, Release, build_releases, find_release, latest_release
@@ -93,6 +94,8 @@ class ProjectView:
     # In-house: the attestation requirement in force is "ci" or "all", so a
     # file without provenance is marked.
     provenance_required: bool = False
+    # In-house: packyard's owners and maintainers (users and groups), owners first.
+    maintainers: tuple[Role, ...] = ()
 
 
 class Browser:
@@ -108,9 +111,11 @@ class Browser:
         vulnerabilities: Vulnerabilities | None = None,
         provenance: ProvenanceRecords | None = None,
         downloads: ProjectDownloads | None = None,
+        people: PeopleRecords | None = None,
     ) -> None:
         """`provenance` None: in-house files show a provenance without its publisher;
-        `downloads` None: project pages show no download chart."""
+        `downloads` None: project pages show no download chart; `people` None:
+        in-house pages show no maintainers, uploaders, MD5 or BLAKE2b-256."""
         self.chain = chain
         self.index = index
         self.catalog = catalog
@@ -119,6 +124,7 @@ class Browser:
         self.vulnerabilities = vulnerabilities
         self.provenance = provenance
         self.downloads = downloads
+        self.people = people
         # Parsed metadata and rendered README by (project, filename): a file's
         # bytes never change, so an entry is never stale.
         self._parsed: OrderedDict[tuple[str, str], DetailsView] = OrderedDict()
@@ -189,7 +195,8 @@ class Browser:
         detail = await self.chain.get_project(name, ANONYMOUS)
         in_house = detail.source == SOURCE_LOCAL
         provenance = await self._provenance(name) if in_house else NO_PROVENANCE
-        releases = build_releases(detail, provenance.publishers)
+        people = await self._people(name) if in_house else NO_PEOPLE
+        releases = build_releases(detail, provenance.publishers, people.uploads)
         latest = latest_release(releases)
         release = latest if version is None else find_release(releases, version)
         if latest is None or release is None:
@@ -225,6 +232,7 @@ class Browser:
             advisories=advisories,
             findings=findings,
             provenance_required=provenance.required,
+            maintainers=people.roles,
         )
 
     async def _provenance(self, name: str) -> ProjectProvenance:
@@ -232,6 +240,12 @@ class Browser:
         if self.provenance is None:
             return NO_PROVENANCE
         return await anyio.to_thread.run_sync(self.provenance.project, name)
+
+    async def _people(self, name: str) -> ProjectPeople:
+        """The roles of in-house project `name` and what is known of each file's upload."""
+        if self.people is None:
+            return NO_PEOPLE
+        return await anyio.to_thread.run_sync(self.people.project, name)
 
     async def details(
         self, name: str, version: str, *, detail: ProjectDetail | None = None
