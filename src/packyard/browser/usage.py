@@ -60,8 +60,9 @@ class DailyChart:
         if not self.total:
             return f"No {self.label} in the last {days} days."
         busiest = max(self.bars, key=lambda bar: (bar.value, bar.day))
+        label = self.label.removesuffix("s") if self.total == 1 else self.label
         return (
-            f"{_number(self.total)} {self.label} in the last {days} days "
+            f"{_number(self.total)} {label} in the last {days} days "
             f"({self.first.isoformat()} to {self.last.isoformat()}); the most on "
             f"{busiest.day.isoformat()}: {_number(busiest.value)}."
         )

@@ -13,7 +13,13 @@ from sqlalchemy.orm import sessionmaker
 from packyard.browser.dashboard import read_dashboard
 from packyard.browser.usage import daily_chart
 from packyard.db.engine import create_database_engine, session_factory_for
-from packyard.db.usage import downloads_by_project, project_downloads, site_days, top_projects
+from packyard.db.usage import (
+    UsagePopularity,
+    downloads_by_project,
+    project_downloads,
+    site_days,
+    top_projects,
+)
 from packyard.publish.audit import record
 from packyard.telemetry.usage import UsageCounts, UsageFlusher, utc_today
 from tests.builders import make_local_store
@@ -188,3 +194,15 @@ def test_the_dashboard_adds_up_the_period(tmp_path: Path) -> None:
     assert [(e.actor, e.reason) for e in dashboard.recent_refusals] == [
         ("user:bob", "File already exists")
     ]
+
+
+def test_the_search_popularity_source_counts_the_last_30_days(tmp_path: Path) -> None:
+    local = make_local_store(tmp_path)
+    clock = Clock(date(2000, 1, 1))  # long ago: outside the window
+    counts = UsageCounts(clock)
+    counts.download("old", cache_hit=True)
+    clock.day = utc_today()
+    counts.download("new", cache_hit=True)
+    counts.download("new", cache_hit=False)
+    assert UsageFlusher(counts, local.sessions).flush()
+    assert UsagePopularity(local.sessions).downloads() == {"new": 2}

@@ -1,5 +1,5 @@
 """Usage counts rolled up per UTC day (`usage_project_days`, `usage_site_days`,
-`db/usage.py`).
+`usage_projects`: `db/usage.py`).
 
 Revision ID: 0011
 Revises: 0010
@@ -28,8 +28,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("day", "project_name", name=op.f("pk_usage_project_days")),
     )
     op.create_index(
-        "ix_usage_project_days_project_day", "usage_project_days", ["project_name", "day"]
+        "ix_usage_project_days_project_day",
+        "usage_project_days",
+        ["project_name", "day", "downloads"],
     )
+    op.create_table(
+        "usage_projects",
+        sa.Column("project_name", sa.String(length=255), nullable=False),
+        sa.Column("last_day", sa.Date(), nullable=False),
+        sa.PrimaryKeyConstraint("project_name", name=op.f("pk_usage_projects")),
+    )
+    op.create_index(op.f("ix_usage_projects_last_day"), "usage_projects", ["last_day"])
     op.create_table(
         "usage_site_days",
         sa.Column("day", sa.Date(), nullable=False),
@@ -45,6 +54,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_usage_projects_last_day"), table_name="usage_projects")
+    op.drop_table("usage_projects")
     op.drop_table("usage_site_days")
     op.drop_index("ix_usage_project_days_project_day", table_name="usage_project_days")
     op.drop_table("usage_project_days")
