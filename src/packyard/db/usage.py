@@ -186,15 +186,22 @@ def project_downloads(
     return {day: n for day, n in rows}
 
 
-def _period_totals(days: int, until: date | None) -> Select[str, int | None]:
+def _period_totals(session: Session, days: int, until: date | None) -> Select[str, int | None]:
     """Each project downloaded in the period, with its total there.
 
-    Summed per project by a seek into the `(project_name, day, downloads)` index
-    for each project downloaded since the period began, rather than by a GROUP BY
-    over the period's rows: that sorts every row of the period (300,000 for
-    10,000 projects over 30 days) and took several times as long on SQLite
+    On SQLite, summed per project by a seek into the `(project_name, day,
+    downloads)` index for each project downloaded since the period began: a
+    GROUP BY over the period's rows (300,000 for 10,000 projects over 30 days)
+    sorts them all and took several times as long. PostgreSQL aggregates them
+    in a hash table, in parallel, faster than 10,000 seeks: there, the GROUP BY
     (bench/usage_dashboard.py).
     """
+    if session.get_bind().dialect.name == "postgresql":
+        return (
+            select(ProjectDay.project_name, func.sum(ProjectDay.downloads).label("total"))
+            .where(_within(ProjectDay.day, days, until))
+            .group_by(ProjectDay.project_name)
+        )
     total = (
         select(func.sum(ProjectDay.downloads))
         .where(
@@ -212,7 +219,7 @@ def _period_totals(days: int, until: date | None) -> Select[str, int | None]:
 def downloads_by_project(session: Session, days: int, until: date | None = None) -> dict[str, int]:
     """Downloads of every project downloaded in the last `days` days: its popularity
     here, for ranking (projects never downloaded are absent, i.e. 0)."""
-    rows = session.execute(_period_totals(days, until))
+    rows = session.execute(_period_totals(session, days, until))
     return {name: int(n) for name, n in rows if n}
 
 
@@ -221,7 +228,7 @@ def top_projects(
 ) -> list[tuple[str, int]]:
     """The `limit` most downloaded projects of the last `days` days, most first
     (ties by name)."""
-    totals = _period_totals(days, until).subquery()
+    totals = _period_totals(session, days, until).subquery()
     rows = session.execute(
         select(totals.c.project_name, totals.c.total)
         .where(totals.c.total > 0)
