@@ -45,13 +45,15 @@ def build_browser(
 ) -> Browser:
     """The browser over `chain` (the full read chain), the store's `engine`, `index`,
     `readmes` (None: rendered on each first view in this process, not kept) and
-    the process's `advisories` (None: pages show none)."""
+    the process's `advisories` (None: pages show none). README images load from
+    `[browser] image_hosts` only; others are shown as their alt text."""
     sessions = session_factory_for(engine)
     catalog = LocalCatalog(sessions)
     sync = InHouseSync(index, catalog, chain, index_names=settings.browser.index_names)
     vulnerabilities = Vulnerabilities(advisories, sessions) if advisories is not None else None
     provenance = ProvenanceRecords(sessions, settings.attestations.require)
     downloads = ProjectDownloads(sessions) if settings.telemetry.usage else None
+    readmes = (readmes or Readmes()).showing_images_from(settings.browser.image_hosts)
     return Browser(
         chain,
         index,

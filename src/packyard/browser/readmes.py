@@ -52,6 +52,11 @@ class Readmes:
         self._sessions = sessions
         self.image_hosts = tuple(image_hosts)
 
+    def showing_images_from(self, image_hosts: Sequence[str]) -> Readmes:
+        """These READMEs (the same database) for pages that may load images from
+        `image_hosts` (`[browser] image_hosts`)."""
+        return Readmes(self._sessions, image_hosts)
+
     async def html(
         self, file_sha256: str | None, description: str | None, content_type: str | None
     ) -> str:

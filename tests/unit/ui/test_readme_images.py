@@ -65,3 +65,12 @@ async def test_readmes_answer_without_outside_images_and_keep_allowed_ones() -> 
     assert "CI status" in html
     allowed = await Readmes(image_hosts=("img.shields.io",)).html(None, readme, "text/markdown")
     assert '<img src="https://img.shields.io/badge/ci-passing-green" alt="CI status">' in allowed
+
+
+@pytest.mark.anyio
+async def test_showing_images_from_keeps_the_database_and_changes_the_hosts() -> None:
+    readmes = Readmes(image_hosts=("a.example",))
+    other = readmes.showing_images_from(("img.shields.io",))
+    assert other.image_hosts == ("img.shields.io",)
+    html = await other.html(None, "![x](https://img.shields.io/b)", "text/markdown")
+    assert "<img" in html
