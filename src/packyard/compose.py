@@ -305,6 +305,7 @@ def build_app(settings: Settings) -> ASGIApp:
         attestations_default=settings.attestations.require,
         sign_in=sign_in_settings(settings, http_client),
         fallback_group=settings.auth.succession.fallback_group,
+        upstreams=settings.upstreams,
     )
     app = create_app(
         chain,

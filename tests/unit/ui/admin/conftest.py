@@ -25,12 +25,19 @@ from packyard.repository.metadata import MetadataRepository
 from packyard.repository.yank import YankRepository
 from packyard.routes.files import FilesRoute
 from packyard.routes.ui.admin import ViewerMiddleware, admin_routes
-from packyard.settings import AuthSettings
+from packyard.settings import AuthSettings, UpstreamSettings
 from tests.builders import LocalStore, build_wheel, make_local_store
 
 OPERATOR = Identity(kind="cli", name="tests", is_admin=True)
 PASSWORDS = {name: f"{name}-secret-pw" for name in ("root", "alice", "bob", "carol")}
 SECRET = b"test-secret-0123456789abcdef0123"
+# Never contacted: the policies page only names them.
+UPSTREAMS = (
+    UpstreamSettings(
+        url="http://127.0.0.1:9/simple/", name="mirror", deny=("Evil_*",), cooldown_days=2
+    ),
+    UpstreamSettings(url="http://127.0.0.1:9/other/simple/"),
+)
 TOKEN_FIELD = re.compile(r'name="csrf_token" value="([^"]*)"')
 
 
@@ -95,7 +102,9 @@ async def admin(tmp_path: Path, database_url: str) -> AsyncIterator[Admin]:
     chain = MetadataRepository(YankRepository(local, store.sessions), store.store)
     async with httpx.AsyncClient() as unused_http:  # only CI tokens would use it
         authenticators = Authenticators(store.sessions, AuthSettings(), unused_http)
-        routes = admin_routes(store.sessions, store.store, authenticators, SECRET)
+        routes = admin_routes(
+            store.sessions, store.store, authenticators, SECRET, upstreams=UPSTREAMS
+        )
         middleware = [Middleware(ViewerMiddleware, sessions=store.sessions, secret=SECRET)]
         app = create_app(chain, FilesRoute(chain), routes=routes, middleware=middleware)
         yield Admin(httpx.ASGITransport(app=app), store)

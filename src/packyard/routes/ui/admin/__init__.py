@@ -1,5 +1,5 @@
-"""The browser's admin side: sign-in, "My account", project admin, site admin, groups
-and the lifecycle of names (deleting a project, releasing a name).
+"""The browser's admin side: sign-in, "My account", project admin, site admin, groups,
+the lifecycle of names (deleting a project, releasing a name) and upstream policies.
 
     routes = admin_routes(sessions, store, authenticators, secret)
     middleware = [Middleware(ViewerMiddleware, sessions=sessions, secret=secret)]
@@ -30,6 +30,7 @@ from packyard.routes.ui.admin.auth import Authenticate, SignIn
 from packyard.routes.ui.admin.group_admin import GROUPS, GroupPages
 from packyard.routes.ui.admin.lifecycle_admin import RELEASE, LifecyclePages
 from packyard.routes.ui.admin.pages import AdminSite, Endpoint, Handler
+from packyard.routes.ui.admin.policy_admin import POLICIES, PolicyPages
 from packyard.routes.ui.admin.project_admin import ProjectAdminPages, page_path
 from packyard.routes.ui.admin.sessions import (
     COOKIE,
@@ -42,7 +43,7 @@ from packyard.routes.ui.admin.site_admin import DELETIONS, NAMES, USERS, SiteAdm
 from packyard.routes.ui.admin.sso import Directory, SsoPages
 from packyard.routes.ui.assets import StaticAssets
 from packyard.routes.ui.templating import Templates
-from packyard.settings import AttestationRequirement, DirectoryGroupSettings
+from packyard.settings import AttestationRequirement, DirectoryGroupSettings, UpstreamSettings
 from packyard.storage.base import BlobStore
 
 __all__ = ["SessionIdentities", "SignInSettings", "ViewerMiddleware", "admin_routes", "load_secret"]
@@ -71,6 +72,7 @@ def admin_routes(
     attestations_default: AttestationRequirement = "none",
     sign_in: SignInSettings | None = None,
     fallback_group: str | None = None,
+    upstreams: Sequence[UpstreamSettings] = (),
 ) -> list[BaseRoute]:
     """The routes under `/admin/`.
 
@@ -88,6 +90,7 @@ def admin_routes(
             (`SignInSettings`); None: passwords only.
         fallback_group: `[auth.succession] fallback_group`, who takes over the
             projects of a user disabled or retired on the users page.
+        upstreams: the configured `[[upstreams]]`, whose rules the policies page changes.
     """
     ways = sign_in or SignInSettings()
     site = AdminSite(
@@ -111,6 +114,7 @@ def admin_routes(
     admin = SiteAdminPages(site, fallback_group)
     groups = GroupPages(site)
     lifecycle = LifecyclePages(site, store)
+    policies = PolicyPages(site, upstreams)
 
     def get(path: str, endpoint: Endpoint) -> Route:
         return Route(path, endpoint, methods=["GET", "HEAD"])
@@ -192,6 +196,23 @@ def admin_routes(
         get(DELETIONS, site.page(admin.deletions, admin=True)),
         get(DELETIONS + "/confirm", site.page(admin.start_deletion, admin=True)),
         get("/admin/audit", site.page(admin.audit, admin=True)),
+        get(POLICIES, site.page(policies.show, admin=True)),
+        post(POLICIES + "/rules", site.action(policies.add_rule, back=back(POLICIES), admin=True)),
+        post(
+            POLICIES + "/rules/remove",
+            site.action(policies.remove_rule, back=back(POLICIES), admin=True),
+        ),
+        post(
+            POLICIES + "/cooldown",
+            site.action(policies.set_cooldown, back=back(POLICIES), admin=True),
+        ),
+        post(
+            POLICIES + "/exemptions", site.action(policies.exempt, back=back(POLICIES), admin=True)
+        ),
+        post(
+            POLICIES + "/exemptions/remove",
+            site.action(policies.unexempt, back=back(POLICIES), admin=True),
+        ),
     ]
 
 
