@@ -95,8 +95,8 @@ def accessible(html: str) -> str:
     """The rendered README with its permalinks named and code languages moved to
     `data-lang`."""
     html = _EMPTY_PERMALINK.sub(
-        r'<a href="#\1" rel="nofollow" class="permalink" aria-label="Link to this section">'
-        r'<span aria-hidden="true">#</span></a>',
+        # The mark is drawn by the stylesheet: the heading's text stays its own.
+        r'<a href="#\1" rel="nofollow" class="permalink" aria-label="Link to this section"></a>',
         html,
     )
     return _CODE_LANGUAGE.sub(r'<pre data-lang="\1">', html)

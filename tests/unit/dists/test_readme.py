@@ -104,6 +104,6 @@ def test_permalinks_are_named_and_code_languages_are_not_human_languages() -> No
     # axe-core's link-name and valid-lang: no empty link, no lang="python".
     assert 'aria-label="Link to this section"' in html
     assert 'href="#user-content-title"' in html
-    assert '"nofollow"></a>' not in html  # no empty link
+    assert 'rel="nofollow"></a>' not in html  # no nameless link
     assert "<pre lang=" not in html
     assert '<pre data-lang="python">' in html
