@@ -99,6 +99,7 @@ from packyard.storage.location import (
 )
 from packyard.storage.sweep import PAGE_TEMP_PATTERN, TempSweeper
 from packyard.telemetry import Telemetry, prepare_multiprocess
+from packyard.telemetry.usage import UsageFlusher
 
 ComponentFactory = Callable[[Repository, Settings], Repository]
 
@@ -336,6 +337,7 @@ def build_app(settings: Settings) -> ASGIApp:
             *_advisory_refresh(settings, sessions, http_client),
             temp_sweeper(settings, storage).running,
             *_directory_refresh(settings, sessions),
+            *_usage_flusher(settings, telemetry, sessions),
         ],
     )
     if settings.role != "all":
@@ -415,6 +417,17 @@ def _directory_refresh(
     directory = LdapDirectory(settings.auth.ldap) if settings.auth.ldap is not None else None
     refresh = DirectoryRefresh(sessions, directory, settings.auth)
     return [refresh.running] if refresh.needed else []
+
+
+def _usage_flusher(
+    settings: Settings, telemetry: Telemetry, sessions: sessionmaker[Session]
+) -> list[Callable[[], AbstractAsyncContextManager[None]]]:
+    """With `[telemetry] usage`: this worker's counts added to the daily roll-ups
+    every `usage_flush_seconds`, and at shutdown (`telemetry/usage.py`)."""
+    if telemetry.usage is None:
+        return []
+    flusher = UsageFlusher(telemetry.usage, sessions, settings.telemetry.usage_flush_seconds)
+    return [flusher.running]
 
 
 def temp_sweeper(settings: Settings, storage: BlobStorage) -> TempSweeper:

@@ -27,6 +27,7 @@ from packyard.auth.sso.provider import SsoProvider
 from packyard.routes.ui.admin.account import PAGE as ACCOUNT
 from packyard.routes.ui.admin.account import AccountPages
 from packyard.routes.ui.admin.auth import Authenticate, SignIn
+from packyard.routes.ui.admin.dashboard import DASHBOARD, DashboardPage
 from packyard.routes.ui.admin.group_admin import GROUPS, GroupPages
 from packyard.routes.ui.admin.lifecycle_admin import RELEASE, LifecyclePages
 from packyard.routes.ui.admin.pages import AdminSite, Endpoint, Handler
@@ -213,6 +214,7 @@ def admin_routes(
             POLICIES + "/exemptions/remove",
             site.action(policies.unexempt, back=back(POLICIES), admin=True),
         ),
+        get(DASHBOARD, site.page(DashboardPage(site).show, admin=True)),
     ]
 
 
