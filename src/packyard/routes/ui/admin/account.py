@@ -98,9 +98,7 @@ class AccountPages:
         directory = await self._site.run(
             lambda session: directory_accounts.directory_status(session, viewer.name)
         )
-        projects = await self._site.run(
-            lambda session: ownership.projects_of(session, viewer.name)
-        )
+        projects = await self._site.run(lambda session: ownership.projects_of(session, viewer.name))
         context = {
             "projects": projects,
             "directory": directory,
