@@ -5,7 +5,7 @@ The projects are chosen so that alphabetical order is wrong: `aardvark` only
 has "req" in its summary, `legacy-req` and `zope-req` have it as a word of
 their name, `requests` and `req-tools` start with it, and `req` is it.
 Download counts are covered by the unit tests (tests/unit/search/test_ranking.py):
-the served site has no popularity source until the usage roll-up provides one.
+the served site copies the usage roll-ups into the index only every few minutes.
 """
 
 from __future__ import annotations

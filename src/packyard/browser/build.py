@@ -13,6 +13,7 @@ from packyard.browser.service import Browser
 from packyard.browser.usage import ProjectDownloads
 from packyard.browser.vulnerabilities import Vulnerabilities
 from packyard.db.engine import session_factory_for
+from packyard.db.usage import UsagePopularity
 from packyard.repository.base import Repository
 from packyard.search.index import SearchIndex, open_index
 from packyard.search.sync import InHouseSync
@@ -49,7 +50,11 @@ def build_browser(
     `[browser] image_hosts` only; others are shown as their alt text."""
     sessions = session_factory_for(engine)
     catalog = LocalCatalog(sessions)
-    sync = InHouseSync(index, catalog, chain, index_names=settings.browser.index_names)
+    # Search ranks equals by downloads here: the usage roll-ups (when counted).
+    popularity = UsagePopularity(sessions) if settings.telemetry.usage else None
+    sync = InHouseSync(
+        index, catalog, chain, index_names=settings.browser.index_names, popularity=popularity
+    )
     vulnerabilities = Vulnerabilities(advisories, sessions) if advisories is not None else None
     provenance = ProvenanceRecords(sessions, settings.attestations.require)
     downloads = ProjectDownloads(sessions) if settings.telemetry.usage else None
