@@ -1,6 +1,11 @@
 """Usage at a glance, in a real browser: a known sequence of downloads and uploads
 against `packyard serve`, then the admin dashboard and the project page's chart.
 
+The server proxies a real upstream on 127.0.0.1 (`bad_upstream.py`): a public
+file fetched once (a cache miss) then served twice from the cache (hits), and
+two faults of that upstream (a page it garbles, a file it cuts short), each an
+upstream error.
+
 The counts reach the database when the server stops (its last flush) and are
 read by the next server on the same data directory: they survive a restart.
 """
@@ -8,7 +13,10 @@ read by the next server on the same data directory: they survive a restart.
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +25,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.builders import build_wheel
+from tests.e2e.bad_upstream import BadUpstreamProcess, content, filename
+from tests.e2e.cached_site import ConfiguredPackyard
 from tests.e2e.chromium import screenshot
 from tests.e2e.servers import PackyardProcess, clean_environment, packyard
 from tests.unit.publish.test_multipart import encode, twine_form
@@ -26,6 +36,8 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "root-secret-pw"
 ALPHA = "alpha_tools-1.0-py3-none-any.whl"
 BETA = "beta_tools-1.0-py3-none-any.whl"
+# The upstream's project without a fault: its file is fetched once, then cached.
+PUBLIC = "good"
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     dists.mkdir()
     build_wheel(dists, "alpha-tools", "1.0", summary="Alpha")
     build_wheel(dists, "beta-tools", "1.0", summary="Beta")
-    server = PackyardProcess(root / "data")
+    upstream = BadUpstreamProcess(root)
+    server = ConfiguredPackyard(root / "data", upstream.index_url, page_ttl=600)
     result = server.import_dir(dists)
     assert result.returncode == 0, result.stdout + result.stderr
     added = packyard(
@@ -65,20 +78,52 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     uploads.mkdir()
     gamma = build_wheel(uploads, "gamma-tools", "1.0", summary="Gamma")
     changed_alpha = build_wheel(uploads, "alpha-tools", "1.0", summary="Alpha, rebuilt")
-    with server:
-        for _ in range(3):
-            response = httpx.get(f"{server.url}/files/alpha-tools/{ALPHA}", timeout=10)
-            assert response.status_code == 200
-        assert httpx.get(f"{server.url}/files/beta-tools/{BETA}", timeout=10).status_code == 200
-        # A resolver's `.metadata` read is not a download.
-        metadata = httpx.get(f"{server.url}/files/beta-tools/{BETA}.metadata", timeout=10)
-        assert metadata.status_code == 200
-        assert upload(server, gamma).status_code == 200
-        # Other bytes under a filename that exists: refused, and audited as such.
-        assert upload(server, changed_alpha).status_code == 400
-    # Stopped: its last flush wrote the counts. A new server reads them.
-    with server:
-        yield Site(server, root / "screenshots")
+    with upstream:
+        with server:
+            for _ in range(3):
+                response = httpx.get(f"{server.url}/files/alpha-tools/{ALPHA}", timeout=10)
+                assert response.status_code == 200
+            beta = httpx.get(f"{server.url}/files/beta-tools/{BETA}", timeout=10)
+            assert beta.status_code == 200
+            # A resolver's `.metadata` read is not a download.
+            metadata = httpx.get(f"{server.url}/files/beta-tools/{BETA}.metadata", timeout=10)
+            assert metadata.status_code == 200
+            assert upload(server, gamma).status_code == 200
+            # Other bytes under a filename that exists: refused, and audited as such.
+            assert upload(server, changed_alpha).status_code == 400
+            download_public_file(server)
+            # Two upstream errors: a page that is not JSON, a file shorter than listed.
+            garbled = httpx.get(f"{server.index_url}html-as-json/", timeout=30)
+            assert garbled.status_code == 502, garbled.text
+            short = httpx.get(f"{server.url}/files/short-file/{filename('short-file')}", timeout=30)
+            assert short.status_code == 502, short.text
+        # Stopped: its last flush wrote the counts. A new server reads them.
+        with server:
+            yield Site(server, root / "screenshots")
+
+
+def download_public_file(server: ConfiguredPackyard) -> None:
+    """The upstream's public file three times: fetched (a miss), then from the cache (hits)."""
+    url = f"{server.url}/files/{PUBLIC}/{filename(PUBLIC)}"
+    first = httpx.get(url, timeout=30)
+    assert first.status_code == 200
+    assert first.content == content(PUBLIC)
+    # Committed to the cache just after the client got its last byte: the blob,
+    # then its row, which a lookup needs (`repository/file_cache.py`).
+    deadline = time.monotonic() + 10
+    while not cached_rows(server.data_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [path.name for path in server.cached_blobs()] == [filename(PUBLIC)]
+    for _ in range(2):
+        again = httpx.get(url, timeout=30)
+        assert again.status_code == 200
+        assert again.content == content(PUBLIC)
+
+
+def cached_rows(data_dir: Path) -> int:
+    """The rows of the site's file cache table."""
+    with closing(sqlite3.connect(data_dir / "packyard.db")) as database:
+        return int(database.execute("SELECT count(*) FROM cached_files").fetchone()[0])
 
 
 def sign_in(page: Page, site: Site) -> None:
@@ -94,18 +139,22 @@ def test_the_dashboard_shows_the_downloads_uploads_and_refusals(page: Page, site
     page.get_by_role("link", name="Dashboard").first.click()
     expect(page.get_by_role("heading", name="Dashboard", exact=True)).to_be_visible()
 
-    expect(page.locator("#total-downloads")).to_have_text("4")
+    # alpha-tools 3 and beta-tools 1 (local: hits), `good` 3 (a miss, then 2 hits).
+    expect(page.locator("#total-downloads")).to_have_text("7")
     expect(page.locator("#total-uploads")).to_have_text("1")
-    expect(page.locator("#cache-hit-rate")).to_have_text("100%")
-    expect(page.locator("#upstream-errors")).to_have_text("0")
+    expect(page.locator("#cache-hit-rate")).to_have_text("86%")  # 6 of 7
+    expect(page.locator("#upstream-errors")).to_have_text("2")
+    # The mean over the upstream's answers: pages and files alike, faults included.
+    expect(page.locator("#upstream-latency")).to_have_text(re.compile(r"^\d+ ms$"))
     rows = page.locator("#top-projects tbody tr")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     expect(rows.nth(0)).to_have_text("alpha-tools3")
-    expect(rows.nth(1)).to_have_text("beta-tools1")
+    expect(rows.nth(1)).to_have_text(f"{PUBLIC}3")
+    expect(rows.nth(2)).to_have_text("beta-tools1")
     # Today's bar of the site's chart, and its text alternative.
     today = page.locator("svg[aria-labelledby='site-downloads-title'] rect").last
-    expect(today).to_have_attribute("data-value", "4")
-    expect(page.locator("#site-downloads-caption")).to_contain_text("4 downloads in the last 30")
+    expect(today).to_have_attribute("data-value", "7")
+    expect(page.locator("#site-downloads-caption")).to_contain_text("7 downloads in the last 30")
     uploads = page.locator("#recent-uploads tbody tr")
     expect(uploads).to_have_count(1)
     expect(uploads.first).to_contain_text("gamma_tools-1.0-py3-none-any.whl")

@@ -35,6 +35,7 @@ from packyard.telemetry import EventLog, Metrics, Telemetry, prepare_multiproces
 from packyard.telemetry.asgi import Instrumented, route_family
 from packyard.telemetry.metrics import RequestStats
 from packyard.telemetry.upstream import ObservedUpstream, instrument_client
+from packyard.telemetry.usage import UsageCounts
 from tests.builders import make_local_store
 from tests.unit.fakes import MemoryRepository, part_of
 from tests.unit.upstream_server import Servers, response
@@ -218,6 +219,47 @@ async def test_upstream_errors_are_counted_and_logged(tmp_path: Path) -> None:
     assert 'packyard_upstream_errors_total{kind="unavailable",upstream="pypi"} 1.0' in (
         metrics.render().decode()
     )
+
+
+class _Misreported(DelegatingRepository):
+    """Hands out `remote-lib` files whose upstream then sends another size than listed."""
+
+    @override
+    async def get_file(self, name: str, filename: str, ctx: RequestContext) -> Resource:
+        if name != "remote-lib":
+            return await self.source.get_file(name, filename, ctx)
+        digest = sha256(CONTENT).hexdigest()
+        return RemoteFile(
+            filename, "https://up/x", _Opener(CONTENT), "pypi", digest, 1 + len(CONTENT)
+        )
+
+
+@pytest.mark.anyio
+async def test_an_upstream_failing_before_a_file_is_sent_is_counted_once(tmp_path: Path) -> None:
+    """Opening the file fails after the chain handed it over: no chain observer saw
+    it, the edge counts it. A failure in the chain itself is the chain's, counted once."""
+    events, metrics, usage = EventLog(tmp_path / "events.jsonl"), Metrics(environ={}), UsageCounts()
+    chain = _Misreported(ObservedUpstream(_Down(), "pypi", metrics, events, usage))
+    app = Instrumented(create_app(chain, files_app=FilesRoute(chain)), metrics, events, usage=usage)
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.7", 4711))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        failed = await http.get("/files/remote-lib/remote_lib-2.0.tar.gz")
+        assert failed.status_code == 502
+        assert (await http.get(f"/files/numpy/{WHEEL}")).status_code == 503  # `down`
+    events.close()
+    (day,) = usage.site.values()
+    assert day == {"upstream_errors": 2}
+    text = metrics.render().decode()
+    assert 'packyard_upstream_errors_total{kind="error",upstream="pypi"} 1.0' in text
+    assert 'packyard_upstream_errors_total{kind="unavailable",upstream="pypi"} 1.0' in text
+    opened, chained = read_events(tmp_path / "events.jsonl")
+    assert (opened["event"], opened["project"], opened["filename"], opened["kind"]) == (
+        "upstream-error",
+        "remote-lib",
+        "remote_lib-2.0.tar.gz",
+        "error",
+    )
+    assert (chained["event"], chained["project"]) == ("upstream-error", "numpy")
 
 
 @pytest.mark.anyio

@@ -57,6 +57,10 @@ it serves, for wrappers that observe downloads (`telemetry/asgi.py`)."""
 REFUSED = "packyard.refused"
 """Scope key where the route leaves the `FileDenied` it answered with 403, for the
 same wrappers (a refused download of a file affected by known vulnerabilities)."""
+UPSTREAM_FAILED = "packyard.upstream_failed"
+"""Scope key where the route leaves the `UpstreamError` it answered with 502 or 503
+when opening an upstream file the chain had handed it, for the same wrappers: the
+chain's own observer (`telemetry/upstream.py`) never sees that failure."""
 # The headers `routes/ranges.py` reads.
 _CONDITIONAL = frozenset(
     {"range", "if-range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since"}
@@ -131,6 +135,8 @@ class FilesRoute:
                 raise
             if isinstance(error, FileDenied):
                 scope[REFUSED] = error
+            elif isinstance(error, UpstreamError) and SERVED in scope:
+                scope[UPSTREAM_FAILED] = error
             status, headers, body = error_parts(error)
             await send_response(send, status, headers, body, head=request.head)
 

@@ -15,7 +15,9 @@ see `metrics.py`). Everything else happens only on the rare paths:
   counted by source and policy, and its event carries the advisory ids;
 - a download refused by the advisory policy (a 403, `routes/files.py:REFUSED`)
   is counted likewise and emits `download-refused` with the ids;
-- an upstream failing in the middle of a file emits `upstream-error`;
+- an upstream failing on a file the chain handed over, before the response
+  (a 502 or 503, `routes/files.py:UPSTREAM_FAILED`) or in the middle of it,
+  emits `upstream-error`;
 - with `usage`, downloads (by project, cache hit or miss), accepted uploads
   and those upstream failures are counted for the daily roll-ups (`usage.py`).
 
@@ -32,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from packyard.errors import FileDenied, UpstreamError, UpstreamUnavailable
 from packyard.model import RemoteFile, RequestContext, Resource
 from packyard.routes.asgi import request_header, send_response
-from packyard.routes.files import PATHSEND, REFUSED, SERVED
+from packyard.routes.files import PATHSEND, REFUSED, SERVED, UPSTREAM_FAILED
 from packyard.routes.simple import local_path
 from packyard.serialize import file_version
 from packyard.telemetry.events import EventLog
@@ -196,6 +198,8 @@ class Instrumented:
             self._download(scope, status, length if pathsend else sent)
         elif status == 403 and REFUSED in scope:
             self._refused(scope, scope[REFUSED])
+        elif UPSTREAM_FAILED in scope:  # answered before the response started
+            self._upstream_error(scope, scope[UPSTREAM_FAILED])
 
     def _download(self, scope: Scope, status: int, sent: int) -> None:
         served: tuple[str, Resource, RequestContext] | None = scope.get(SERVED)
