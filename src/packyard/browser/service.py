@@ -42,6 +42,8 @@ from packyard.search.sync import InHouseSync
 PER_PAGE = 20
 NO_RESULTS = SearchResults((), 0)
 MAX_PAGE = 500
+# No page reaches further, so the count stops there ("10,000+ projects", as on PyPI).
+MAX_RESULTS = MAX_PAGE * PER_PAGE
 DETAILS_CACHE_ENTRIES = 512
 # The parsed-metadata cache holds at most this many bytes of README (source and
 # HTML): a README can be megabytes, so a count of entries alone bounds nothing.
@@ -150,7 +152,9 @@ class Browser:
         offset = (page - 1) * PER_PAGE
         within = await self._with_advisories() if query.has_advisories else None
         results = await anyio.to_thread.run_sync(
-            lambda: self.index.search(query, limit=PER_PAGE, offset=offset, within=within)
+            lambda: self.index.search(
+                query, limit=PER_PAGE, offset=offset, within=within, count_limit=MAX_RESULTS
+            )
         )
         return SearchView(text, results, page=page)
 
@@ -179,7 +183,9 @@ class Browser:
         if query.empty:
             return ()
         await self._refresh()
-        results = await anyio.to_thread.run_sync(lambda: self.index.search(query, limit=limit))
+        results = await anyio.to_thread.run_sync(
+            lambda: self.index.search(query, limit=limit, count_limit=limit)
+        )
         return results.hits
 
     async def project(self, name: str, version: str | None = None) -> ProjectView:

@@ -48,10 +48,12 @@ class SearchDocument:
 
 @dataclass(frozen=True, slots=True)
 class SearchResults:
-    """One page of hits, best first, and how many there are in all."""
+    """One page of hits, best first, and how many there are in all: when
+    `capped`, at least `total` (the search stopped counting there)."""
 
     hits: tuple[SearchDocument, ...]
     total: int
+    capped: bool = False
 
 
 def describe(

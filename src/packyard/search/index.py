@@ -8,15 +8,13 @@ So it lives apart from the store's schema, in tables the index creates itself
 so every replica shares one index. Losing it loses only the list of public
 names seen so far.
 
-Ranking, in tiers (`_TIER`): the exact normalised name first, then names that
-start with it, then projects whose name holds every word, then the rest (words
-found in the summary only). Within the first three tiers a project downloaded
-more on this server comes first, then the more relevant; within the last, the
-more relevant first, then the more downloaded. Relevance is SQLite's bm25 with
-the name weighted 10 to the summary's 1, or PostgreSQL's ts_rank_cd with the
-name as weight A and the summary as weight B. The name breaks the last ties.
-Downloads are the `downloads` column, written by `set_downloads` from a
-`search.popularity.Popularity` source (0 when there is none).
+Ranking (`search.ranking`): the exact name, names that start with it, names
+holding every word, then the rest; among equals the more downloaded on this
+server and the more relevant. Relevance is SQLite's bm25 with the name
+weighted 10 to the summary's 1, or PostgreSQL's ts_rank_cd with the name as
+weight A and the summary as weight B. Downloads are the `downloads` column,
+written by `set_downloads` from a `search.popularity.Popularity` source (0
+when there is none).
 
 Every method is synchronous (SQLAlchemy Core): call it from a worker thread.
 """
@@ -33,6 +31,7 @@ from sqlalchemy.pool import StaticPool
 from packyard.db.engine import create_database_engine
 from packyard.search.documents import SearchDocument, SearchResults
 from packyard.search.query import SearchQuery
+from packyard.search.ranking import Ranking, like_escape, tier_expression
 
 _LOCK_KEY = 0x5EA2C4  # the advisory lock that serialises `create` on PostgreSQL
 _SQLITE_SCHEMA = (
@@ -75,11 +74,6 @@ _ADDED_COLUMNS = {
     "yanked": "INTEGER NOT NULL DEFAULT 0",
     "downloads": "BIGINT NOT NULL DEFAULT 0",
 }
-# The ranking tiers (see the module docstring); `:prefix` is the exact name and `%`.
-_TIER = (
-    "CASE WHEN p.name = :exact THEN 0 WHEN p.name LIKE :prefix ESCAPE '\\' THEN 1 "
-    "WHEN {in_name} THEN 2 ELSE 3 END"
-)
 # An in-house document always wins; a public one never replaces an in-house one.
 _UPSERT = """
     INSERT INTO search_projects (name, display_name, source, in_house, summary, version,
@@ -258,12 +252,16 @@ class SearchIndex:
         limit: int = 20,
         offset: int = 0,
         within: Collection[str] | None = None,
+        count_limit: int | None = None,
     ) -> SearchResults:
         """The documents matching `query`, best first; an empty query matches nothing.
 
         `within` (normalised names; None: every project) keeps only those
         projects: `has:advisories` passes the names the advisories index
         knows at query time, so an import never re-indexes anything.
+        `count_limit` stops counting there (the total is then "at least"):
+        a page never reaches further, and counting every match of a short
+        prefix costs more than ranking the page.
         """
         if query.empty:
             return SearchResults((), 0)
@@ -275,31 +273,31 @@ class SearchIndex:
             source, score, match = self._full_text(query.terms)
             where.insert(0, match)
             parameters["terms"] = self._match_expression(query.terms)
-            tier = _tier(query.exact_name or "", query.terms, parameters)
-            # Tier and score are computed once per row, in the inner SELECT.
-            ranked = f"p.*, {tier} AS tier, {score} AS score"
-            order = "tier, CASE WHEN tier < 3 THEN downloads ELSE 0 END DESC, score, "
-            order += "downloads DESC, name"
         else:
-            # Filters only: in-house first, then the most downloaded.
-            source, ranked = "search_projects p", "p.*"
-            order = "in_house DESC, downloads DESC, name"
+            source, score = "search_projects p", ""
         condition = " AND ".join(where) or "1 = 1"
         with self.engine.connect() as connection:
-            total = connection.execute(
-                text(f"SELECT count(*) FROM {source} WHERE {condition}"),  # noqa: S608
-                parameters,
-            ).scalar_one()
-            rows = connection.execute(
-                text(
-                    # Only constant fragments are formatted in; values are bound.
-                    f"SELECT * FROM (SELECT {ranked} FROM {source} WHERE {condition}) AS ranked "  # noqa: S608
-                    f"ORDER BY {order} LIMIT :limit OFFSET :offset"
-                ),
-                {**parameters, "limit": limit, "offset": offset},
-            ).mappings()
-            hits = self._documents(connection, rows.all())
-        return SearchResults(hits, int(total))
+            total, capped = _count(connection, source, condition, parameters, count_limit)
+            if query.terms:
+                tier = tier_expression(query.exact_name or "", query.terms, parameters)
+                candidates = self._ids_in(self._ranked_id(), "candidates")
+                ranking = Ranking(connection, source, condition, parameters, tier, score)
+                ids = ranking.page(limit, offset, matches=total, candidates=candidates)
+            else:
+                ids = _by_filters(connection, condition, parameters, limit, offset)
+            hits = self._documents(connection, self._rows(connection, ids))
+        return SearchResults(hits, total, capped)
+
+    def _rows(self, connection: Connection, ids: Sequence[int]) -> list[RowMapping]:
+        """The project rows of `ids`, in that order."""
+        if not ids:
+            return []
+        rows = connection.execute(
+            text(f"SELECT * FROM search_projects p WHERE {self._ids_in('p.id', 'ids')}"),  # noqa: S608
+            {"ids": json.dumps(list(ids))},
+        ).mappings()
+        by_id = {row["id"]: row for row in rows}
+        return [by_id[project_id] for project_id in ids]
 
     def get(self, name: str) -> SearchDocument | None:
         """The document of the normalised `name`, if indexed."""
@@ -364,6 +362,23 @@ class SearchIndex:
             return "p.name IN (SELECT json_array_elements_text(CAST(:within AS json)))"
         return "p.name IN (SELECT value FROM json_each(:within))"
 
+    def _ids_in(self, column: str, parameter: str) -> str:
+        """The condition keeping the ids in `column` that the JSON array `parameter` lists."""
+        if self.postgres:
+            return (
+                f"{column} IN (SELECT CAST(value AS BIGINT) "  # noqa: S608
+                f"FROM json_array_elements_text(CAST(:{parameter} AS json)))"
+            )
+        return f"{column} IN (SELECT value FROM json_each(:{parameter}))"  # noqa: S608
+
+    def _ranked_id(self) -> str:
+        """The id column a ranking's candidates are checked on."""
+        if self.postgres:
+            return "p.id"
+        # The unary + keeps SQLite from handing the list to FTS5, which would
+        # restart the match, and bm25's statistics with it, once per id.
+        return "+search_fts.rowid"
+
     def _match_expression(self, terms: Sequence[str]) -> str:
         # Terms are letters and digits only (`query._TERM`), so they need no
         # quoting beyond this; each is a prefix, and all must match.
@@ -390,17 +405,34 @@ class SearchIndex:
         return tuple(_document(row, tuple(dependencies.get(row["id"], ()))) for row in rows)
 
 
-def _tier(exact: str, terms: Sequence[str], parameters: dict[str, Any]) -> str:
-    """The ranking tier of a row of `p` (see the module docstring), adding its
-    parameters to `parameters`."""
-    parameters["exact"] = exact
-    parameters["prefix"] = _like_escape(exact) + "%"
-    in_name = []
-    for i, term in enumerate(terms):
-        # A word of the name starts with the term (the words are separated by spaces).
-        in_name.append(f"(' ' || p.name_terms) LIKE :word{i}")
-        parameters[f"word{i}"] = f"% {_like_escape(term)}%"
-    return _TIER.format(in_name=" AND ".join(in_name))
+def _count(
+    connection: Connection,
+    source: str,
+    condition: str,
+    parameters: dict[str, Any],
+    limit: int | None,
+) -> tuple[int, bool]:
+    """How many rows match, counting at most `limit` (None: all), and whether there are more."""
+    if limit is None:
+        sql = f"SELECT count(*) FROM {source} WHERE {condition}"  # noqa: S608
+        return int(connection.execute(text(sql), parameters).scalar_one()), False
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {condition} LIMIT :most) AS m"  # noqa: S608
+    found = int(connection.execute(text(sql), {**parameters, "most": limit + 1}).scalar_one())
+    return min(found, limit), found > limit
+
+
+def _by_filters(
+    connection: Connection, condition: str, parameters: dict[str, Any], limit: int, offset: int
+) -> list[int]:
+    """A page of the projects matching filters only: in-house first, then the most downloaded."""
+    rows = connection.execute(
+        text(
+            f"SELECT p.id FROM search_projects p WHERE {condition} "  # noqa: S608
+            "ORDER BY p.in_house DESC, p.downloads DESC, p.name LIMIT :limit OFFSET :offset"
+        ),
+        {**parameters, "limit": limit, "offset": offset},
+    )
+    return [row.id for row in rows]
 
 
 def _filters(query: SearchQuery) -> tuple[list[str], dict[str, Any]]:
@@ -421,12 +453,8 @@ def _filters(query: SearchQuery) -> tuple[list[str], dict[str, Any]]:
     for column, values in (("author", query.authors), ("classifiers", query.classifiers)):
         for i, value in enumerate(values):
             where.append(f"lower(p.{column}) LIKE :{column}{i} ESCAPE '\\'")
-            parameters[f"{column}{i}"] = f"%{_like_escape(value.lower())}%"
+            parameters[f"{column}{i}"] = f"%{like_escape(value.lower())}%"
     return where, parameters
-
-
-def _like_escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _parameters(document: SearchDocument) -> dict[str, Any]:

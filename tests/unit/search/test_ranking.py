@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ from typing_extensions import override
 
 from packyard.browser.catalog import LocalCatalog, ProjectState
 from packyard.model import SOURCE_LOCAL
+from packyard.search import ranking
 from packyard.search.documents import SearchDocument
 from packyard.search.index import SearchIndex, open_index
 from packyard.search.popularity import FixedPopularity
@@ -175,3 +177,47 @@ async def test_the_sync_copies_the_popularity_source_when_due(index: SearchIndex
     now[0] = 60.0
     await sync.refresh()
     assert index.search(parse_query("flask-req")).hits[0].downloads == 5000
+
+
+def _crowd() -> tuple[list[SearchDocument], dict[str, int]]:
+    """Projects whose ranking needs every part of the order: names in each tier,
+    downloads with many ties (and many zeros), summaries of varied relevance."""
+    rng = random.Random(7)
+    words = ("pro", "proto", "tool", "kit", "web", "data", "probe", "api")
+    documents = []
+    for i in range(400):
+        name = f"{rng.choice(words)}-{rng.choice(words)}-{i}"
+        summary = " ".join(rng.choice(words) for _ in range(rng.randrange(1, 9)))
+        documents.append(SearchDocument(name, name, "pypi", summary=summary, yanked=i % 37 == 5))
+    documents.append(SearchDocument("pro", "pro", SOURCE_LOCAL, summary="The exact one"))
+    downloads = {d.name: rng.choice((0, 0, 0, 1, 2, 5, 5, 40)) for d in documents}
+    return documents, downloads
+
+
+def test_scoring_only_the_candidates_orders_every_page_as_scoring_all(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = open_index(database_url)
+    try:
+        documents, downloads = _crowd()
+        index.upsert(documents)
+        index.set_downloads(downloads)
+        for text in ("pro", "web", "pro kit", "data source:public", "a", "probe yanked:show"):
+            query = parse_query(text)
+            total = index.search(query).total
+            pages = [(limit, offset) for limit in (1, 7, 20) for offset in range(0, total + 3, 13)]
+            scored_all = [index.search(query, limit=n, offset=o).hits for n, o in pages]
+            monkeypatch.setattr(ranking, "SCORE_ALL_UP_TO", 0)  # every query in two steps
+            assert [index.search(query, limit=n, offset=o).hits for n, o in pages] == scored_all
+            monkeypatch.undo()
+            assert scored_all[0], text  # each query finds something
+    finally:
+        index.close()
+
+
+def test_the_count_stops_at_its_limit(index: SearchIndex) -> None:
+    capped = index.search(parse_query("req"), limit=3, count_limit=5)
+    assert (capped.total, capped.capped) == (5, True)
+    assert [hit.name for hit in capped.hits] == ["req", "requests", "req-tools"]
+    exact = index.search(parse_query("req"), count_limit=7)
+    assert (exact.total, exact.capped) == (7, False)

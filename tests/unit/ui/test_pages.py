@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from packyard.browser import service
 from tests.unit.ui.conftest import Site
 
 pytestmark = pytest.mark.anyio
@@ -136,6 +137,15 @@ async def test_search(site: Site) -> None:
     assert projects == ["/project/acme-core/"]
     depends = await site.client.get("/search", params={"q": "depends:acme_core"})
     assert "1</strong> project " in depends.text
+
+
+async def test_search_stops_counting_where_pages_stop(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "MAX_RESULTS", 2)
+    response = await site.client.get("/search", params={"q": "acme"})
+    assert "2+</strong> projects" in response.text
+    assert 'href="/project/acme-tools/"' in response.text
 
 
 async def test_public_projects_are_searchable_once_served(site: Site) -> None:
