@@ -8,6 +8,7 @@ running server.
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -69,39 +70,50 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-@click.group()
+# Every command, and the module attribute that holds it. A command's module is
+# imported when the command runs: each pulls in a share of the server (the
+# whole chain for `import`), and importing all of them cost every command,
+# even `packyard user add`, over 2 s of start-up.
+_COMMANDS = {
+    "serve": "serve:serve",
+    "init": "migrate:init_command",
+    "migrate": "migrate:migrate_command",
+    "verify": "verify:verify_command",
+    "prefetch": "prefetch:prefetch",
+    "import": "importing:import_command",
+    "user": "accounts:user",
+    "group": "accounts:group",
+    "token": "accounts:token",
+    "owner": "accounts:owner",
+    "whoami": "accounts:whoami",
+    "yank": "governance:yank",
+    "unyank": "governance:unyank",
+    "delete": "governance:delete",
+    "project": "governance:project",
+    "name": "governance:name",
+    "policy": "policies:policy",
+    "advisories": "advisories:advisories",
+    "attestations": "attestations:attestations",
+}
+
+
+class _Commands(click.Group):
+    """The commands of `_COMMANDS`, each module imported when its command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        command = getattr(importlib.import_module(f"packyard.cli.{module}"), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="packyard")
 def main() -> None:
     """packyard: a private Python package repository."""
-
-
-def _register() -> None:
-    """Attach each command family's module (imported here to keep start-up light)."""
-    from packyard.cli import (
-        accounts,
-        advisories,
-        attestations,
-        governance,
-        importing,
-        migrate,
-        policies,
-        prefetch,
-        serve,
-        verify,
-    )
-
-    main.add_command(serve.serve)
-    main.add_command(migrate.init_command)
-    main.add_command(migrate.migrate_command)
-    main.add_command(verify.verify_command)
-    main.add_command(prefetch.prefetch)
-    main.add_command(importing.import_command)
-    for family in (accounts.user, accounts.group, accounts.token, accounts.owner):
-        main.add_command(family)
-    main.add_command(accounts.whoami)
-    families = (governance, policies, advisories, attestations)
-    for command in (command for family in families for command in family.COMMANDS):
-        main.add_command(command)
-
-
-_register()

@@ -88,5 +88,3 @@ def _print(report: ImportReport) -> None:
 # Enforcement at runtime: `policy`, `accept`, `revoke`, `exceptions` (cli/advisory_rules.py).
 for _command in RULE_COMMANDS:
     advisories.add_command(_command)
-
-COMMANDS = (advisories,)

@@ -61,7 +61,3 @@ def require(
             configured=settings.attestations.require,
         )
     click.echo(_line(found))
-
-
-COMMANDS = (attestations,)
-"""The commands of this module, for `cli._register`."""

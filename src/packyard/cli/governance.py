@@ -261,7 +261,3 @@ def list_names(config_file: Path | None, data_dir: Path | None) -> None:
         for row in rows:
             when = row.created_at.strftime("%Y-%m-%d")
             click.echo("\t".join([row.name, row.allowed_by, when, row.reason or ""]))
-
-
-COMMANDS = (yank, unyank, delete, project, name)
-"""The commands of this module, for `cli._register`."""

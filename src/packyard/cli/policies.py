@@ -200,7 +200,3 @@ def _parse_days(days: str) -> float | None:
         return float(days)
     except ValueError:
         raise click.BadParameter(f"{days!r} is neither a number of days nor 'default'") from None
-
-
-COMMANDS = (policy,)
-"""The commands of this module, for `cli._register`."""
