@@ -31,7 +31,7 @@ from sqlalchemy.pool import StaticPool
 from packyard.db.engine import create_database_engine
 from packyard.search.documents import SearchDocument, SearchResults
 from packyard.search.query import SearchQuery
-from packyard.search.ranking import Ranking, like_escape, tier_expression
+from packyard.search.ranking import SCORE_ALL_UP_TO, Ranking, like_escape, tier_expression
 
 _LOCK_KEY = 0x5EA2C4  # the advisory lock that serialises `create` on PostgreSQL
 _SQLITE_SCHEMA = (
@@ -277,16 +277,46 @@ class SearchIndex:
             source, score = "search_projects p", ""
         condition = " AND ".join(where) or "1 = 1"
         with self.engine.connect() as connection:
-            total, capped = _count(connection, source, condition, parameters, count_limit)
+            ranking = None
             if query.terms:
                 tier = tier_expression(query.exact_name or "", query.terms, parameters)
                 candidates = self._ids_in(self._ranked_id(), "candidates")
-                ranking = Ranking(connection, source, condition, parameters, tier, score)
-                ids = ranking.page(limit, offset, matches=total, candidates=candidates)
+                ranking = Ranking(
+                    connection, source, condition, parameters, tier, score, candidates
+                )
+            found = None
+            if ranking and self._few_likely(connection, query, within, parameters["terms"]):
+                found = ranking.few(limit, offset)
+            if found is not None:
+                ids, matches = found
+                total = matches if count_limit is None else min(matches, count_limit)
+                capped = total < matches
             else:
-                ids = _by_filters(connection, condition, parameters, limit, offset)
+                total, capped = _count(connection, source, condition, parameters, count_limit)
+                if ranking:
+                    ids = ranking.many(limit, offset)
+                else:
+                    ids = _by_filters(connection, condition, parameters, limit, offset)
             hits = self._documents(connection, self._rows(connection, ids))
         return SearchResults(hits, total, capped)
+
+    def _few_likely(
+        self,
+        connection: Connection,
+        query: SearchQuery,
+        within: Collection[str] | None,
+        terms: str,
+    ) -> bool:
+        """Whether the words' matches are likely few enough to score them all
+        (`Ranking.few`): the filters that narrow by much are on, or the words
+        alone match few (counted by the full-text index only, in a millisecond)."""
+        if query.authors or query.classifiers or query.depends or within is not None:
+            return True
+        if self.postgres:
+            sql = "SELECT count(*) FROM search_projects WHERE document @@ to_tsquery('simple', :t)"
+        else:
+            sql = "SELECT count(*) FROM search_fts WHERE search_fts MATCH :t"
+        return int(connection.execute(text(sql), {"t": terms}).scalar_one()) <= SCORE_ALL_UP_TO
 
     def _rows(self, connection: Connection, ids: Sequence[int]) -> list[RowMapping]:
         """The project rows of `ids`, in that order."""

@@ -9,14 +9,14 @@ ties. Relevance is the index's `score` expression (bm25 or ts_rank_cd).
 
 Relevance is the expensive part: a short prefix such as "pro" matches most
 of an index, and scoring its 65,000 matches of 100,000 projects took longer
-than the rest of the query. So a page of many matches is ranked in two steps.
-The first orders the matches by tier and downloads alone, which needs no
-relevance, as far as the page's end and one row beyond. When that row starts
-a new group of equals, the rows before it are whole groups and the page lies
-among them: the second step scores only those. When the page ends inside a
-group of equals (no downloads counted, or deep in the summary tier), every
-row up to the end of that group is scored. Up to `SCORE_ALL_UP_TO` matches,
-scoring them all costs less than the first step's scan, and is done at once.
+than the rest of the query. Up to `SCORE_ALL_UP_TO` matches, every match is
+scored and counted in one scan (`few`). More are ranked in two steps
+(`many`). The first orders the matches by tier and downloads alone, which
+needs no relevance, as far as the page's end and one row beyond. When that
+row starts a new group of equals, the rows before it are whole groups and the
+page lies among them: the second step scores only those. When the page ends
+inside a group of equals (no downloads counted, or deep in the summary tier),
+every row up to the end of that group is scored.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, text
 
 SUMMARY_TIER = 3
-# Measured on 100,000 projects: below this, one scan with relevance beats two without.
+# Measured on 100,000 projects: up to this, one scan scoring every match beats two without.
 SCORE_ALL_UP_TO = 10_000
 # `:prefix` is the exact name and `%`; `{in_name}` is every word in the name.
 _TIER = (
@@ -63,7 +63,9 @@ class Ranking:
     """The matches of one query: `source` is the FROM clause (projects as `p`),
     `condition` the WHERE clause with its `parameters`, `tier` and `score` the
     expressions of `tier_expression` and of the index's relevance (lower is
-    more relevant). Only constant fragments are formatted into the SQL."""
+    more relevant), `candidates` the condition keeping the ids of the JSON
+    array bound to `:candidates`. Only constant fragments are formatted into
+    the SQL."""
 
     connection: Connection
     source: str
@@ -71,22 +73,36 @@ class Ranking:
     parameters: dict[str, Any]
     tier: str
     score: str
+    candidates: str
 
-    def page(self, limit: int, offset: int, *, matches: int, candidates: str) -> list[int]:
-        """The project ids of rows `offset` to `offset + limit`, best first.
+    def few(self, limit: int, offset: int) -> tuple[list[int], int] | None:
+        """The project ids of rows `offset` to `offset + limit`, best first, and
+        how many rows match, every match scored in one scan; None when more
+        than `SCORE_ALL_UP_TO` match (the scan stops there) or the page is past
+        the last match."""
+        rows = self.connection.execute(
+            text(
+                "SELECT id, matches FROM (SELECT *, count(*) OVER () AS matches FROM ("  # noqa: S608
+                f"SELECT p.id, p.name, p.downloads, {self.tier} AS tier, {self.score} AS score "
+                f"FROM {self.source} WHERE {self.condition} LIMIT :most) AS scored) AS counted "
+                f"ORDER BY {_ORDER} LIMIT :limit OFFSET :offset"
+            ),
+            {**self.parameters, "most": SCORE_ALL_UP_TO + 1, "limit": limit, "offset": offset},
+        ).all()
+        if not rows or rows[0].matches > SCORE_ALL_UP_TO:
+            return None
+        return [row.id for row in rows], rows[0].matches
 
-        `matches` is how many rows match (or at least how many); `candidates`
-        is the condition keeping the ids of the JSON array bound to `:candidates`.
-        """
-        if matches <= SCORE_ALL_UP_TO:
-            return self._scored("1 = 1", {}, limit, offset)
+    def many(self, limit: int, offset: int) -> list[int]:
+        """The project ids of rows `offset` to `offset + limit`, best first, in
+        two steps (see the module docstring)."""
         end = offset + limit
         keys = self._by_tier_and_downloads(end + 1)
         if len(keys) <= offset:
             return []
         if len(keys) <= end or _key(keys[end]) != _key(keys[end - 1]):
             ids = json.dumps([row.id for row in keys[:end]])
-            return self._scored(candidates, {"candidates": ids}, limit, offset)
+            return self._scored(self.candidates, {"candidates": ids}, limit, offset)
         # Tier and downloads of the page's last row; its equals follow it.
         last_tier, last_downloads = _key(keys[end - 1])
         up_to_its_equals = (
