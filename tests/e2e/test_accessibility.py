@@ -4,12 +4,14 @@ page fits a phone's width without sideways scrolling; and the pages work by
 keyboard.
 
 One `packyard serve` with an in-house project (a README, two releases, one
-yanked), a public project from a static upstream, an admin and a user.
+yanked), a public project from a static upstream, the real advisory records of
+Jinja2, an admin and a user.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.advisory_data import SNAPSHOT
 from tests.builders import build_wheel
 from tests.e2e.servers import PackyardProcess, StaticIndexProcess, clean_environment, packyard
 
@@ -36,6 +39,7 @@ PUBLIC_PAGES = [
     "/help/",
     "/project/no-such-project/",
     "/admin/sign-in",
+    "/advisories/PYSEC-2019-217",
 ]
 ADMIN_PAGES = [
     "/admin/",
@@ -47,6 +51,9 @@ ADMIN_PAGES = [
     "/admin/deletions",
     "/admin/audit",
     "/admin/dashboard",
+    "/admin/policies",
+    "/admin/project/acme-tools/delete?version=1.1",
+    "/admin/names/release?name=acme-tools",
 ]
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
@@ -93,6 +100,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             env=clean_environment(),
         )
         assert yanked.returncode == 0, yanked.stdout + yanked.stderr
+        records = root / "vulns"
+        shutil.copytree(SNAPSHOT / "jinja2", records / "jinja2")  # the real records, as they are
+        imported = packyard("advisories", "import", str(records), *state, env=clean_environment())
+        assert imported.returncode == 0, imported.stdout + imported.stderr
         with server:
             yield Site(server)
 
