@@ -1,6 +1,7 @@
 """Search benchmark: median and worst query at 10,000 and 100,000 projects.
 
-    .venv/bin/python bench/search.py [--projects 10000 100000] [--rounds 20] [--url URL]
+    .venv/bin/python bench/search.py [--projects 10000 100000] [--rounds 20]
+        [--url URL | --postgres]
 
 Targets at 100,000 projects: median query under 25 ms, worst under 100 ms.
 
@@ -20,8 +21,10 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
+import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from packyard.browser.service import MAX_RESULTS
@@ -30,6 +33,9 @@ from packyard.search.documents import SearchDocument
 from packyard.search.index import SearchIndex, open_index
 from packyard.search.popularity import FixedPopularity
 from packyard.search.query import parse_query
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.postgres import running_postgres
 
 WORDS = [
     "http",
@@ -167,16 +173,25 @@ def main() -> None:
     parser.add_argument("--projects", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--url", help="index URL (default: SQLite in a temporary directory)")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="start a throwaway PostgreSQL (tests/postgres.py) and index there",
+    )
     args = parser.parse_args()
-    for projects in args.projects:
-        with tempfile.TemporaryDirectory() as directory:
-            index = open_index(args.url or f"sqlite:///{Path(directory) / 'search.db'}")
-            try:
-                if args.url:
-                    index.remove(index.public_names() | index.in_house_fingerprints().keys())
-                run(index, projects, args.rounds)
-            finally:
-                index.close()
+    with ExitStack() as stack:
+        url = args.url
+        if args.postgres:
+            url = stack.enter_context(stack.enter_context(running_postgres()).database())
+        for projects in args.projects:
+            with tempfile.TemporaryDirectory() as directory:
+                index = open_index(url or f"sqlite:///{Path(directory) / 'search.db'}")
+                try:
+                    if url:
+                        index.remove(index.public_names() | index.in_house_fingerprints().keys())
+                    run(index, projects, args.rounds)
+                finally:
+                    index.close()
 
 
 if __name__ == "__main__":
