@@ -22,7 +22,7 @@ Every method is synchronous (SQLAlchemy Core): call it from a worker thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping, text
@@ -277,26 +277,21 @@ class SearchIndex:
             source, score = "search_projects p", ""
         condition = " AND ".join(where) or "1 = 1"
         with self.engine.connect() as connection:
-            ranking = None
+
+            def count() -> tuple[int, bool]:
+                return _count(connection, source, condition, parameters, count_limit)
+
             if query.terms:
                 tier = tier_expression(query.exact_name or "", query.terms, parameters)
                 candidates = self._ids_in(self._ranked_id(), "candidates")
                 ranking = Ranking(
                     connection, source, condition, parameters, tier, score, candidates
                 )
-            found = None
-            if ranking and self._few_likely(connection, query, within, parameters["terms"]):
-                found = ranking.few(limit, offset)
-            if found is not None:
-                ids, matches = found
-                total = matches if count_limit is None else min(matches, count_limit)
-                capped = total < matches
+                few = self._few_likely(connection, query, within, parameters["terms"])
+                ids, total, capped = _ranked_page(ranking, count, few, count_limit, limit, offset)
             else:
-                total, capped = _count(connection, source, condition, parameters, count_limit)
-                if ranking:
-                    ids = ranking.many(limit, offset)
-                else:
-                    ids = _by_filters(connection, condition, parameters, limit, offset)
+                total, capped = count()
+                ids = _by_filters(connection, condition, parameters, limit, offset)
             hits = self._documents(connection, self._rows(connection, ids))
         return SearchResults(hits, total, capped)
 
@@ -308,15 +303,21 @@ class SearchIndex:
         terms: str,
     ) -> bool:
         """Whether the words' matches are likely few enough to score them all
-        (`Ranking.few`): the filters that narrow by much are on, or the words
-        alone match few (counted by the full-text index only, in a millisecond)."""
+        at once (`Ranking.few`): a filter that narrows by much is on, or, on
+        SQLite, the full-text index alone counts few (in a millisecond; on
+        PostgreSQL that count costs as much as the real one)."""
         if query.authors or query.classifiers or query.depends or within is not None:
             return True
         if self.postgres:
-            sql = "SELECT count(*) FROM search_projects WHERE document @@ to_tsquery('simple', :t)"
-        else:
-            sql = "SELECT count(*) FROM search_fts WHERE search_fts MATCH :t"
-        return int(connection.execute(text(sql), {"t": terms}).scalar_one()) <= SCORE_ALL_UP_TO
+            return False
+        found = connection.execute(
+            text(
+                "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH :terms "
+                "LIMIT :most) AS m"
+            ),
+            {"terms": terms, "most": SCORE_ALL_UP_TO + 1},
+        ).scalar_one()
+        return int(found) <= SCORE_ALL_UP_TO
 
     def _rows(self, connection: Connection, ids: Sequence[int]) -> list[RowMapping]:
         """The project rows of `ids`, in that order."""
@@ -433,6 +434,32 @@ class SearchIndex:
             for project_id, dependency in found:
                 dependencies.setdefault(project_id, []).append(dependency)
         return tuple(_document(row, tuple(dependencies.get(row["id"], ()))) for row in rows)
+
+
+def _ranked_page(
+    ranking: Ranking,
+    count: Callable[[], tuple[int, bool]],
+    few_likely: bool,
+    count_limit: int | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[int], int, bool]:
+    """A page of the matches of words, how many match and whether the count
+    stopped at `count_limit`, the cheapest way: when few matches are likely,
+    one scan scores and counts them all; otherwise the count comes first and
+    decides between scoring all and ranking in two steps (`search.ranking`)."""
+    if few_likely:
+        found = ranking.few(limit, offset)
+        if found is not None:
+            ids, matches = found
+            total = matches if count_limit is None else min(matches, count_limit)
+            return ids, total, total < matches
+    total, capped = count()
+    if not few_likely and not capped and total <= SCORE_ALL_UP_TO:
+        found = ranking.few(limit, offset)
+        if found is not None:  # None: past the last match, or rows were added meanwhile
+            return found[0], total, capped
+    return ranking.many(limit, offset), total, capped
 
 
 def _count(
