@@ -108,9 +108,17 @@ class PostgresServer:
     Use `running_postgres()` rather than this class directly: it guarantees `stop`.
     """
 
-    def __init__(self, binaries: Path, root: Path, account: pwd.struct_passwd | None) -> None:
+    def __init__(
+        self,
+        binaries: Path,
+        root: Path,
+        account: pwd.struct_passwd | None,
+        settings: Mapping[str, str] | None = None,
+    ) -> None:
         """`root` is an empty directory for the cluster; `account` is the OS user the
-        server runs as, or None for the current user."""
+        server runs as, or None for the current user; `settings` replace or add
+        to `SERVER_SETTINGS`."""
+        self.settings = {**SERVER_SETTINGS, **(settings or {})}
         self.binaries = binaries
         self.root = root
         self.data = root / "data"
@@ -148,7 +156,7 @@ class PostgresServer:
             "UTF8",
             "--no-instructions",
         )
-        settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{self.sockets}'"}
+        settings = {**self.settings, "unix_socket_directories": f"'{self.sockets}'"}
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         # A free port can be taken again before the server binds it: try another.
@@ -280,8 +288,9 @@ def server_account() -> pwd.struct_passwd | None:
 
 
 @contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
+def running_postgres(settings: Mapping[str, str] | None = None) -> Iterator[PostgresServer]:
     """Start a throwaway server; stop it and delete its files when the block ends.
+    `settings` replace or add to `SERVER_SETTINGS` (a benchmark's memory, say).
 
     Raises:
         PostgresUnavailable: PostgreSQL is not installed or did not start.
@@ -289,7 +298,7 @@ def running_postgres() -> Iterator[PostgresServer]:
     binaries = find_binaries()
     account = server_account()
     root = Path(tempfile.mkdtemp(prefix="packyard-pg-"))
-    server = PostgresServer(binaries, root, account)
+    server = PostgresServer(binaries, root, account, settings)
     # Also when the interpreter exits without unwinding this block.
     atexit.register(server.stop)
     try:
