@@ -328,7 +328,8 @@ class SearchIndex:
             {"ids": json.dumps(list(ids))},
         ).mappings()
         by_id = {row["id"]: row for row in rows}
-        return [by_id[project_id] for project_id in ids]
+        # A project removed since it was ranked (PostgreSQL reads each statement afresh).
+        return [by_id[project_id] for project_id in ids if project_id in by_id]
 
     def get(self, name: str) -> SearchDocument | None:
         """The document of the normalised `name`, if indexed."""
