@@ -303,13 +303,14 @@ class SearchIndex:
         terms: str,
     ) -> bool:
         """Whether the words' matches are likely few enough to score them all
-        at once (`Ranking.few`): a filter that narrows by much is on, or, on
-        SQLite, the full-text index alone counts few (in a millisecond; on
-        PostgreSQL that count costs as much as the real one)."""
+        at once (`Ranking.few`): a filter that narrows by much is on; or, on
+        SQLite, the full-text index alone counts few (in a millisecond); or, on
+        PostgreSQL, where that count costs as much as the real one, there are
+        several words, all of which must match."""
         if query.authors or query.classifiers or query.depends or within is not None:
             return True
         if self.postgres:
-            return False
+            return len(query.terms) > 1
         found = connection.execute(
             text(
                 "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH :terms "
