@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from packyard.model import SOURCE_LOCAL
 from packyard.search.documents import SearchDocument
@@ -171,3 +172,15 @@ def test_an_index_in_memory() -> None:
     index.upsert(DOCUMENTS)
     assert names(index, "core")[0] == "core"
     index.close()
+
+
+def test_a_project_removed_after_ranking_is_left_out_of_the_page(index: SearchIndex) -> None:
+    # Ranking and reading the rows are separate statements; on PostgreSQL a removal
+    # can fall between them.
+    with index.engine.connect() as connection:
+        ids = [row.id for row in connection.execute(text("SELECT id FROM search_projects"))]
+        index.remove(["requests"])
+        rows = index._rows(connection, [*ids, max(ids) + 1000])
+    found = [row["name"] for row in rows]
+    assert "requests" not in found
+    assert len(found) == len(ids) - 1
