@@ -267,7 +267,7 @@ class SearchIndex:
             return SearchResults((), 0)
         where, parameters = _filters(query)
         if within is not None:
-            where.append(self._within())
+            where.append(self._in_json_array("p.name", "within"))
             parameters["within"] = json.dumps(list(within))
         if query.terms:
             source, score, match = self._full_text(query.terms)
@@ -283,7 +283,7 @@ class SearchIndex:
 
             if query.terms:
                 tier = tier_expression(query.exact_name or "", query.terms, parameters)
-                candidates = self._ids_in(self._ranked_id(), "candidates")
+                candidates = self._in_json_array(self._ranked_id(), "candidates", ids=True)
                 ranking = Ranking(
                     connection, source, condition, parameters, tier, score, candidates
                 )
@@ -324,8 +324,9 @@ class SearchIndex:
         """The project rows of `ids`, in that order."""
         if not ids:
             return []
+        listed = self._in_json_array("p.id", "ids", ids=True)
         rows = connection.execute(
-            text(f"SELECT * FROM search_projects p WHERE {self._ids_in('p.id', 'ids')}"),  # noqa: S608
+            text(f"SELECT * FROM search_projects p WHERE {listed}"),  # noqa: S608
             {"ids": json.dumps(list(ids))},
         ).mappings()
         by_id = {row["id"]: row for row in rows}
@@ -388,18 +389,14 @@ class SearchIndex:
         source = "search_fts CROSS JOIN search_projects p ON p.id = search_fts.rowid"
         return source, "bm25(search_fts, 10.0, 1.0)", "search_fts MATCH :terms"
 
-    def _within(self) -> str:
-        """The condition keeping the names of the JSON array `:within`: one bound
-        value however many names (thousands, with osv.dev's export)."""
+    def _in_json_array(self, column: str, parameter: str, *, ids: bool = False) -> str:
+        """The condition keeping the rows whose `column` the JSON array bound to
+        `parameter` lists (project ids when `ids`, else text): one bound value
+        however many (thousands of names, with osv.dev's export)."""
         if self.postgres:
-            return "p.name IN (SELECT json_array_elements_text(CAST(:within AS json)))"
-        return "p.name IN (SELECT value FROM json_each(:within))"
-
-    def _ids_in(self, column: str, parameter: str) -> str:
-        """The condition keeping the ids in `column` that the JSON array `parameter` lists."""
-        if self.postgres:
+            value = "CAST(value AS BIGINT)" if ids else "value"
             return (
-                f"{column} IN (SELECT CAST(value AS BIGINT) "  # noqa: S608
+                f"{column} IN (SELECT {value} "  # noqa: S608
                 f"FROM json_array_elements_text(CAST(:{parameter} AS json)))"
             )
         return f"{column} IN (SELECT value FROM json_each(:{parameter}))"  # noqa: S608
@@ -454,8 +451,7 @@ def _ranked_page(
         found = ranking.few(limit, offset)
         if found is not None:
             ids, matches = found
-            total = matches if count_limit is None else min(matches, count_limit)
-            return ids, total, total < matches
+            return ids, *_at_most(matches, count_limit)
     total, capped = count()
     if not few_likely and not capped and total <= SCORE_ALL_UP_TO:
         found = ranking.few(limit, offset)
@@ -477,7 +473,14 @@ def _count(
         return int(connection.execute(text(sql), parameters).scalar_one()), False
     sql = f"SELECT count(*) FROM (SELECT 1 FROM {source} WHERE {condition} LIMIT :most) AS m"  # noqa: S608
     found = int(connection.execute(text(sql), {**parameters, "most": limit + 1}).scalar_one())
-    return min(found, limit), found > limit
+    return _at_most(found, limit)
+
+
+def _at_most(found: int, limit: int | None) -> tuple[int, bool]:
+    """`found` as a page shows it: at most `limit` (None: no limit), and whether it was more."""
+    if limit is None or found <= limit:
+        return found, False
+    return limit, True
 
 
 def _by_filters(

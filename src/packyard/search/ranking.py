@@ -83,8 +83,7 @@ class Ranking:
         rows = self.connection.execute(
             text(
                 "SELECT id, matches FROM (SELECT *, count(*) OVER () AS matches FROM ("  # noqa: S608
-                f"SELECT p.id, p.name, p.downloads, {self.tier} AS tier, {self.score} AS score "
-                f"FROM {self.source} WHERE {self.condition} LIMIT :most) AS scored) AS counted "
+                f"{self._scored_matches} LIMIT :most) AS scored) AS counted "
                 f"ORDER BY {_ORDER} LIMIT :limit OFFSET :offset"
             ),
             {**self.parameters, "most": SCORE_ALL_UP_TO + 1, "limit": limit, "offset": offset},
@@ -118,15 +117,22 @@ class Ranking:
         """A page of the matches that also meet `restriction`, scored and in full order."""
         rows = self.connection.execute(
             text(
-                # Tier and score are computed once per row, in the inner SELECT.
-                f"SELECT id FROM (SELECT p.id, p.name, p.downloads, {self.tier} AS tier, "  # noqa: S608
-                f"{self.score} AS score FROM {self.source} "
-                f"WHERE {self.condition} AND {restriction}) AS ranked "
+                f"SELECT id FROM ({self._scored_matches} AND {restriction}) AS ranked "  # noqa: S608
                 f"ORDER BY {_ORDER} LIMIT :limit OFFSET :offset"
             ),
             {**self.parameters, **bound, "limit": limit, "offset": offset},
         )
         return [row.id for row in rows]
+
+    @property
+    def _scored_matches(self) -> str:
+        """The SELECT of the matches with what `_ORDER` sorts by; tier and score
+        are computed once per row, here in the inner SELECT. A WHERE clause,
+        to be extended with AND or ended."""
+        return (
+            f"SELECT p.id, p.name, p.downloads, {self.tier} AS tier, {self.score} AS score "  # noqa: S608
+            f"FROM {self.source} WHERE {self.condition}"
+        )
 
     def _by_tier_and_downloads(self, count: int) -> Sequence[Row[Any]]:
         """The first `count` matches by tier, then downloads: no relevance computed."""
