@@ -5,7 +5,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import httpx
+
 from tests.e2e.servers import BIN, PYTHON, clean_environment
+from tests.unit.publish.test_multipart import encode, twine_form
 
 
 def run(argv: list[str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -87,3 +90,11 @@ def installed(target: Path) -> dict[str, str]:
         name, _, version = dist_info.name[: -len(".dist-info")].partition("-")
         found[name.lower().replace("_", "-")] = version
     return found
+
+
+def post_upload(url: str, wheel: Path, auth: tuple[str, str]) -> httpx.Response:
+    """`wheel` posted to the upload URL `url` (`…/legacy/`) as twine sends it."""
+    content_type, body = encode(twine_form(wheel), (wheel.name, wheel.read_bytes(), None))
+    return httpx.post(
+        url, content=body, headers={"content-type": content_type.decode()}, auth=auth, timeout=30
+    )

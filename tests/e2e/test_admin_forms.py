@@ -27,8 +27,8 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.builders import build_wheel
+from tests.e2e.clients import post_upload
 from tests.e2e.servers import PackyardProcess, clean_environment, packyard
-from tests.unit.publish.test_multipart import encode, twine_form
 
 pytestmark = pytest.mark.e2e
 
@@ -65,14 +65,7 @@ class Site:
 
     def upload(self, wheel: Path) -> httpx.Response:
         """`wheel` uploaded to `/legacy/` as twine does, with root's token."""
-        content_type, body = encode(twine_form(wheel), (wheel.name, wheel.read_bytes(), None))
-        return httpx.post(
-            self.url + "/legacy/",
-            content=body,
-            headers={"content-type": content_type.decode()},
-            auth=("__token__", self.token),
-            timeout=30,
-        )
+        return post_upload(self.url + "/legacy/", wheel, ("__token__", self.token))
 
     def audit(self, action: str) -> list[dict[str, Any]]:
         """The `action` events of the audit log (`/api/v1/audit`), newest first."""

@@ -28,8 +28,8 @@ from tests.builders import build_wheel
 from tests.e2e.bad_upstream import BadUpstreamProcess, content, filename
 from tests.e2e.cached_site import ConfiguredPackyard
 from tests.e2e.chromium import screenshot
+from tests.e2e.clients import post_upload
 from tests.e2e.servers import PackyardProcess, clean_environment, packyard
-from tests.unit.publish.test_multipart import encode, twine_form
 
 pytestmark = pytest.mark.e2e
 
@@ -44,17 +44,6 @@ PUBLIC = "good"
 class Site:
     server: PackyardProcess
     shots: Path
-
-
-def upload(server: PackyardProcess, wheel: Path) -> httpx.Response:
-    content_type, body = encode(twine_form(wheel), (wheel.name, wheel.read_bytes(), None))
-    return httpx.post(
-        server.url + "/legacy/",
-        content=body,
-        headers={"content-type": content_type.decode()},
-        auth=("root", PASSWORD),
-        timeout=30,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +77,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             # A resolver's `.metadata` read is not a download.
             metadata = httpx.get(f"{server.url}/files/beta-tools/{BETA}.metadata", timeout=10)
             assert metadata.status_code == 200
-            assert upload(server, gamma).status_code == 200
+            legacy, root = server.url + "/legacy/", ("root", PASSWORD)
+            assert post_upload(legacy, gamma, root).status_code == 200
             # Other bytes under a filename that exists: refused, and audited as such.
-            assert upload(server, changed_alpha).status_code == 400
+            assert post_upload(legacy, changed_alpha, root).status_code == 400
             download_public_file(server)
             # Two upstream errors: a page that is not JSON, a file shorter than listed.
             garbled = httpx.get(f"{server.index_url}html-as-json/", timeout=30)
