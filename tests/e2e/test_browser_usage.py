@@ -77,10 +77,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             # A resolver's `.metadata` read is not a download.
             metadata = httpx.get(f"{server.url}/files/beta-tools/{BETA}.metadata", timeout=10)
             assert metadata.status_code == 200
-            legacy, root = server.url + "/legacy/", ("root", PASSWORD)
-            assert post_upload(legacy, gamma, root).status_code == 200
+            legacy, credentials = server.url + "/legacy/", ("root", PASSWORD)
+            assert post_upload(legacy, gamma, credentials).status_code == 200
             # Other bytes under a filename that exists: refused, and audited as such.
-            assert post_upload(legacy, changed_alpha, root).status_code == 400
+            assert post_upload(legacy, changed_alpha, credentials).status_code == 400
             download_public_file(server)
             # Two upstream errors: a page that is not JSON, a file shorter than listed.
             garbled = httpx.get(f"{server.index_url}html-as-json/", timeout=30)
