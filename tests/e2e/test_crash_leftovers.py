@@ -139,7 +139,10 @@ def test_kill_9_mid_upload_and_mid_download_leaves_nothing_after_a_restart(
         upload_in_background(server, token, wheel, stop_after=BIG // 2, pause=0.0)
         with httpx.stream("GET", f"{server.url}/files/big-public/{public.name}") as download:
             assert download.status_code == 200
-            next(download.iter_raw(64 * 1024))  # then reads no more: the server waits
+            # Held, not dropped: a dropped iterator closes the connection, and the
+            # server would then remove its partial file itself, before the kill.
+            chunks = download.iter_raw(64 * 1024)
+            next(chunks)  # then reads no more: the server waits to send the rest
             leftovers = wait_for_temporary_files(data, 2)
             kill_9(server)
     finally:
@@ -148,6 +151,7 @@ def test_kill_9_mid_upload_and_mid_download_leaves_nothing_after_a_restart(
     in_files = [path for path in leftovers if "cache" not in path.parts]
     assert in_cache, leftovers
     assert in_files, leftovers
+    assert all(path.exists() for path in leftovers), "the kill left no partial file to sweep"
     time.sleep(STALE + 0.5)  # nothing writes to them any more: they are stale
 
     server.start()  # the start-up sweep, before any worker
